@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="txregistry",
+    version="0.1.0",
+    description="A container image registry (OCI Distribution Spec v1.1) on Twisted",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/txregistry.py"]},
+    install_requires=[
+        "twisted>=23.10",
+        "klein>=23.5",
+        "treq>=23.11",
+        "pyyaml>=5.4",
+        "zope.interface>=5",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "python-dxf>=12", "oras>=0.2", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": []},
+)

@@ -1,0 +1,146 @@
+"""Configuration in the classic docker-registry format.
+
+A YAML file of flavors (``common``, ``local``, ``dev``, ``test``, ``prod``,
+or your own), YAML anchors for inheritance, string values ``_env:VAR`` or
+``_env:VAR:default`` (the default may contain colons; the value is parsed as
+YAML).  The file is ``--config``, else ``DOCKER_REGISTRY_CONFIG``, else the
+built-in one below; the flavor is ``--flavor``, else ``SETTINGS_FLAVOR``,
+else ``dev``.  Precedence of a setting: command line, environment, file,
+built-in default.
+"""
+
+import os
+from dataclasses import dataclass
+
+import yaml
+
+DEFAULT_FLAVOR = "dev"
+DEFAULT_STORAGE_PATH = "/tmp/registry"
+LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
+STORAGES = ("local",)
+
+BUILTIN = """
+common: &common
+    loglevel: _env:LOGLEVEL:info
+    storage_path: _env:STORAGE_PATH:/tmp/registry
+
+local: &local
+    <<: *common
+    storage: local
+
+dev: &dev
+    <<: *local
+    loglevel: _env:LOGLEVEL:debug
+
+test:
+    <<: *dev
+    storage_path: _env:STORAGE_PATH:./tmp/test
+
+prod:
+    <<: *local
+    storage_path: _env:STORAGE_PATH:/var/lib/txregistry
+"""
+
+# Keys of the classic registry that we read now; others are accepted (old
+# files carry many) and reported once at start.
+KNOWN_KEYS = ("loglevel", "storage", "storage_path")
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message is the one line shown at start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    flavor: str
+    configFile: str
+    loglevel: str
+    storage: str
+    storagePath: str
+    ignoredKeys: tuple = ()
+
+
+def _interpolate(value, environ):
+    if isinstance(value, str) and value.startswith("_env:"):
+        parts = value.split(":", 2)
+        var = parts[1]
+        if var in environ:
+            raw = environ[var]
+        elif len(parts) == 3:
+            raw = parts[2]
+        else:
+            return None
+        try:
+            return yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            return raw
+    if isinstance(value, dict):
+        return {k: _interpolate(v, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, environ) for v in value]
+    return value
+
+
+def loadFlavor(text, flavor, source, environ):
+    """The settings dict of C{flavor} in YAML C{text}, interpolated."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = " (line %d)" % (mark.line + 1,) if mark is not None else ""
+        raise ConfigError("%s: invalid YAML%s: %s" % (source, where, getattr(e, "problem", e)))
+    if not isinstance(doc, dict):
+        raise ConfigError("%s: expected a mapping of flavors" % (source,))
+    if flavor not in doc:
+        raise ConfigError(
+            "%s: unknown flavor %r (flavors here: %s)"
+            % (source, flavor, ", ".join(sorted(str(k) for k in doc)) or "none")
+        )
+    section = doc[flavor] or {}
+    if not isinstance(section, dict):
+        raise ConfigError("%s: flavor %r is not a mapping" % (source, flavor))
+    return _interpolate(section, environ)
+
+
+def load(configFile=None, flavor=None, storagePath=None, environ=None):
+    """Build L{Settings} from the command line values given, the
+    environment and the file; raise L{ConfigError} with one clear line."""
+    environ = os.environ if environ is None else environ
+    configFile = configFile or environ.get("DOCKER_REGISTRY_CONFIG") or None
+    flavor = flavor or environ.get("SETTINGS_FLAVOR") or DEFAULT_FLAVOR
+    if configFile:
+        try:
+            with open(configFile, "r", encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("cannot read config file %s: %s" % (configFile, getattr(e, "strerror", None) or e))
+        source = configFile
+    else:
+        text, source = BUILTIN, "built-in configuration"
+    values = loadFlavor(text, flavor, source, environ)
+
+    loglevel = values.get("loglevel")
+    if "LOGLEVEL" in environ:
+        loglevel = environ["LOGLEVEL"]
+    loglevel = "info" if loglevel is None else loglevel
+    if not isinstance(loglevel, str) or loglevel.lower() not in LOGLEVELS:
+        raise ConfigError("%s: loglevel must be one of %s, not %r" % (source, ", ".join(LOGLEVELS), loglevel))
+
+    storage = values.get("storage", "local")
+    storage = "local" if storage is None else storage
+    if storage not in STORAGES:
+        raise ConfigError("%s: storage must be one of %s, not %r" % (source, ", ".join(STORAGES), storage))
+
+    path = storagePath or environ.get("STORAGE_PATH") or values.get("storage_path") or DEFAULT_STORAGE_PATH
+    if not isinstance(path, str) or "\0" in path:
+        raise ConfigError("%s: storage_path must be a directory path, not %r" % (source, path))
+
+    ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
+    return Settings(
+        flavor=flavor,
+        configFile=configFile or "",
+        loglevel=loglevel.lower(),
+        storage=storage,
+        storagePath=os.path.abspath(path),
+        ignoredKeys=ignored,
+    )

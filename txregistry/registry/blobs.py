@@ -1,0 +1,89 @@
+"""Content-addressed blobs and their links into repositories."""
+
+from txregistry import digest as digests
+from txregistry.errors import RegistryError
+from txregistry.registry import layout
+from txregistry.storage import PathNotFound
+
+
+async def readLink(driver, path):
+    """The digest a link file names, or C{None} when there is no link (or it
+    is unreadable garbage, which we treat as absent)."""
+    try:
+        data = await driver.getContent(path)
+    except PathNotFound:
+        return None
+    try:
+        return digests.parse(data.strip())
+    except digests.InvalidDigest:
+        return None
+
+
+async def exists(driver, path):
+    try:
+        await driver.stat(path)
+    except PathNotFound:
+        return False
+    return True
+
+
+class BlobStore:
+    def __init__(self, driver):
+        self.driver = driver
+
+    async def size(self, name, digest):
+        """Size of a blob readable through repository C{name}, else
+        BLOB_UNKNOWN."""
+        linked = await readLink(self.driver, layout.layerLink(name, digest))
+        if linked != digest:
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        try:
+            info = await self.driver.stat(layout.blobData(digest))
+        except PathNotFound:
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        return info.size
+
+    async def reader(self, name, digest, offset=0):
+        try:
+            return await self.driver.reader(layout.blobData(digest), offset)
+        except PathNotFound:
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+
+    async def redirectURL(self, digest, method="GET"):
+        return await self.driver.redirectURL(layout.blobData(digest), method)
+
+    async def isLinked(self, name, digest):
+        return (await readLink(self.driver, layout.layerLink(name, digest))) == digest
+
+    async def link(self, name, digest):
+        await self.driver.putContent(layout.layerLink(name, digest), digest.encode("ascii"))
+
+    async def unlink(self, name, digest):
+        path = layout.layerLink(name, digest)
+        if not await self.isLinked(name, digest):
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        await self.driver.delete(path.rsplit("/", 1)[0])
+
+    async def mount(self, name, digest, fromName):
+        """Link a blob of C{fromName} into C{name}; C{False} when C{fromName}
+        cannot read it."""
+        try:
+            await self.size(fromName, digest)
+        except RegistryError:
+            return False
+        await self.link(name, digest)
+        return True
+
+    async def hasData(self, digest):
+        return await exists(self.driver, layout.blobData(digest))
+
+    async def putContent(self, digest, data):
+        """Store small content (a manifest) under its digest, unless there."""
+        if not await self.hasData(digest):
+            await self.driver.putContent(layout.blobData(digest), data)
+
+    async def getContent(self, digest):
+        try:
+            return await self.driver.getContent(layout.blobData(digest))
+        except PathNotFound:
+            return None

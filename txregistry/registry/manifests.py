@@ -1,0 +1,356 @@
+"""Manifests, tags and referrers of a repository.
+
+Manifests are stored as the exact bytes received (their digest is of those
+bytes), as blobs, linked from ``_manifests/revisions``; a tag is a link to a
+revision.  Supported: Docker schema 2 manifest and manifest list, OCI image
+manifest and index, including OCI 1.1 artifacts (``artifactType``,
+``subject``)."""
+
+import json
+from dataclasses import dataclass, field
+
+from txregistry import digest as digests
+from txregistry import names
+from txregistry.errors import RegistryError
+from txregistry.registry import layout
+from txregistry.registry.blobs import exists, readLink
+from txregistry.storage import PathNotFound
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+IMAGE_TYPES = (DOCKER_MANIFEST, OCI_MANIFEST)
+INDEX_TYPES = (DOCKER_LIST, OCI_INDEX)
+MEDIA_TYPES = IMAGE_TYPES + INDEX_TYPES
+# Content types that say nothing about the manifest: fall back to its body.
+_GENERIC_TYPES = ("", "application/json", "application/octet-stream", "text/plain")
+# Layers a registry need not hold (their "urls" say where they live).
+_FOREIGN_LAYERS = (
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+)
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+
+
+@dataclass
+class Manifest:
+    mediaType: str
+    blobs: list = field(default_factory=list)  # digests that must be layers
+    children: list = field(default_factory=list)  # digests that must be manifests
+    subject: object = None
+    artifactType: str = None
+    annotations: dict = None
+
+
+def _invalid(message, detail=None):
+    return RegistryError("MANIFEST_INVALID", message, detail)
+
+
+def _descriptor(value, where):
+    if not isinstance(value, dict):
+        raise _invalid("%s is not a descriptor" % (where,))
+    try:
+        d = digests.parse(value.get("digest"))
+    except digests.InvalidDigest as e:
+        raise _invalid("%s: %s" % (where, e))
+    size = value.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _invalid("%s has no valid size" % (where,))
+    mediaType = value.get("mediaType")
+    if mediaType is not None and not isinstance(mediaType, str):
+        raise _invalid("%s has an invalid mediaType" % (where,))
+    return d
+
+
+def mediaTypeOf(body):
+    """The media type of stored manifest bytes (for GET)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return OCI_MANIFEST
+    if not isinstance(doc, dict):
+        return OCI_MANIFEST
+    declared = doc.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
+
+
+def parseManifest(body, contentType):
+    """Validate manifest bytes received with C{contentType}; return a
+    L{Manifest} or raise MANIFEST_INVALID."""
+    if len(body) > MAX_MANIFEST_SIZE:
+        raise RegistryError(
+            "MANIFEST_INVALID", "manifest exceeds %d bytes" % (MAX_MANIFEST_SIZE,), status=413
+        )
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _invalid("manifest is not valid JSON: %s" % (e,))
+    if not isinstance(doc, dict):
+        raise _invalid("manifest is not a JSON object")
+    contentType = (contentType or "").split(";", 1)[0].strip().lower()
+    declared = doc.get("mediaType")
+    if declared is not None and not isinstance(declared, str):
+        raise _invalid("mediaType is not a string")
+    if contentType in _GENERIC_TYPES:
+        mediaType = declared or (OCI_INDEX if "manifests" in doc else OCI_MANIFEST)
+    else:
+        mediaType = contentType
+    if mediaType not in MEDIA_TYPES:
+        raise _invalid("unsupported manifest media type %r" % (mediaType,))
+    if declared is not None and declared != mediaType:
+        raise _invalid(
+            "mediaType %r in the manifest does not match Content-Type %r" % (declared, mediaType)
+        )
+    if doc.get("schemaVersion") != 2:
+        raise _invalid("schemaVersion must be 2")
+    m = Manifest(mediaType)
+    if mediaType in IMAGE_TYPES:
+        if "manifests" in doc:
+            raise _invalid("an image manifest has no 'manifests'")
+        m.blobs.append(_descriptor(doc.get("config"), "config"))
+        layers = doc.get("layers")
+        if not isinstance(layers, list):
+            raise _invalid("layers must be a list")
+        for i, layer in enumerate(layers):
+            d = _descriptor(layer, "layers[%d]" % (i,))
+            if layer.get("mediaType") in _FOREIGN_LAYERS and layer.get("urls"):
+                continue
+            m.blobs.append(d)
+        config = doc.get("config") or {}
+        configType = config.get("mediaType")
+    else:
+        if "layers" in doc or "config" in doc:
+            raise _invalid("an index has no 'layers' or 'config'")
+        children = doc.get("manifests")
+        if not isinstance(children, list):
+            raise _invalid("manifests must be a list")
+        for i, child in enumerate(children):
+            m.children.append(_descriptor(child, "manifests[%d]" % (i,)))
+        configType = None
+    if "subject" in doc:
+        m.subject = _descriptor(doc["subject"], "subject")
+    artifactType = doc.get("artifactType")
+    if artifactType is not None and not isinstance(artifactType, str):
+        raise _invalid("artifactType is not a string")
+    # OCI 1.1: with no artifactType, a manifest's config media type stands in
+    # (except the empty config, which says nothing).
+    if artifactType is None and configType and configType != "application/vnd.oci.empty.v1+json":
+        artifactType = configType
+    m.artifactType = artifactType
+    annotations = doc.get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        raise _invalid("annotations is not an object")
+    m.annotations = annotations
+    return m
+
+
+def parseReference(reference):
+    """A reference is a digest or a tag: return C{(digest, None)} or
+    C{(None, tag)}, or raise the matching 400 error."""
+    if ":" in reference:
+        try:
+            return digests.parse(reference), None
+        except digests.InvalidDigest as e:
+            raise RegistryError("DIGEST_INVALID", str(e), {"reference": reference[:200]})
+    if not names.isValidTag(reference):
+        raise RegistryError("TAG_INVALID", "invalid tag %r" % (reference[:200],))
+    return None, reference
+
+
+class Manifests:
+    def __init__(self, driver, blobs, cacheSize=32 * 1024 * 1024):
+        self.driver = driver
+        self.blobs = blobs
+        # Manifests are immutable by digest: a bounded cache of their bytes.
+        self._cache = {}
+        self._cacheBytes = 0
+        self._cacheSize = cacheSize
+
+    # --- content by digest ---
+
+    async def _content(self, digest):
+        data = self._cache.get(digest)
+        if data is not None:
+            return data
+        data = await self.blobs.getContent(digest)
+        if data is not None and len(data) <= self._cacheSize // 16:
+            while self._cache and self._cacheBytes + len(data) > self._cacheSize:
+                old = self._cache.pop(next(iter(self._cache)))
+                self._cacheBytes -= len(old)
+            self._cache[digest] = data
+            self._cacheBytes += len(data)
+        return data
+
+    async def _isRevision(self, name, digest):
+        return (await readLink(self.driver, layout.revisionLink(name, digest))) == digest
+
+    async def resolve(self, name, reference):
+        """The digest a reference names in C{name}, or MANIFEST_UNKNOWN."""
+        digest, tag = parseReference(reference)
+        if tag is not None:
+            digest = await readLink(self.driver, layout.tagCurrentLink(name, tag))
+            if digest is None:
+                raise RegistryError(
+                    "MANIFEST_UNKNOWN", "manifest tagged %r is not known" % (tag,), {"tag": tag}
+                )
+        if not await self._isRevision(name, digest):
+            raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
+        return digest
+
+    async def get(self, name, reference):
+        """C{(body, mediaType, digest)} of a manifest."""
+        digest = await self.resolve(name, reference)
+        body = await self._content(digest)
+        if body is None:
+            raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
+        return body, mediaTypeOf(body), digest
+
+    # --- push ---
+
+    async def put(self, name, reference, body, contentType):
+        """Store a manifest; returns C{(digest, parsed Manifest)}."""
+        refDigest, tag = parseReference(reference)
+        manifest = parseManifest(body, contentType)
+        algorithm = refDigest.algorithm if refDigest is not None else "sha256"
+        digest = digests.of(body, algorithm)
+        if refDigest is not None and refDigest != digest:
+            raise RegistryError(
+                "DIGEST_INVALID",
+                "manifest digest does not match the reference",
+                {"expected": refDigest, "actual": digest},
+            )
+        missing = []
+        for d in manifest.blobs:
+            if not await self.blobs.isLinked(name, d):
+                missing.append(d)
+        for d in manifest.children:
+            if not await self._isRevision(name, d):
+                missing.append(d)
+        if missing:
+            raise RegistryError(
+                "MANIFEST_BLOB_UNKNOWN",
+                "manifest references %d unknown blob(s) or manifest(s)" % (len(missing),),
+                {"digests": missing[:20]},
+            )
+        await self.blobs.putContent(digest, body)
+        if manifest.subject is not None:
+            await self.driver.putContent(
+                layout.referrerLink(name, manifest.subject, digest), digest.encode("ascii")
+            )
+        await self.driver.putContent(layout.revisionLink(name, digest), digest.encode("ascii"))
+        if tag is not None:
+            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
+            await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
+        return digest, manifest
+
+    # --- delete ---
+
+    async def delete(self, name, reference):
+        digest, tag = parseReference(reference)
+        if tag is not None:
+            if await readLink(self.driver, layout.tagCurrentLink(name, tag)) is None:
+                raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": tag})
+            await self._deleteQuietly(layout.tagDir(name, tag))
+            return
+        if not await self._isRevision(name, digest):
+            raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
+        for t in await self.tags(name):
+            if await readLink(self.driver, layout.tagCurrentLink(name, t)) == digest:
+                await self._deleteQuietly(layout.tagDir(name, t))
+        body = await self._content(digest)
+        if body is not None:
+            try:
+                subject = parseManifest(body, mediaTypeOf(body)).subject
+            except RegistryError:
+                subject = None
+            if subject is not None:
+                link = layout.referrerLink(name, subject, digest)
+                await self._deleteQuietly(link.rsplit("/", 1)[0])
+        await self._deleteQuietly(layout.revisionLink(name, digest).rsplit("/", 1)[0])
+
+    async def _deleteQuietly(self, path):
+        try:
+            await self.driver.delete(path)
+        except PathNotFound:
+            pass
+
+    # --- discovery ---
+
+    async def repositoryExists(self, name):
+        return await exists(self.driver, layout.manifestsDir(name))
+
+    async def tags(self, name):
+        """Sorted tags of C{name}; NAME_UNKNOWN when no such repository."""
+        try:
+            paths = await self.driver.list(layout.tagsDir(name))
+        except PathNotFound:
+            if await self.repositoryExists(name):
+                return []
+            raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+        return sorted(p.rsplit("/", 1)[1] for p in paths)
+
+    async def referrers(self, name, subject, artifactType=None):
+        """Descriptors of the manifests of C{name} whose subject is
+        C{subject}."""
+        try:
+            entries = await self.driver.list(layout.referrersDir(name, subject))
+        except PathNotFound:
+            return []
+        out = []
+        for entry in entries:
+            for path in await self._listQuietly(entry):
+                try:
+                    d = digests.parse(layout.linkDigestFromPath(path + "/link"))
+                except digests.InvalidDigest:
+                    continue
+                if not await self._isRevision(name, d):
+                    continue
+                body = await self._content(d)
+                if body is None:
+                    continue
+                try:
+                    m = parseManifest(body, mediaTypeOf(body))
+                except RegistryError:
+                    continue
+                if artifactType is not None and m.artifactType != artifactType:
+                    continue
+                desc = {"mediaType": m.mediaType, "digest": d, "size": len(body)}
+                if m.artifactType:
+                    desc["artifactType"] = m.artifactType
+                if m.annotations:
+                    desc["annotations"] = m.annotations
+                out.append(desc)
+        out.sort(key=lambda x: x["digest"])
+        return out
+
+    async def _listQuietly(self, path):
+        try:
+            return await self.driver.list(path)
+        except PathNotFound:
+            return []
+
+
+async def catalog(driver):
+    """Every repository name (sorted): a directory holding ``_manifests``."""
+    found = []
+    root = layout.repositoriesRoot()
+
+    async def walk(path, prefix):
+        try:
+            children = await driver.list(path)
+        except PathNotFound:
+            return
+        for child in children:
+            base = child.rsplit("/", 1)[1]
+            if base == "_manifests":
+                found.append(prefix.rstrip("/"))
+            elif not base.startswith("_"):
+                await walk(child, prefix + base + "/")
+
+    await walk(root, "")
+    return sorted(n for n in found if n)

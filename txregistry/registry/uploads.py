@@ -1,0 +1,363 @@
+"""Blob upload sessions: create, append (hashing as bytes arrive), complete
+(verify the digest, then adopt the data by a move), cancel.
+
+Upload data lives in the storage itself (``_uploads/<id>/data``), so a
+completed upload becomes a blob by a rename, never a copy.  The hash state of
+an upload is kept in this process; when it is missing (a restart) or stale,
+completion re-reads the data to verify the digest.
+"""
+
+import re
+import time
+import uuid as uuidlib
+from collections import deque
+
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txregistry import digest as digests
+from txregistry.errors import RegistryError
+from txregistry.registry import layout
+from txregistry.storage import PathNotFound
+
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}$")
+
+# Flow control of one request body: above HIGH queued bytes the producer is
+# paused; below LOW it is resumed.
+HIGH_WATER = 8 * 1024 * 1024
+LOW_WATER = 2 * 1024 * 1024
+READ_CHUNK = 1024 * 1024
+_PENDING = object()
+
+
+def isValidUploadID(value):
+    return isinstance(value, str) and _UPLOAD_ID.match(value) is not None
+
+
+class _State:
+    """What this process knows of one upload: running hashes, valid at
+    C{offset}, and whether a request is writing to it."""
+
+    def __init__(self):
+        self.hashers = {}
+        self.offset = 0
+        self.busy = False
+
+
+class Uploads:
+    log = Logger()
+
+    def __init__(self, driver, blobs, reactor, threadpool):
+        self.driver = driver
+        self.blobs = blobs
+        self._reactor = reactor
+        self._pool = threadpool
+        self._states = {}
+
+    def _inPool(self, f, *args):
+        if self._pool is None:
+            return maybeDeferred(f, *args)
+        return deferToThreadPool(self._reactor, self._pool, f, *args)
+
+    def _unknown(self, uploadID):
+        return RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": uploadID})
+
+    async def create(self, name):
+        uploadID = str(uuidlib.uuid4())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()).encode("ascii")
+        await self.driver.putContent(layout.uploadStartedAt(name, uploadID), stamp)
+        self._states[uploadID] = _State()
+        return uploadID
+
+    async def _checkExists(self, name, uploadID):
+        if not isValidUploadID(uploadID):
+            raise self._unknown(uploadID)
+        try:
+            await self.driver.stat(layout.uploadStartedAt(name, uploadID))
+        except PathNotFound:
+            raise self._unknown(uploadID)
+
+    async def offset(self, name, uploadID):
+        """Bytes received so far (BLOB_UPLOAD_UNKNOWN if no such upload)."""
+        await self._checkExists(name, uploadID)
+        try:
+            return (await self.driver.stat(layout.uploadData(name, uploadID))).size
+        except PathNotFound:
+            return 0
+
+    def appender(self, name, uploadID, start=None, algorithms=("sha256",), onPause=None, onResume=None):
+        """An L{Appender} for one request body.  C{uploadID=None} creates a
+        new upload (a monolithic POST)."""
+        return Appender(self, name, uploadID, start, algorithms, onPause, onResume)
+
+    def _acquire(self, uploadID):
+        state = self._states.setdefault(uploadID, _State())
+        if state.busy:
+            raise RegistryError(
+                "BLOB_UPLOAD_INVALID",
+                "another request is writing to this upload",
+                {"uuid": uploadID},
+                status=409,
+            )
+        state.busy = True
+        return state
+
+    def _release(self, uploadID):
+        state = self._states.get(uploadID)
+        if state is not None:
+            state.busy = False
+
+    async def _hashStored(self, name, uploadID, algorithm):
+        h = digests.hasher(algorithm)
+        try:
+            reader = await self.driver.reader(layout.uploadData(name, uploadID))
+        except PathNotFound:
+            return digests.fromHasher(algorithm, h)
+        try:
+            while True:
+                chunk = await reader.read(READ_CHUNK)
+                if not chunk:
+                    break
+                await self._inPool(h.update, chunk)
+        finally:
+            reader.close()
+        return digests.fromHasher(algorithm, h)
+
+    async def complete(self, name, uploadID, expected):
+        """Verify that the upload's content has digest C{expected}, make it a
+        blob of C{name}, and forget the upload.  Returns the size."""
+        await self._checkExists(name, uploadID)
+        state = self._acquire(uploadID)
+        try:
+            dataPath = layout.uploadData(name, uploadID)
+            try:
+                size = (await self.driver.stat(dataPath)).size
+            except PathNotFound:
+                size = 0
+                await self.driver.putContent(dataPath, b"")
+            h = state.hashers.get(expected.algorithm)
+            if h is not None and state.offset == size:
+                actual = digests.fromHasher(expected.algorithm, h)
+            else:
+                actual = await self._hashStored(name, uploadID, expected.algorithm)
+            if actual != expected:
+                await self._forget(name, uploadID)
+                raise RegistryError(
+                    "DIGEST_INVALID",
+                    detail={"expected": expected, "actual": actual},
+                )
+            if await self.blobs.hasData(expected):
+                pass  # same content already stored (a concurrent push): keep it
+            else:
+                await self.driver.move(dataPath, layout.blobData(expected))
+            await self.blobs.link(name, expected)
+            await self._forget(name, uploadID)
+            return size
+        finally:
+            self._release(uploadID)
+
+    async def _forget(self, name, uploadID):
+        self._states.pop(uploadID, None)
+        try:
+            await self.driver.delete(layout.uploadDir(name, uploadID))
+        except PathNotFound:
+            pass
+
+    async def cancel(self, name, uploadID):
+        await self._checkExists(name, uploadID)
+        state = self._states.get(uploadID)
+        if state is not None and state.busy:
+            raise RegistryError(
+                "BLOB_UPLOAD_INVALID",
+                "another request is writing to this upload",
+                {"uuid": uploadID},
+                status=409,
+            )
+        await self._forget(name, uploadID)
+
+
+class Appender:
+    """Appends one request body to an upload while it arrives.
+
+    C{write} is synchronous (it is called for each piece of the body as the
+    network delivers it) and only queues; queued bytes are hashed and written
+    by the thread pool, one batch at a time.  C{onPause}/C{onResume} apply
+    backpressure to whoever calls C{write}.  C{finish} fires with the new
+    offset once everything is written and durable, or fails with the
+    L{RegistryError} that made this body unacceptable (in which case the rest
+    of the body is discarded).
+    """
+
+    log = Logger()
+
+    def __init__(self, uploads, name, uploadID, start, algorithms, onPause, onResume):
+        self._uploads = uploads
+        self.name = name
+        self.uploadID = uploadID
+        self._start = start
+        self._algorithms = algorithms
+        self._onPause = onPause or (lambda: None)
+        self._onResume = onResume or (lambda: None)
+        self._queue = deque()
+        self._pending = 0
+        self.received = 0
+        self._paused = False
+        self._writer = None
+        self._state = None
+        self._hashers = None
+        self._busy = False
+        self._ended = False
+        self._closed = False
+        self.error = None
+        self._result = _PENDING
+        self._waiters = []
+        Deferred.fromCoroutine(self._open()).addErrback(self._fail)
+
+    # --- opening ---
+
+    async def _open(self):
+        uploads = self._uploads
+        if self.uploadID is None:
+            self.uploadID = await uploads.create(self.name)
+        await uploads._checkExists(self.name, self.uploadID)
+        self._state = uploads._acquire(self.uploadID)
+        writer = await uploads.driver.writer(layout.uploadData(self.name, self.uploadID), append=True)
+        self._writer = writer
+        if self._start is not None and self._start != writer.size:
+            raise RegistryError(
+                "RANGE_INVALID",
+                "chunk starts at %d but the upload has %d bytes" % (self._start, writer.size),
+                {"offset": writer.size},
+                headers={"Range": "0-%d" % (max(writer.size, 1) - 1)},
+            )
+        state = self._state
+        if writer.size == 0:
+            state.hashers = {a: digests.hasher(a) for a in self._algorithms}
+            state.offset = 0
+        elif state.offset != writer.size:
+            state.hashers = {}
+        self._hashers = list(state.hashers.values())
+        self._kick()
+
+    def _fail(self, failure):
+        if self.error is None:
+            if failure.check(RegistryError):
+                self.error = failure.value
+            else:
+                self.log.failure("upload {uuid}: writing failed", failure, uuid=self.uploadID)
+                self.error = failure
+                if self._state is not None:
+                    self._state.hashers = {}
+        self._queue.clear()
+        self._pending = 0
+        self._busy = False
+        self._resume()
+        self._maybeDone()
+
+    # --- the body ---
+
+    def write(self, data):
+        self.received += len(data)
+        if self.error is not None or self._closed:
+            return
+        self._queue.append(data)
+        self._pending += len(data)
+        if self._pending > HIGH_WATER and not self._paused:
+            self._paused = True
+            self._onPause()
+        self._kick()
+
+    def _resume(self):
+        if self._paused:
+            self._paused = False
+            self._onResume()
+
+    def _kick(self):
+        if self._busy or self._writer is None or self.error is not None:
+            return
+        if not self._queue:
+            self._maybeDone()
+            return
+        batch = b"".join(self._queue) if len(self._queue) > 1 else self._queue[0]
+        self._queue.clear()
+        self._busy = True
+        work = [self._writer.write(batch)]
+        for h in self._hashers:
+            work.append(self._uploads._inPool(h.update, batch))
+        d = gatherResults(work, consumeErrors=True)
+
+        def written(_):
+            self._busy = False
+            self._pending -= len(batch)
+            self._state.offset += len(batch)
+            if self._paused and self._pending < LOW_WATER:
+                self._resume()
+            self._kick()
+
+        def failed(f):
+            # gatherResults wraps the first failure
+            self._fail(getattr(f.value, "subFailure", f))
+
+        d.addCallbacks(written, failed)
+
+    def end(self):
+        """The whole body was received."""
+        self._ended = True
+        self._kick()
+
+    def finish(self):
+        """Deferred firing with the upload's new size once all of the body is
+        durable (see the class docstring)."""
+        self.end()
+        d = Deferred()
+        if self._result is _PENDING:
+            self._waiters.append(d)
+            self._maybeDone()
+        else:
+            self._deliver(d)
+        return d
+
+    def abort(self):
+        """The client went away mid-body: keep what arrived (the upload's
+        offset tells the client where to resume) and release the upload."""
+        self.end()
+        self._maybeDone()
+
+    def _maybeDone(self):
+        if not self._ended or self._busy or self._queue or self._closed:
+            return
+        if self.error is None and self._writer is None:
+            return  # still opening
+        self._closed = True
+        Deferred.fromCoroutine(self._close()).addBoth(self._closedWith)
+
+    async def _close(self):
+        writer = self._writer
+        try:
+            if writer is not None:
+                if self.error is None:
+                    await writer.commit()
+                await writer.close()
+        finally:
+            if self._state is not None:
+                self._uploads._release(self.uploadID)
+        if self.error is not None:
+            return self.error
+        return writer.size
+
+    def _closedWith(self, result):
+        if isinstance(result, Failure) and self.error is not None:
+            result = self.error
+        self._result = result
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            self._deliver(d)
+
+    def _deliver(self, d):
+        result = self._result
+        if isinstance(result, (Failure, BaseException)):
+            d.errback(result)
+        else:
+            d.callback(result)

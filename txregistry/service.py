@@ -1,0 +1,98 @@
+"""The running registry: builds the object graph, owns the I/O thread pool
+and the listening port."""
+
+import os
+
+from twisted.application import service
+from twisted.internet import endpoints
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from txregistry.registry import Registry
+from txregistry.storage.filesystem import FilesystemDriver
+from txregistry.web.app import RegistryApp
+from txregistry.web.ingest import RegistrySite
+
+
+def endpointDescription(port):
+    """A bare port number means TCP on every interface."""
+    port = str(port).strip()
+    return "tcp:%s" % (port,) if port.isdigit() else port
+
+
+def checkStoragePath(path):
+    """Create the storage root if needed; return an error line or C{None}."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        return "cannot create storage path %s: %s" % (path, e.strerror)
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "storage path %s is not writable" % (path,)
+    return None
+
+
+class RegistryService(service.MultiService):
+    log = Logger()
+
+    def __init__(self, settings, port, reactor, ioThreads=16):
+        service.MultiService.__init__(self)
+        self.settings = settings
+        self.description = endpointDescription(port)
+        self._reactor = reactor
+        self.threadpool = ThreadPool(minthreads=1, maxthreads=ioThreads, name="txregistry-io")
+        self.driver = FilesystemDriver(settings.storagePath, reactor, self.threadpool)
+        self.registry = Registry(self.driver, reactor, self.threadpool)
+        self.app = RegistryApp(self.registry)
+        self.site = RegistrySite(self.app.resource(), self.app.chooseBody)
+        self.endpoint = endpoints.serverFromString(reactor, self.description)
+        self.port = None
+
+    def privilegedStartService(self):
+        # Listen now (before twistd drops privileges), and fail at start
+        # with one line if we cannot.
+        result = []
+        self.endpoint.listen(self.site).addBoth(result.append)
+        if result and isinstance(result[0], Failure):
+            raise SystemExit("txregistry: cannot listen on %s: %s" % (self.description, result[0].value))
+        if result:
+            self.port = result[0]
+        service.MultiService.privilegedStartService(self)
+
+    def startService(self):
+        if self.port is None and not self.running:
+            self.privilegedStartService()
+        self.threadpool.start()
+        service.MultiService.startService(self)
+        s = self.settings
+        address = self.port.getHost() if self.port is not None else self.description
+        self.log.info(
+            "txregistry listening on {address}, storage {storage} at {path}, flavor {flavor}",
+            address=_describeAddress(address),
+            storage=self.driver.name,
+            path=s.storagePath,
+            flavor=s.flavor,
+        )
+        if s.storagePath == "/tmp" or s.storagePath.startswith("/tmp/"):
+            self.log.warn(
+                "storage path {path} is under /tmp: the data will not survive a reboot",
+                path=s.storagePath,
+            )
+        if s.ignoredKeys:
+            self.log.info("configuration keys not used by txregistry: {keys}", keys=", ".join(s.ignoredKeys))
+
+    def stopService(self):
+        d = service.MultiService.stopService(self)
+        port, self.port = self.port, None
+        if port is not None:
+            d.addCallback(lambda _: port.stopListening())
+        d.addCallback(lambda _: self.threadpool.stop())
+        return d
+
+
+def _describeAddress(address):
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    if host is not None and port is not None:
+        return "%s:%s" % (host, port)
+    return str(address)

@@ -1,0 +1,10 @@
+"""Storage drivers: paths and bytes only (no digests, no repositories)."""
+
+from txregistry.storage.interface import (  # noqa: F401
+    FileInfo,
+    InvalidOffset,
+    InvalidPath,
+    IStorageDriver,
+    PathNotFound,
+    StorageError,
+)

@@ -1,0 +1,236 @@
+"""A storage driver on a local directory.  Every disk call runs in the thread
+pool it is given, never on the reactor thread."""
+
+import errno
+import os
+import shutil
+import uuid
+
+from twisted.internet.threads import deferToThreadPool
+from zope.interface import implementer
+
+from txregistry.storage.interface import (
+    FileInfo,
+    InvalidOffset,
+    IReader,
+    IStorageDriver,
+    IWriter,
+    PathNotFound,
+    StorageError,
+    checkPath,
+)
+
+TEMP_PREFIX = ".tmp-"
+
+
+def _fsyncDirectory(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _notFound(e, path):
+    if isinstance(e, OSError) and e.errno in (errno.ENOENT, errno.ENOTDIR):
+        return PathNotFound(path)
+    return e
+
+
+@implementer(IReader)
+class _FileReader:
+    def __init__(self, driver, f, size):
+        self._driver = driver
+        self._file = f
+        self.size = size
+
+    def read(self, n):
+        return self._driver._run(self._file.read, n)
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@implementer(IWriter)
+class _FileWriter:
+    def __init__(self, driver, path, f):
+        self._driver = driver
+        self._path = path
+        self._file = f
+        self.size = f.tell()
+
+    def write(self, data):
+        def done(_):
+            self.size += len(data)
+
+        return self._driver._run(self._file.write, data).addCallback(done)
+
+    def commit(self):
+        def sync():
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+        return self._driver._run(sync)
+
+    def cancel(self):
+        f, self._file = self._file, None
+
+        def remove():
+            if f is not None:
+                f.close()
+            try:
+                os.unlink(self._driver._local(self._path))
+            except FileNotFoundError:
+                pass
+
+        return self._driver._run(remove)
+
+    def close(self):
+        f, self._file = self._file, None
+        if f is None:
+            return self._driver._run(lambda: None)
+        return self._driver._run(f.close)
+
+
+@implementer(IStorageDriver)
+class FilesystemDriver:
+    name = "filesystem"
+
+    def __init__(self, root, reactor, threadpool):
+        self.root = os.path.abspath(root)
+        self._reactor = reactor
+        self._pool = threadpool
+
+    def __repr__(self):
+        return "<FilesystemDriver %s>" % (self.root,)
+
+    def _run(self, f, *args):
+        return deferToThreadPool(self._reactor, self._pool, f, *args)
+
+    def _local(self, path):
+        checkPath(path)
+        return self.root + path
+
+    def _call(self, path, f, *args):
+        """Run C{f(localPath, *args)} in the pool, mapping ENOENT to
+        L{PathNotFound}."""
+        local = self._local(path)
+
+        def call():
+            try:
+                return f(local, *args)
+            except OSError as e:
+                raise _notFound(e, path)
+
+        return self._run(call)
+
+    # --- small content ---
+
+    def getContent(self, path):
+        def get(local):
+            with open(local, "rb") as f:
+                return f.read()
+
+        return self._call(path, get)
+
+    def putContent(self, path, data):
+        def put(local):
+            directory = os.path.dirname(local)
+            os.makedirs(directory, exist_ok=True)
+            tmp = os.path.join(directory, TEMP_PREFIX + uuid.uuid4().hex)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, local)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            _fsyncDirectory(directory)
+
+        return self._call(path, put)
+
+    # --- streams ---
+
+    def reader(self, path, offset=0):
+        def open_(local):
+            f = open(local, "rb")
+            size = os.fstat(f.fileno()).st_size
+            if offset > size or offset < 0:
+                f.close()
+                raise InvalidOffset("%s: offset %d beyond size %d" % (path, offset, size))
+            f.seek(offset)
+            return _FileReader(self, f, size - offset)
+
+        return self._call(path, open_)
+
+    def writer(self, path, append=False):
+        def open_(local):
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            f = open(local, "ab" if append else "wb")
+            f.seek(0, os.SEEK_END)
+            return _FileWriter(self, path, f)
+
+        return self._call(path, open_)
+
+    # --- metadata ---
+
+    def stat(self, path):
+        def stat(local):
+            st = os.stat(local)
+            isDir = os.path.isdir(local)
+            return FileInfo(path, 0 if isDir else st.st_size, st.st_mtime, isDir)
+
+        return self._call(path, stat)
+
+    def list(self, path):
+        def list_(local):
+            names = os.listdir(local)
+            prefix = "" if path == "/" else path
+            return sorted(prefix + "/" + n for n in names if not n.startswith(TEMP_PREFIX))
+
+        if path == "/":
+            return self._run(lambda: list_(self.root) if os.path.isdir(self.root) else [])
+        return self._call(path, list_)
+
+    def move(self, source, dest):
+        localDest = self._local(dest)
+
+        def move(localSource):
+            if not os.path.exists(localSource):
+                raise PathNotFound(source)
+            directory = os.path.dirname(localDest)
+            os.makedirs(directory, exist_ok=True)
+            os.replace(localSource, localDest)
+            _fsyncDirectory(directory)
+
+        return self._call(source, move)
+
+    def delete(self, path):
+        def delete(local):
+            if os.path.isdir(local) and not os.path.islink(local):
+                # Rename first so a reader never sees a half-removed tree.
+                doomed = os.path.join(os.path.dirname(local), TEMP_PREFIX + uuid.uuid4().hex)
+                os.rename(local, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
+            else:
+                os.unlink(local)
+
+        return self._call(path, delete)
+
+    def redirectURL(self, path, method="GET"):
+        return self._run(lambda: None)
+
+
+__all__ = ["FilesystemDriver", "StorageError"]

@@ -1,0 +1,115 @@
+"""The storage driver contract, modelled on Distribution's StorageDriver.
+
+Paths are absolute, "/"-separated strings (``/docker/registry/v2/...``) below
+the driver's root.  Every method returns a L{Deferred}.
+"""
+
+import re
+from dataclasses import dataclass
+
+from zope.interface import Attribute, Interface
+
+
+class StorageError(Exception):
+    """Base class of the driver errors."""
+
+
+class PathNotFound(StorageError):
+    """Nothing is stored at the path."""
+
+
+class InvalidPath(StorageError):
+    """The path is not one a driver accepts."""
+
+
+class InvalidOffset(StorageError):
+    """A read was asked to start beyond the end of the content."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    size: int
+    modTime: float
+    isDir: bool
+
+
+_PATH = re.compile(r"^(/[A-Za-z0-9._:-]+)+$")
+
+
+def checkPath(path):
+    """Raise L{InvalidPath} unless C{path} is an absolute, normalised path made
+    of safe characters (so it can never leave the driver's root)."""
+    if not isinstance(path, str) or not _PATH.match(path):
+        raise InvalidPath(path)
+    for part in path.split("/")[1:]:
+        if part in (".", ".."):
+            raise InvalidPath(path)
+    return path
+
+
+class IReader(Interface):
+    """Sequential reads of one stored file from an offset."""
+
+    size = Attribute("Bytes from the starting offset to the end of the file.")
+
+    def read(n):
+        """Deferred firing with up to C{n} bytes; C{b""} at the end."""
+
+    def close():
+        """Release the reader (idempotent, synchronous)."""
+
+
+class IWriter(Interface):
+    """Appends to one stored file.  Calls must not overlap: wait for each
+    Deferred before the next call."""
+
+    size = Attribute("Bytes in the file, including those written so far.")
+
+    def write(data):
+        """Deferred firing once C{data} is appended."""
+
+    def commit():
+        """Deferred firing once everything written is durable."""
+
+    def cancel():
+        """Deferred firing once the file is removed."""
+
+    def close():
+        """Deferred firing once the writer's resources are released; the
+        content written so far stays (a later writer can append)."""
+
+
+class IStorageDriver(Interface):
+    name = Attribute("A short name for logs: 'filesystem', 'inmemory', ...")
+
+    def getContent(path):
+        """Deferred firing with the bytes at C{path} (small content only)."""
+
+    def putContent(path, data):
+        """Deferred firing once C{data} replaced the content at C{path}
+        atomically: readers see the old or the new content, never a mix."""
+
+    def reader(path, offset=0):
+        """Deferred firing with an L{IReader} from C{offset}."""
+
+    def writer(path, append=False):
+        """Deferred firing with an L{IWriter}; with C{append}, continue the
+        content already at C{path}."""
+
+    def stat(path):
+        """Deferred firing with a L{FileInfo}."""
+
+    def list(path):
+        """Deferred firing with the full paths of the direct children of the
+        directory C{path}."""
+
+    def move(source, dest):
+        """Deferred firing once C{source} replaced C{dest} atomically."""
+
+    def delete(path):
+        """Deferred firing once C{path} and everything below it is gone."""
+
+    def redirectURL(path, method="GET"):
+        """Deferred firing with a URL a client can fetch the content from
+        directly, or C{None}."""

@@ -1,0 +1,67 @@
+"""``twistd txregistry``: the command line.  The only module that reads argv."""
+
+import os
+
+from twisted.python import usage
+
+from txregistry import config
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Serve a container image registry (OCI Distribution Spec v1.1, what "
+        "docker, podman, skopeo and oras speak).  Settings come from the command "
+        "line, then the environment (STORAGE_PATH, SETTINGS_FLAVOR, "
+        "DOCKER_REGISTRY_CONFIG, LOGLEVEL, REGISTRY_PORT), then the config file, "
+        "then built-in defaults."
+    )
+    optParameters = [
+        [
+            "port",
+            "p",
+            None,
+            "Where to listen: a port number (tcp on every interface) or any strports "
+            "description, e.g. tcp:5000:interface=127.0.0.1 or "
+            "ssl:5443:privateKey=key.pem:certKey=cert.pem.  Default: $REGISTRY_PORT, else 5000.",
+        ],
+        [
+            "storage-path",
+            "s",
+            None,
+            "Directory under which the registry keeps its data (Distribution's layout, "
+            "<dir>/docker/registry/v2/...).  Default: $STORAGE_PATH, else the config "
+            "file's storage_path, else /tmp/registry.",
+        ],
+        [
+            "config",
+            "c",
+            None,
+            "YAML configuration file of flavors (the classic docker-registry format).  "
+            "Default: $DOCKER_REGISTRY_CONFIG, else built-in settings.",
+        ],
+        ["flavor", "f", None, "The flavor (section) of the config file to use.  Default: $SETTINGS_FLAVOR, else dev."],
+    ]
+
+
+def makeService(options, reactor=None, environ=None):
+    environ = os.environ if environ is None else environ
+    try:
+        settings = config.load(
+            configFile=options["config"],
+            flavor=options["flavor"],
+            storagePath=options["storage-path"],
+            environ=environ,
+        )
+    except config.ConfigError as e:
+        raise SystemExit("txregistry: configuration error: %s" % (e,))
+    from txregistry.service import RegistryService, checkStoragePath
+
+    problem = checkStoragePath(settings.storagePath)
+    if problem:
+        raise SystemExit("txregistry: configuration error: %s" % (problem,))
+    port = options["port"] or environ.get("REGISTRY_PORT") or "5000"
+    if reactor is None:
+        from twisted.internet import reactor
+    return RegistryService(settings, port, reactor)
+

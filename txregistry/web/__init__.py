@@ -1,0 +1,1 @@
+"""HTTP: the Klein app, the error envelope, and the streaming plumbing."""

@@ -1,0 +1,512 @@
+"""The OCI Distribution Spec v1.1 HTTP API as a Klein app."""
+
+import json
+import re
+from urllib.parse import parse_qs, quote, unquote
+
+from klein import Klein
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txregistry import digest as digests
+from txregistry import names
+from txregistry.errors import RegistryError
+from txregistry.registry import manifests as M
+from txregistry.web.ingest import BoundedBody, UploadBody
+from txregistry.web.producer import ReaderProducer
+
+API_VERSION = b"registry/2.0"
+DEFAULT_CATALOG_PAGE = 1000
+
+# Routes below /v2/, matched against the raw (undecoded) path.
+_NAME = r"(?P<name>[^?#]+?)"
+_ROUTES = [
+    (re.compile(r"^$"), "base"),
+    (re.compile(r"^_catalog$"), "catalog"),
+    (re.compile(r"^%s/tags/list$" % _NAME), "tags"),
+    (re.compile(r"^%s/manifests/(?P<reference>[^/]+)$" % _NAME), "manifest"),
+    (re.compile(r"^%s/blobs/uploads/?$" % _NAME), "uploadStart"),
+    (re.compile(r"^%s/blobs/uploads/(?P<upload>[^/]+)$" % _NAME), "upload"),
+    (re.compile(r"^%s/blobs/(?P<digest>[^/]+)$" % _NAME), "blob"),
+    (re.compile(r"^%s/referrers/(?P<digest>[^/]+)$" % _NAME), "referrers"),
+]
+_METHODS = {
+    "base": ("GET", "HEAD"),
+    "catalog": ("GET", "HEAD"),
+    "tags": ("GET", "HEAD"),
+    "manifest": ("GET", "HEAD", "PUT", "DELETE"),
+    "uploadStart": ("POST",),
+    "upload": ("GET", "HEAD", "PATCH", "PUT", "DELETE"),
+    "blob": ("GET", "HEAD", "DELETE"),
+    "referrers": ("GET", "HEAD"),
+}
+_UPLOAD_PATH = re.compile(rb"^/v2/(?P<name>[^?#]+?)/blobs/uploads/(?P<upload>[^/?#]*)(?:\?(?P<query>.*))?$")
+
+
+def _query(request):
+    """The query string as {str: [str]} (decoded by hand so that invalid
+    bytes give a 400, not a 500)."""
+    uri = request.uri
+    if b"?" not in uri:
+        return {}
+    try:
+        return parse_qs(uri.split(b"?", 1)[1].decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise RegistryError("UNSUPPORTED", "query string is not UTF-8", status=400)
+
+
+def _one(query, key):
+    values = query.get(key)
+    return values[-1] if values else None
+
+
+def _header(request, name):
+    value = request.getHeader(name)
+    if value is None:
+        return None
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _checkName(name):
+    if not names.isValidName(name):
+        raise RegistryError("NAME_INVALID", "invalid repository name", {"name": name[:300]})
+    return name
+
+
+def _parseDigest(value):
+    try:
+        return digests.parse(unquote(value))
+    except digests.InvalidDigest as e:
+        raise RegistryError("DIGEST_INVALID", str(e), {"digest": value[:200]})
+
+
+def _pageSize(query, default=None):
+    raw = _one(query, "n")
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 9:
+        raise RegistryError("PAGINATION_NUMBER_INVALID", "n must be a non-negative integer", {"n": raw[:20]})
+    return int(raw)
+
+
+def paginate(items, n, last):
+    """Items after C{last}, at most C{n} (C{None}: all); and whether more
+    remain."""
+    if last:
+        items = [i for i in items if i > last]
+    if n is None or n >= len(items):
+        return items, False
+    return items[:n], True
+
+
+def uploadPlan(method, rawName, uploadID, query, contentRange):
+    """Where the body of an upload request goes: C{(name, uploadID, start,
+    algorithms)}, C{uploadID} being C{None} for a new (monolithic) upload.
+    Raises the L{RegistryError} the request deserves."""
+    name = _checkName(rawName)
+    algorithms = ["sha256"]
+    expected = _one(query, "digest")
+    if expected is not None:
+        d = _parseDigest(expected)
+        if d.algorithm not in algorithms:
+            algorithms.append(d.algorithm)
+    if method == "POST":
+        if expected is None:
+            return None
+        return name, None, None, tuple(algorithms)
+    if method not in ("PATCH", "PUT"):
+        return None
+    if method == "PUT" and expected is None:
+        raise RegistryError("DIGEST_INVALID", "PUT needs a digest query parameter")
+    start = None
+    if contentRange:
+        try:
+            start, _ = names.parseContentRange(contentRange)
+        except ValueError as e:
+            raise RegistryError("RANGE_INVALID", str(e), status=416)
+    return name, unquote(uploadID), start, tuple(algorithms)
+
+
+def shield(coroutine):
+    """Run C{coroutine} to completion even if the returned Deferred is
+    cancelled (Klein cancels on client disconnect): a half-done write to
+    storage must not be abandoned between two steps."""
+    inner = Deferred.fromCoroutine(coroutine)
+    outer = Deferred(lambda d: None)
+
+    def relay(result):
+        if not outer.called:
+            if isinstance(result, Failure):
+                outer.errback(result)
+            else:
+                outer.callback(result)
+        elif isinstance(result, Failure) and not result.check(CancelledError):
+            Logger().failure("request failed after the client left", result)
+
+    inner.addBoth(relay)
+    return outer
+
+
+class RegistryApp:
+    app = Klein()
+    log = Logger()
+
+    def __init__(self, registry, maxManifestSize=M.MAX_MANIFEST_SIZE):
+        self.registry = registry
+        self.maxBodySize = maxManifestSize
+
+    def resource(self):
+        return self.app.resource()
+
+    # --- body routing (called by RegistrySite when headers are in) ---
+
+    def chooseBody(self, request, method, uri, length):
+        if method in (b"PATCH", b"PUT", b"POST") and length != 0:
+            m = _UPLOAD_PATH.match(uri)
+            if m is not None:
+                try:
+                    query = parse_qs((m.group("query") or b"").decode("utf-8"), keep_blank_values=True)
+                    plan = uploadPlan(
+                        method.decode("ascii"),
+                        m.group("name").decode("ascii"),
+                        m.group("upload").decode("ascii"),
+                        query,
+                        _header(request, b"content-range"),
+                    )
+                except (RegistryError, UnicodeDecodeError):
+                    plan = None  # the handler will answer the error
+                if plan is not None:
+                    name, uploadID, start, algorithms = plan
+                    if method == b"POST" or uploadID:
+                        appender = self.registry.uploads.appender(name, uploadID or None, start, algorithms)
+                        transport = request.channel.transport if request.channel else None
+                        return UploadBody(appender, transport)
+        return BoundedBody(self.maxBodySize)
+
+    # --- responses ---
+
+    def _common(self, request):
+        request.setHeader(b"Docker-Distribution-API-Version", API_VERSION)
+
+    def _json(self, request, status, doc, contentType=b"application/json"):
+        body = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+        request.setResponseCode(status)
+        request.setHeader(b"Content-Type", contentType)
+        request.setHeader(b"Content-Length", b"%d" % (len(body),))
+        return body if request.method != b"HEAD" else b""
+
+    def _empty(self, request, status, headers):
+        request.setResponseCode(status)
+        for k, v in headers.items():
+            request.setHeader(k, v)
+        request.setHeader(b"Content-Length", b"0")
+        return b""
+
+    def _error(self, request, err):
+        self._common(request)
+        for k, v in err.headers.items():
+            request.setHeader(k, v)
+        return self._json(request, err.status, {"errors": [err.asDict()]})
+
+    # --- entry points ---
+
+    @app.route("/v2/", branch=True)
+    def v2(self, request):
+        return shield(self._handle(request))
+
+    @app.route("/v1/_ping", branch=False)
+    def v1ping(self, request):
+        self._common(request)
+        request.setHeader(b"X-Docker-Registry-Version", b"0.9.1")
+        request.setHeader(b"X-Docker-Registry-Standalone", b"true")
+        return self._json(request, 200, {})
+
+    async def _handle(self, request):
+        try:
+            self._common(request)
+            rest = request.path[len(b"/v2/") :]
+            try:
+                rest = rest.decode("ascii")
+            except UnicodeDecodeError:
+                raise RegistryError("NAME_INVALID", "path is not ASCII")
+            for pattern, route in _ROUTES:
+                m = pattern.match(rest)
+                if m is not None:
+                    break
+            else:
+                raise RegistryError("UNSUPPORTED", "no such endpoint", status=404)
+            method = request.method.decode("ascii", "replace").upper()
+            if method not in _METHODS[route]:
+                request.setHeader(b"Allow", ", ".join(_METHODS[route]).encode("ascii"))
+                raise RegistryError("UNSUPPORTED", "method %s not allowed here" % (method[:10],))
+            handler = getattr(self, "_%s_%s" % (route, method.lower()), None) or getattr(
+                self, "_%s" % (route,)
+            )
+            return await handler(request, **m.groupdict())
+        except RegistryError as e:
+            self._abortBody(request)
+            return self._error(request, e)
+        except Exception:
+            self._abortBody(request)
+            self.log.failure("internal error on {method} {uri}", method=request.method, uri=request.uri)
+            return self._error(request, RegistryError("UNAVAILABLE", "internal server error", status=500))
+
+    def _abortBody(self, request):
+        body = request.content
+        if isinstance(body, UploadBody):
+            body.appender.finish().addErrback(lambda f: None)
+
+    # --- base, catalog ---
+
+    async def _base(self, request):
+        return self._json(request, 200, {})
+
+    async def _catalog(self, request):
+        query = _query(request)
+        n = _pageSize(query, DEFAULT_CATALOG_PAGE)
+        last = _one(query, "last")
+        repositories = await M.catalog(self.registry.driver)
+        page, more = paginate(repositories, n, last)
+        if more:
+            request.setHeader(
+                b"Link", ('</v2/_catalog?n=%d&last=%s>; rel="next"' % (n, quote(page[-1], safe=""))).encode("ascii")
+            )
+        return self._json(request, 200, {"repositories": page})
+
+    # --- tags, referrers ---
+
+    async def _tags(self, request, name):
+        _checkName(name)
+        query = _query(request)
+        n = _pageSize(query)
+        last = _one(query, "last")
+        tags = await self.registry.manifests.tags(name)
+        page, more = paginate(tags, n, last)
+        if more:
+            link = '</v2/%s/tags/list?n=%d&last=%s>; rel="next"' % (name, n, quote(page[-1], safe=""))
+            request.setHeader(b"Link", link.encode("ascii"))
+        return self._json(request, 200, {"name": name, "tags": page})
+
+    async def _referrers(self, request, name, digest):
+        _checkName(name)
+        subject = _parseDigest(digest)
+        artifactType = _one(_query(request), "artifactType")
+        found = await self.registry.manifests.referrers(name, subject, artifactType or None)
+        if artifactType:
+            request.setHeader(b"OCI-Filters-Applied", b"artifactType")
+        index = {"schemaVersion": 2, "mediaType": M.OCI_INDEX, "manifests": found}
+        return self._json(request, 200, index, M.OCI_INDEX.encode("ascii"))
+
+    # --- manifests ---
+
+    def _accepts(self, request, mediaType):
+        accepted = set()
+        for line in request.requestHeaders.getRawHeaders(b"accept", []):
+            for item in line.decode("latin-1").split(","):
+                item = item.split(";", 1)[0].strip().lower()
+                if item:
+                    accepted.add(item)
+        if not accepted & set(M.MEDIA_TYPES):
+            return True  # no manifest type named (none, */*, application/json...)
+        return mediaType in accepted
+
+    async def _manifest_get(self, request, name, reference):
+        _checkName(name)
+        body, mediaType, digest = await self.registry.manifests.get(name, unquote(reference))
+        if not self._accepts(request, mediaType):
+            raise RegistryError(
+                "MANIFEST_UNKNOWN",
+                "the manifest is a %s, which the Accept header does not allow" % (mediaType,),
+                {"mediaType": mediaType},
+            )
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", mediaType.encode("ascii", "replace"))
+        request.setHeader(b"Content-Length", b"%d" % (len(body),))
+        request.setHeader(b"Docker-Content-Digest", digest.encode("ascii"))
+        request.setHeader(b"ETag", b'"%s"' % (digest.encode("ascii"),))
+        if request.method == b"HEAD":
+            return b""
+        return body
+
+    _manifest_head = _manifest_get
+
+    async def _manifest_put(self, request, name, reference):
+        _checkName(name)
+        content = request.content
+        if getattr(content, "overflow", False):
+            raise RegistryError(
+                "MANIFEST_INVALID", "manifest exceeds %d bytes" % (self.maxBodySize,), status=413
+            )
+        content.seek(0)
+        body = content.read()
+        digest, manifest = await self.registry.manifests.put(
+            name, unquote(reference), body, _header(request, b"content-type")
+        )
+        headers = {
+            b"Location": ("/v2/%s/manifests/%s" % (name, digest)).encode("ascii"),
+            b"Docker-Content-Digest": digest.encode("ascii"),
+        }
+        if manifest.subject is not None:
+            headers[b"OCI-Subject"] = manifest.subject.encode("ascii")
+        return self._empty(request, 201, headers)
+
+    async def _manifest_delete(self, request, name, reference):
+        _checkName(name)
+        await self.registry.manifests.delete(name, unquote(reference))
+        return self._empty(request, 202, {})
+
+    # --- blobs ---
+
+    async def _blob_get(self, request, name, digest):
+        _checkName(name)
+        d = _parseDigest(digest)
+        size = await self.registry.blobs.size(name, d)
+        etag = b'"%s"' % (d.encode("ascii"),)
+        request.setHeader(b"Docker-Content-Digest", d.encode("ascii"))
+        request.setHeader(b"ETag", etag)
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        request.setHeader(b"Cache-Control", b"max-age=31536000")
+        if request.getHeader(b"if-none-match") == etag:
+            return self._empty(request, 304, {})
+        url = await self.registry.blobs.redirectURL(d, request.method.decode("ascii"))
+        if url:
+            return self._empty(request, 307, {b"Location": url.encode("ascii")})
+        try:
+            span = names.parseRange(_header(request, b"range"), size)
+        except names.RangeNotSatisfiable:
+            raise RegistryError(
+                "RANGE_INVALID",
+                "range not satisfiable",
+                {"size": size},
+                headers={b"Content-Range": b"bytes */%d" % (size,)},
+            )
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        start, length = 0, size
+        if span is not None:
+            start, end = span
+            length = end - start + 1
+            request.setResponseCode(206)
+            request.setHeader(b"Content-Range", b"bytes %d-%d/%d" % (start, end, size))
+        else:
+            request.setResponseCode(200)
+        request.setHeader(b"Content-Length", b"%d" % (length,))
+        if request.method == b"HEAD" or length == 0:
+            return b""
+        reader = await self.registry.blobs.reader(name, d, start)
+        producer = ReaderProducer(reader, request, length)
+        request.notifyFinish().addErrback(lambda _: producer.stopProducing())
+        try:
+            await producer.start()
+        except Exception:
+            # Headers (and maybe part of the body) are out: all we can do is
+            # end the connection so the client sees a short response.
+            if request.channel is not None:
+                request.channel.transport.abortConnection()
+            raise CancelledError()
+        return None
+
+    _blob_head = _blob_get
+
+    async def _blob_delete(self, request, name, digest):
+        _checkName(name)
+        d = _parseDigest(digest)
+        await self.registry.blobs.unlink(name, d)
+        return self._empty(request, 202, {})
+
+    # --- uploads ---
+
+    def _uploadHeaders(self, name, uploadID, offset):
+        return {
+            b"Location": ("/v2/%s/blobs/uploads/%s" % (name, uploadID)).encode("ascii"),
+            b"Range": b"0-%d" % (max(offset, 1) - 1,),
+            b"Docker-Upload-UUID": uploadID.encode("ascii"),
+        }
+
+    def _blobCreated(self, request, name, d):
+        return self._empty(
+            request,
+            201,
+            {
+                b"Location": ("/v2/%s/blobs/%s" % (name, d)).encode("ascii"),
+                b"Docker-Content-Digest": d.encode("ascii"),
+            },
+        )
+
+    async def _appendBody(self, request, method, name, uploadID, query):
+        """Wait for the request body to be in the upload; returns the upload
+        id (created for a monolithic POST) or C{None} if there was no body."""
+        plan = uploadPlan(method, name, uploadID or "", query, _header(request, b"content-range"))
+        content = request.content
+        if isinstance(content, UploadBody):
+            await content.appender.finish()
+            return content.appender.uploadID
+        if plan is None:
+            return uploadID
+        # A body that did not come through RegistrySite (another Site, or an
+        # in-memory test transport): feed it to an appender now.
+        content.seek(0, 2)
+        if content.tell() == 0:
+            return uploadID
+        content.seek(0)
+        _, planID, start, algorithms = plan
+        appender = self.registry.uploads.appender(name, planID or None, start, algorithms)
+        while True:
+            chunk = content.read(1024 * 1024)
+            if not chunk:
+                break
+            appender.write(chunk)
+        await appender.finish()
+        return appender.uploadID
+
+    async def _uploadStart(self, request, name):
+        _checkName(name)
+        query = _query(request)
+        mount, source = _one(query, "mount"), _one(query, "from")
+        if mount is not None and source:
+            d = _parseDigest(mount)
+            if names.isValidName(source) and await self.registry.blobs.mount(name, d, source):
+                self._abortBody(request)
+                return self._blobCreated(request, name, d)
+        expected = _one(query, "digest")
+        if expected is not None:
+            d = _parseDigest(expected)
+            uploadID = await self._appendBody(request, "POST", name, None, query)
+            if uploadID is None:
+                uploadID = await self.registry.uploads.create(name)
+            await self.registry.uploads.complete(name, uploadID, d)
+            return self._blobCreated(request, name, d)
+        self._abortBody(request)
+        uploadID = await self.registry.uploads.create(name)
+        return self._empty(request, 202, self._uploadHeaders(name, uploadID, 0))
+
+    async def _upload_get(self, request, name, upload):
+        _checkName(name)
+        offset = await self.registry.uploads.offset(name, unquote(upload))
+        return self._empty(request, 204, self._uploadHeaders(name, unquote(upload), offset))
+
+    _upload_head = _upload_get
+
+    async def _upload_patch(self, request, name, upload):
+        _checkName(name)
+        uploadID = unquote(upload)
+        await self._appendBody(request, "PATCH", name, uploadID, _query(request))
+        offset = await self.registry.uploads.offset(name, uploadID)
+        return self._empty(request, 202, self._uploadHeaders(name, uploadID, offset))
+
+    async def _upload_put(self, request, name, upload):
+        _checkName(name)
+        uploadID = unquote(upload)
+        query = _query(request)
+        expected = _one(query, "digest")
+        if expected is None:
+            raise RegistryError("DIGEST_INVALID", "PUT needs a digest query parameter")
+        d = _parseDigest(expected)
+        await self._appendBody(request, "PUT", name, uploadID, query)
+        await self.registry.uploads.complete(name, uploadID, d)
+        return self._blobCreated(request, name, d)
+
+    async def _upload_delete(self, request, name, upload):
+        _checkName(name)
+        await self.registry.uploads.cancel(name, unquote(upload))
+        return self._empty(request, 204, {})

@@ -1,0 +1,145 @@
+"""Request bodies: streamed into storage as they arrive.
+
+twisted.web normally buffers a whole request body (in memory, or a temporary
+file) before any resource runs.  Our L{IngestRequest} instead asks its site,
+as soon as the headers are in, where the body should go:
+
+- an upload's body goes straight into the upload's data in storage, through
+  an L{Appender} that hashes it as it arrives and pauses the connection when
+  the disk falls behind (L{UploadBody});
+- any other body is kept in memory up to a limit and counted, not kept,
+  beyond it (L{BoundedBody}).
+
+Twisted gives a request no public way to know its method and path before the
+body is read; L{requestLine} is the one place that reaches into the channel
+for them.
+"""
+
+import io
+
+from twisted.logger import Logger
+from twisted.web import server
+
+
+def requestLine(channel):
+    """C{(method, uri)} of the request whose headers a L{HTTPChannel} has just
+    received, or C{(None, None)} if this Twisted keeps them elsewhere."""
+    command = getattr(channel, "_command", None)
+    path = getattr(channel, "_path", None)
+    if not isinstance(command, bytes) or not isinstance(path, bytes):
+        return None, None
+    return command, path
+
+
+class BoundedBody:
+    """A file-like body keeping at most C{limit} bytes in memory; past that it
+    only counts (C{overflow} tells the handler to answer 413)."""
+
+    def __init__(self, limit):
+        self._limit = limit
+        self._buffer = io.BytesIO()
+        self.size = 0
+        self.overflow = False
+
+    def write(self, data):
+        self.size += len(data)
+        if self.overflow:
+            return
+        if self.size > self._limit:
+            self.overflow = True
+            self._buffer = io.BytesIO()
+            return
+        self._buffer.write(data)
+
+    def tell(self):
+        return self.size
+
+    def seek(self, offset, whence=0):
+        return self._buffer.seek(offset, whence)
+
+    def read(self, n=-1):
+        return self._buffer.read(n)
+
+    def getvalue(self):
+        return self._buffer.getvalue()
+
+    def close(self):
+        pass
+
+
+class UploadBody:
+    """The file-like face of an L{Appender} for twisted.web: C{write} is fed
+    the body; C{seek(0)} from C{requestReceived} marks its end; C{close}
+    before that means the client went away mid-body."""
+
+    def __init__(self, appender, transport):
+        self.appender = appender
+        self._transport = transport
+        self.complete = False
+        appender._onPause = self._pause
+        appender._onResume = self._resume
+        self._paused = False
+
+    def _pause(self):
+        if not self.complete and self._transport is not None:
+            self._paused = True
+            self._transport.pauseProducing()
+
+    def _resume(self):
+        # Once the body is complete the channel owns the transport's state
+        # (it resumes reading when the response is done).
+        if self._paused and not self.complete and self._transport is not None:
+            self._paused = False
+            self._transport.resumeProducing()
+
+    def write(self, data):
+        self.appender.write(data)
+
+    def tell(self):
+        return self.appender.received
+
+    def seek(self, offset, whence=0):
+        if offset == 0 and whence == 0 and not self.complete:
+            self.complete = True
+            self.appender.end()
+        return 0
+
+    def read(self, n=-1):
+        return b""
+
+    def close(self):
+        if not self.complete:
+            self.complete = True
+            self.appender.abort()
+
+
+class IngestRequest(server.Request):
+    log = Logger()
+
+    def gotLength(self, length):
+        site = self.channel.site
+        body = None
+        chooser = getattr(site, "chooseBody", None)
+        if chooser is not None:
+            method, uri = requestLine(self.channel)
+            if method is not None:
+                body = chooser(self, method, uri, length)
+        if body is None:
+            server.Request.gotLength(self, length)
+        else:
+            self.content = body
+
+
+class RegistrySite(server.Site):
+    """A L{Site} whose requests stream their bodies where L{chooseBody}
+    says."""
+
+    requestFactory = IngestRequest
+
+    def __init__(self, resource, chooseBody, **kwargs):
+        kwargs.setdefault("parsePOSTFormSubmission", False)
+        server.Site.__init__(self, resource, **kwargs)
+        self._chooseBody = chooseBody
+
+    def chooseBody(self, request, method, uri, length):
+        return self._chooseBody(request, method, uri, length)
