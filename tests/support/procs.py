@@ -1,0 +1,139 @@
+"""Start and stop real daemons for tests and benchmarks: txregistry under
+twistd, and Distribution's registry (Debian's docker-registry).  Readiness
+is polled, never slept for."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+
+
+def freePort():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def waitFor(url, proc=None, timeout=30.0, logPath=None):
+    """Poll C{url} until it answers (any HTTP status) or C{timeout}."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            log = open(logPath).read() if logPath and os.path.exists(logPath) else ""
+            raise RuntimeError("process exited with %s before answering:\n%s" % (proc.returncode, log[-4000:]))
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
+            time.sleep(delay)  # polling interval, not a wait for readiness
+            delay = min(delay * 2, 0.2)
+    raise RuntimeError("%s did not answer within %ss" % (url, timeout))
+
+
+class Daemon:
+    """A subprocess serving a registry on 127.0.0.1:C{port}."""
+
+    def __init__(self, args, port, logPath, env=None, cwd=None):
+        self.port = port
+        self.url = "http://127.0.0.1:%d" % (port,)
+        self.host = "127.0.0.1:%d" % (port,)
+        self.logPath = logPath
+        self._log = open(logPath, "ab")
+        self.proc = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
+        try:
+            waitFor(self.url + "/v2/", self.proc, logPath=logPath)
+        except Exception:
+            self.stop()
+            raise
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        with open(self.logPath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+    def kill(self):
+        self.stop(signal.SIGKILL)
+
+
+def twistdEnv(extra=None):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    for key in ("STORAGE_PATH", "SETTINGS_FLAVOR", "DOCKER_REGISTRY_CONFIG", "REGISTRY_PORT", "LOGLEVEL"):
+        env.pop(key, None)
+    env.update(extra or {})
+    return env
+
+
+def startTxregistry(storagePath, logDir, port=None, args=(), env=None):
+    """txregistry under ``twistd -n``, on 127.0.0.1, storing in C{storagePath}."""
+    port = port or freePort()
+    twistd = os.path.join(BIN, "twistd")
+    argv = [
+        twistd, "-n", "--pidfile=", "txregistry",
+        "--port", "tcp:%d:interface=127.0.0.1" % (port,),
+        "--storage-path", storagePath,
+    ] + list(args)
+    return Daemon(argv, port, os.path.join(logDir, "txregistry-%d.log" % (port,)), env=twistdEnv(env), cwd=REPO)
+
+
+DISTRIBUTION = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+
+
+def startDistribution(storagePath, logDir, port=None):
+    """Debian's docker-registry (Distribution 2.8) on the same layout."""
+    port = port or freePort()
+    configPath = os.path.join(logDir, "distribution-%d.yml" % (port,))
+    with open(configPath, "w") as f:
+        f.write(
+            "version: 0.1\n"
+            "log:\n  level: warn\n"
+            "storage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\n"
+            "http:\n  addr: 127.0.0.1:%d\n" % (storagePath, port)
+        )
+    env = dict(os.environ)
+    env.pop("REGISTRY_HTTP_ADDR", None)
+    return Daemon(
+        [DISTRIBUTION, "serve", configPath], port, os.path.join(logDir, "distribution-%d.log" % (port,)), env=env
+    )
+
+
+def processStats(pid):
+    """Current and peak RSS (bytes) and bytes written to storage so far."""
+    out = {}
+    with open("/proc/%d/status" % (pid,)) as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1]) * 1024
+    with open("/proc/%d/io" % (pid,)) as f:
+        for line in f:
+            key, value = line.split(":")
+            out[key] = int(value)
+    return out
