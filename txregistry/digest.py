@@ -40,9 +40,9 @@ def parse(value):
             raise InvalidDigest("digest is not ASCII")
     if not isinstance(value, str) or len(value) > 200:
         raise InvalidDigest("digest is malformed")
-    if _DIGEST.match(value):
+    if _DIGEST.fullmatch(value):
         return Digest(value)
-    if _GENERAL.match(value):
+    if _GENERAL.fullmatch(value):
         algorithm = value.split(":", 1)[0]
         if algorithm not in ALGORITHMS:
             raise InvalidDigest("unsupported digest algorithm %r" % (algorithm,))

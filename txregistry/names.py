@@ -16,12 +16,12 @@ def isValidName(name):
     return (
         isinstance(name, str)
         and 0 < len(name) <= MAX_NAME_LENGTH
-        and _NAME.match(name) is not None
+        and _NAME.fullmatch(name) is not None
     )
 
 
 def isValidTag(tag):
-    return isinstance(tag, str) and _TAG.match(tag) is not None
+    return isinstance(tag, str) and _TAG.fullmatch(tag) is not None
 
 
 class RangeNotSatisfiable(ValueError):
@@ -39,7 +39,7 @@ def parseRange(header, size):
     if header is None:
         return None
     header = header.strip()
-    m = re.match(r"^bytes\s*=\s*(\d*)\s*-\s*(\d*)$", header)
+    m = re.fullmatch(r"bytes\s*=\s*(\d*)\s*-\s*(\d*)$", header)
     if m is None:
         return None
     first, last = m.group(1), m.group(2)
@@ -54,7 +54,7 @@ def parseRange(header, size):
         return (max(0, size - suffix), size - 1)
     start = int(first)
     end = int(last) if last != "" else size - 1
-    if end < start:
+    if last != "" and end < start:
         return None
     if start >= size:
         raise RangeNotSatisfiable()
@@ -65,7 +65,7 @@ def parseContentRange(header):
     """Parse the C{Content-Range} of an upload chunk: C{start-end} (the spec's
     form) or C{bytes start-end[/total]}.  Returns C{(start, end)} inclusive or
     raises C{ValueError}."""
-    m = re.match(r"^(?:bytes[ =])?\s*(\d+)\s*-\s*(\d+)(?:/(?:\d+|\*))?$", header.strip())
+    m = re.fullmatch(r"(?:bytes[ =])?\s*(\d+)\s*-\s*(\d+)(?:/(?:\d+|\*))?$", header.strip())
     if m is None:
         raise ValueError("malformed Content-Range %r" % (header[:80],))
     start, end = int(m.group(1)), int(m.group(2))

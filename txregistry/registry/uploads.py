@@ -33,7 +33,7 @@ _PENDING = object()
 
 
 def isValidUploadID(value):
-    return isinstance(value, str) and _UPLOAD_ID.match(value) is not None
+    return isinstance(value, str) and _UPLOAD_ID.fullmatch(value) is not None
 
 
 class _State:

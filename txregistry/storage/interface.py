@@ -40,7 +40,7 @@ _PATH = re.compile(r"^(/[A-Za-z0-9._:-]+)+$")
 def checkPath(path):
     """Raise L{InvalidPath} unless C{path} is an absolute, normalised path made
     of safe characters (so it can never leave the driver's root)."""
-    if not isinstance(path, str) or not _PATH.match(path):
+    if not isinstance(path, str) or not _PATH.fullmatch(path):
         raise InvalidPath(path)
     for part in path.split("/")[1:]:
         if part in (".", ".."):

@@ -163,7 +163,7 @@ class RegistryApp:
 
     def chooseBody(self, request, method, uri, length):
         if method in (b"PATCH", b"PUT", b"POST") and length != 0:
-            m = _UPLOAD_PATH.match(uri)
+            m = _UPLOAD_PATH.fullmatch(uri)
             if m is not None:
                 try:
                     query = parse_qs((m.group("query") or b"").decode("utf-8"), keep_blank_values=True)
@@ -231,7 +231,7 @@ class RegistryApp:
             except UnicodeDecodeError:
                 raise RegistryError("NAME_INVALID", "path is not ASCII")
             for pattern, route in _ROUTES:
-                m = pattern.match(rest)
+                m = pattern.fullmatch(rest)
                 if m is not None:
                     break
             else:

@@ -1,0 +1,106 @@
+import os
+
+import pytest
+
+from txregistry import config
+
+SAMPLE = """
+common: &common
+    loglevel: _env:LOGLEVEL:info
+    storage_path: _env:STORAGE_PATH:/srv/registry
+    search_backend: _env:SEARCH_BACKEND
+    secret: _env:SECRET:a:b:c
+local: &local
+    <<: *common
+    storage: local
+dev:
+    <<: *local
+    loglevel: debug
+mine:
+    <<: *local
+    storage_path: /data/mine
+    number: _env:NUMBER:42
+"""
+
+
+@pytest.fixture
+def sample(tmp_path):
+    p = tmp_path / "config.yml"
+    p.write_text(SAMPLE)
+    return str(p)
+
+
+def test_builtinDefaults():
+    s = config.load(environ={})
+    assert (s.flavor, s.storage, s.storagePath, s.loglevel) == ("dev", "local", "/tmp/registry", "debug")
+
+
+def test_flavorFromFileWithAnchors(sample):
+    s = config.load(configFile=sample, flavor="mine", environ={})
+    assert s.storagePath == "/data/mine"
+    assert s.loglevel == "info"
+    assert "number" in s.ignoredKeys
+
+
+def test_envInterpolation():
+    env = {"NUMBER": "7", "SECRET": "x"}
+    values = config.loadFlavor(SAMPLE, "mine", "t", env)
+    assert values["number"] == 7  # parsed as YAML
+    values = config.loadFlavor(SAMPLE, "mine", "t", {})
+    assert values["number"] == 42
+    assert values["secret"] == "a:b:c"  # default keeps its colons
+    assert values["search_backend"] is None
+
+
+def test_precedence(sample):
+    env = {"DOCKER_REGISTRY_CONFIG": sample, "SETTINGS_FLAVOR": "mine", "STORAGE_PATH": "/from/env"}
+    s = config.load(environ=env)
+    assert (s.flavor, s.storagePath) == ("mine", "/from/env")
+    s = config.load(storagePath="/from/cli", environ=env)
+    assert s.storagePath == "/from/cli"
+    s = config.load(flavor="dev", environ=env)
+    assert s.flavor == "dev" and s.storagePath == "/from/env"
+
+
+def test_storagePathMadeAbsolute(sample):
+    s = config.load(storagePath="rel/dir", environ={})
+    assert s.storagePath == os.path.abspath("rel/dir")
+
+
+@pytest.mark.parametrize(
+    "kwargs,env,fragment",
+    [
+        ({"flavor": "nope"}, {}, "unknown flavor 'nope'"),
+        ({"configFile": "/no/such/file.yml"}, {}, "cannot read config file /no/such/file.yml"),
+        ({}, {"LOGLEVEL": "loud"}, "loglevel must be one of"),
+    ],
+)
+def test_errorsAreOneLine(kwargs, env, fragment):
+    with pytest.raises(config.ConfigError) as e:
+        config.load(environ=env, **kwargs)
+    assert fragment in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_badYaml(tmp_path):
+    p = tmp_path / "bad.yml"
+    p.write_text("dev: [unclosed\n")
+    with pytest.raises(config.ConfigError) as e:
+        config.load(configFile=str(p), environ={})
+    assert "invalid YAML" in str(e.value)
+
+
+def test_badStorage(tmp_path):
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n  storage: floppy\n")
+    with pytest.raises(config.ConfigError) as e:
+        config.load(configFile=str(p), environ={})
+    assert "storage must be one of" in str(e.value)
+
+
+def test_sampleShipped():
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sample = os.path.join(here, "config", "config_sample.yml")
+    for flavor in ("dev", "local", "test", "prod"):
+        s = config.load(configFile=sample, flavor=flavor, environ={})
+        assert s.storage == "local"

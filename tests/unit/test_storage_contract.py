@@ -1,0 +1,174 @@
+"""One contract, every driver: what the registry layer relies on."""
+
+import os
+
+from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred, gatherResults
+from twisted.python.threadpool import ThreadPool
+from twisted.trial import unittest
+
+from txregistry.storage import InvalidOffset, InvalidPath, PathNotFound
+from txregistry.storage.filesystem import FilesystemDriver
+from txregistry.storage.memory import MemoryDriver
+
+
+def async_test(f):
+    def wrapper(self):
+        return ensureDeferred(f(self))
+
+    wrapper.__name__ = f.__name__
+    return wrapper
+
+
+class ContractMixin:
+    def makeDriver(self):
+        raise NotImplementedError
+
+    def setUp(self):
+        self.driver = self.makeDriver()
+
+    @async_test
+    async def test_putGet(self):
+        await self.driver.putContent("/a/b/c", b"hello")
+        self.assertEqual(await self.driver.getContent("/a/b/c"), b"hello")
+        await self.driver.putContent("/a/b/c", b"bye")
+        self.assertEqual(await self.driver.getContent("/a/b/c"), b"bye")
+
+    @async_test
+    async def test_getMissing(self):
+        with self.assertRaises(PathNotFound):
+            await self.driver.getContent("/nope")
+
+    @async_test
+    async def test_invalidPaths(self):
+        for bad in ("relative", "/a/../b", "/a/./b", "/a//b", "/a/b/", "/a\x00b", "/a b", "/a\\b", "", "/"):
+            with self.assertRaises(InvalidPath, msg=bad):
+                await self.driver.putContent(bad, b"x")
+
+    @async_test
+    async def test_stat(self):
+        await self.driver.putContent("/d/f", b"12345")
+        info = await self.driver.stat("/d/f")
+        self.assertEqual((info.size, info.isDir), (5, False))
+        info = await self.driver.stat("/d")
+        self.assertTrue(info.isDir)
+        with self.assertRaises(PathNotFound):
+            await self.driver.stat("/d/nope")
+
+    @async_test
+    async def test_list(self):
+        await self.driver.putContent("/l/x/1", b"")
+        await self.driver.putContent("/l/y", b"")
+        self.assertEqual(await self.driver.list("/l"), ["/l/x", "/l/y"])
+        with self.assertRaises(PathNotFound):
+            await self.driver.list("/nope")
+
+    @async_test
+    async def test_writerAppendCommit(self):
+        w = await self.driver.writer("/w/data")
+        self.assertEqual(w.size, 0)
+        await w.write(b"abc")
+        await w.write(b"def")
+        self.assertEqual(w.size, 6)
+        await w.commit()
+        await w.close()
+        w = await self.driver.writer("/w/data", append=True)
+        self.assertEqual(w.size, 6)
+        await w.write(b"g")
+        await w.commit()
+        await w.close()
+        self.assertEqual(await self.driver.getContent("/w/data"), b"abcdefg")
+        w = await self.driver.writer("/w/data")  # not append: truncates
+        await w.close()
+        self.assertEqual(await self.driver.getContent("/w/data"), b"")
+
+    @async_test
+    async def test_writerCancel(self):
+        w = await self.driver.writer("/w/gone")
+        await w.write(b"abc")
+        await w.cancel()
+        with self.assertRaises(PathNotFound):
+            await self.driver.stat("/w/gone")
+
+    @async_test
+    async def test_reader(self):
+        data = bytes(range(256)) * 1000
+        await self.driver.putContent("/r/data", data)
+        r = await self.driver.reader("/r/data", 1000)
+        self.assertEqual(r.size, len(data) - 1000)
+        got = []
+        while True:
+            chunk = await r.read(70000)
+            if not chunk:
+                break
+            got.append(chunk)
+        r.close()
+        self.assertEqual(b"".join(got), data[1000:])
+        r = await self.driver.reader("/r/data", len(data))
+        self.assertEqual(await r.read(10), b"")
+        r.close()
+        with self.assertRaises(InvalidOffset):
+            await self.driver.reader("/r/data", len(data) + 1)
+        with self.assertRaises(PathNotFound):
+            await self.driver.reader("/r/nope")
+
+    @async_test
+    async def test_move(self):
+        await self.driver.putContent("/m/src", b"payload")
+        await self.driver.putContent("/m2/dst", b"old")
+        await self.driver.move("/m/src", "/m2/dst")
+        self.assertEqual(await self.driver.getContent("/m2/dst"), b"payload")
+        with self.assertRaises(PathNotFound):
+            await self.driver.getContent("/m/src")
+        await self.driver.putContent("/m/src2", b"p2")
+        await self.driver.move("/m/src2", "/new/deep/dst")
+        self.assertEqual(await self.driver.getContent("/new/deep/dst"), b"p2")
+        with self.assertRaises(PathNotFound):
+            await self.driver.move("/m/nope", "/m/x")
+
+    @async_test
+    async def test_deleteRecursive(self):
+        await self.driver.putContent("/t/a/1", b"1")
+        await self.driver.putContent("/t/a/b/2", b"2")
+        await self.driver.putContent("/t/keep", b"k")
+        await self.driver.delete("/t/a")
+        with self.assertRaises(PathNotFound):
+            await self.driver.stat("/t/a")
+        self.assertEqual(await self.driver.list("/t"), ["/t/keep"])
+        with self.assertRaises(PathNotFound):
+            await self.driver.delete("/t/a")
+
+    @async_test
+    async def test_concurrentPutsAtomic(self):
+        # Readers see one whole version or another, never a mix.
+        versions = [bytes([i]) * 200000 for i in range(8)]
+        await gatherResults([ensureDeferred(self.driver.putContent("/c/x", v)) for v in versions])
+        self.assertIn(await self.driver.getContent("/c/x"), versions)
+
+    @async_test
+    async def test_redirectNone(self):
+        self.assertIsNone(await self.driver.redirectURL("/x"))
+
+
+class MemoryDriverTests(ContractMixin, unittest.TestCase):
+    def makeDriver(self):
+        return MemoryDriver()
+
+
+class FilesystemDriverTests(ContractMixin, unittest.TestCase):
+    def makeDriver(self):
+        self.pool = ThreadPool(1, 4, name="test-io")
+        self.pool.start()
+        self.addCleanup(self.pool.stop)
+        self.root = self.mktemp()
+        return FilesystemDriver(self.root, reactor, self.pool)
+
+    @async_test
+    async def test_noTemporaryLeftovers(self):
+        await self.driver.putContent("/z/f", b"x")
+        self.assertEqual(os.listdir(os.path.join(self.root, "z")), ["f"])
+
+    @async_test
+    async def test_staysUnderRoot(self):
+        with self.assertRaises(InvalidPath):
+            await self.driver.getContent("/../../etc/passwd")
