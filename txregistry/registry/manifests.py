@@ -282,7 +282,7 @@ class Manifests:
     # --- discovery ---
 
     async def repositoryExists(self, name):
-        return await exists(self.driver, layout.manifestsDir(name))
+        return await exists(self.driver, layout.repository(name))
 
     async def tags(self, name):
         """Sorted tags of C{name}; NAME_UNKNOWN when no such repository."""

@@ -44,6 +44,7 @@ class _State:
         self.hashers = {}
         self.offset = 0
         self.busy = False
+        self.waiting = []
 
 
 class Uploads:
@@ -82,6 +83,7 @@ class Uploads:
     async def offset(self, name, uploadID):
         """Bytes received so far (BLOB_UPLOAD_UNKNOWN if no such upload)."""
         await self._checkExists(name, uploadID)
+        await self._idle(uploadID)
         try:
             return (await self.driver.stat(layout.uploadData(name, uploadID))).size
         except PathNotFound:
@@ -92,15 +94,13 @@ class Uploads:
         new upload (a monolithic POST)."""
         return Appender(self, name, uploadID, start, algorithms, onPause, onResume)
 
-    def _acquire(self, uploadID):
+    async def _acquire(self, uploadID):
+        """Wait until no other request works on this upload, then claim it."""
         state = self._states.setdefault(uploadID, _State())
-        if state.busy:
-            raise RegistryError(
-                "BLOB_UPLOAD_INVALID",
-                "another request is writing to this upload",
-                {"uuid": uploadID},
-                status=409,
-            )
+        while state.busy:
+            d = Deferred()
+            state.waiting.append(d)
+            await d
         state.busy = True
         return state
 
@@ -108,6 +108,17 @@ class Uploads:
         state = self._states.get(uploadID)
         if state is not None:
             state.busy = False
+            waiting, state.waiting = state.waiting, []
+            for d in waiting:
+                d.callback(None)
+
+    async def _idle(self, uploadID):
+        """Wait for the requests writing to this upload to finish."""
+        state = self._states.get(uploadID)
+        while state is not None and state.busy:
+            d = Deferred()
+            state.waiting.append(d)
+            await d
 
     async def _hashStored(self, name, uploadID, algorithm):
         h = digests.hasher(algorithm)
@@ -129,8 +140,9 @@ class Uploads:
         """Verify that the upload's content has digest C{expected}, make it a
         blob of C{name}, and forget the upload.  Returns the size."""
         await self._checkExists(name, uploadID)
-        state = self._acquire(uploadID)
+        state = await self._acquire(uploadID)
         try:
+            await self._checkExists(name, uploadID)  # it may be gone meanwhile
             dataPath = layout.uploadData(name, uploadID)
             try:
                 size = (await self.driver.stat(dataPath)).size
@@ -167,15 +179,11 @@ class Uploads:
 
     async def cancel(self, name, uploadID):
         await self._checkExists(name, uploadID)
-        state = self._states.get(uploadID)
-        if state is not None and state.busy:
-            raise RegistryError(
-                "BLOB_UPLOAD_INVALID",
-                "another request is writing to this upload",
-                {"uuid": uploadID},
-                status=409,
-            )
-        await self._forget(name, uploadID)
+        await self._acquire(uploadID)
+        try:
+            await self._forget(name, uploadID)
+        finally:
+            self._release(uploadID)
 
 
 class Appender:
@@ -222,7 +230,8 @@ class Appender:
         if self.uploadID is None:
             self.uploadID = await uploads.create(self.name)
         await uploads._checkExists(self.name, self.uploadID)
-        self._state = uploads._acquire(self.uploadID)
+        self._state = await uploads._acquire(self.uploadID)
+        await uploads._checkExists(self.name, self.uploadID)  # it may be gone meanwhile
         writer = await uploads.driver.writer(layout.uploadData(self.name, self.uploadID), append=True)
         self._writer = writer
         if self._start is not None and self._start != writer.size:
@@ -230,7 +239,6 @@ class Appender:
                 "RANGE_INVALID",
                 "chunk starts at %d but the upload has %d bytes" % (self._start, writer.size),
                 {"offset": writer.size},
-                headers={"Range": "0-%d" % (max(writer.size, 1) - 1)},
             )
         state = self._state
         if writer.size == 0:

@@ -490,9 +490,19 @@ class RegistryApp:
     async def _upload_patch(self, request, name, upload):
         _checkName(name)
         uploadID = unquote(upload)
-        await self._appendBody(request, "PATCH", name, uploadID, _query(request))
+        await self._appendToSession(request, "PATCH", name, uploadID, _query(request))
         offset = await self.registry.uploads.offset(name, uploadID)
         return self._empty(request, 202, self._uploadHeaders(name, uploadID, offset))
+
+    async def _appendToSession(self, request, method, name, uploadID, query):
+        try:
+            await self._appendBody(request, method, name, uploadID, query)
+        except RegistryError as e:
+            if e.code == "RANGE_INVALID":
+                # Tell the client where the upload stands, so it can resume.
+                offset = await self.registry.uploads.offset(name, uploadID)
+                e.headers.update(self._uploadHeaders(name, uploadID, offset))
+            raise
 
     async def _upload_put(self, request, name, upload):
         _checkName(name)
@@ -502,7 +512,7 @@ class RegistryApp:
         if expected is None:
             raise RegistryError("DIGEST_INVALID", "PUT needs a digest query parameter")
         d = _parseDigest(expected)
-        await self._appendBody(request, "PUT", name, uploadID, query)
+        await self._appendToSession(request, "PUT", name, uploadID, query)
         await self.registry.uploads.complete(name, uploadID, d)
         return self._blobCreated(request, name, d)
 
