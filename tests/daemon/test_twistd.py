@@ -1,0 +1,155 @@
+"""The daemon as users start it: twistd -n, daemonized twistd, twistd -ny
+registry.tac, --help, and configuration errors at start."""
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.support import procs
+
+TWISTD = os.path.join(procs.BIN, "twistd")
+
+
+def run(args, env=None, cwd=None, timeout=60):
+    return subprocess.run(
+        [TWISTD] + args, env=procs.twistdEnv(env), cwd=cwd or procs.REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_help_documents_each_option():
+    out = run(["txregistry", "--help"]).stdout
+    for option in ("--port", "--storage-path", "--config", "--flavor", "strports", "STORAGE_PATH"):
+        assert option in out
+
+
+def test_foreground_logs_address_storage_and_flavor(tmp_path):
+    d = procs.startTxregistry(str(tmp_path / "data"), str(tmp_path))
+    try:
+        with urllib.request.urlopen(d.url + "/v2/") as r:
+            assert r.status == 200
+            assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+            assert json.load(r) == {}
+        log = d.log()
+        line = [x for x in log.splitlines() if "txregistry listening on" in x]
+        assert line, log
+        assert "127.0.0.1:%d" % d.port in line[0]
+        assert str(tmp_path / "data") in line[0]
+        assert "flavor dev" in line[0]
+        assert "/tmp" not in str(tmp_path) or "will not survive a reboot" in log
+        # the access log has a line per request
+        assert "GET /v2/ HTTP/1.1" in d.log()
+    finally:
+        d.stop()
+    # twistd re-raises the SIGTERM it handled, after a clean shutdown
+    assert d.proc.returncode in (0, -15)
+    assert "Server Shut Down." in d.log()
+
+
+def test_daemonized_with_pidfile_and_logfile(tmp_path):
+    port = procs.freePort()
+    pidfile, logfile = tmp_path / "twistd.pid", tmp_path / "twistd.log"
+    r = run(
+        [
+            "--pidfile", str(pidfile), "--logfile", str(logfile), "txregistry",
+            "--port", "tcp:%d:interface=127.0.0.1" % port, "--storage-path", str(tmp_path / "data"),
+        ]
+    )
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the pidfile
+    pid = int(pidfile.read_text())
+    try:
+        procs.waitFor("http://127.0.0.1:%d/v2/" % port)
+        assert "txregistry listening on" in logfile.read_text()
+    finally:
+        os.kill(pid, 15)
+    deadline = time.monotonic() + 30
+    while pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the daemon to remove its pidfile
+    assert not pidfile.exists()
+
+
+def test_tac_file(tmp_path):
+    port = procs.freePort()
+    env = {"REGISTRY_PORT": "tcp:%d:interface=127.0.0.1" % port, "STORAGE_PATH": str(tmp_path / "tac-data")}
+    d = procs.Daemon(
+        [TWISTD, "-ny", os.path.join(procs.REPO, "registry.tac"), "--pidfile="],
+        port,
+        str(tmp_path / "tac.log"),
+        env=procs.twistdEnv(env),
+        cwd=str(tmp_path),
+    )
+    try:
+        assert str(tmp_path / "tac-data") in d.log()
+    finally:
+        d.stop()
+
+
+def test_bare_port_number_means_tcp(tmp_path):
+    port = procs.freePort()
+    d = procs.Daemon(
+        [TWISTD, "-n", "--pidfile=", "txregistry", "--port", str(port), "--storage-path", str(tmp_path / "d")],
+        port,
+        str(tmp_path / "bare.log"),
+        env=procs.twistdEnv(),
+    )
+    d.stop()
+
+
+def test_config_file_and_env(tmp_path):
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        "common: &common\n  loglevel: info\n"
+        "mine:\n  <<: *common\n  storage: local\n  storage_path: _env:MY_PATH:/nonexistent/default\n"
+    )
+    port = procs.freePort()
+    env = {"DOCKER_REGISTRY_CONFIG": str(cfg), "SETTINGS_FLAVOR": "mine", "MY_PATH": str(tmp_path / "from-env")}
+    d = procs.Daemon(
+        [TWISTD, "-n", "--pidfile=", "txregistry", "--port", "tcp:%d:interface=127.0.0.1" % port],
+        port,
+        str(tmp_path / "cfg.log"),
+        env=procs.twistdEnv(env),
+    )
+    try:
+        assert "flavor mine" in d.log()
+        assert str(tmp_path / "from-env") in d.log()
+    finally:
+        d.stop()
+
+
+@pytest.mark.parametrize(
+    "args,env,expected",
+    [
+        (["--flavor", "nope"], {}, "unknown flavor 'nope'"),
+        (["--config", "/no/such.yml"], {}, "cannot read config file /no/such.yml"),
+        ([], {"LOGLEVEL": "shouty"}, "loglevel must be one of"),
+        (["--storage-path", "/proc/forbidden"], {}, "cannot create storage path /proc/forbidden"),
+    ],
+)
+def test_configuration_errors_fail_at_start_with_one_line(tmp_path, args, env, expected):
+    r = run(["-n", "--pidfile=", "txregistry", "--port", "tcp:0:interface=127.0.0.1"] + args, env=env)
+    assert r.returncode != 0
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("txregistry: configuration error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_port_in_use_fails_at_start(tmp_path):
+    d = procs.startTxregistry(str(tmp_path / "a"), str(tmp_path))
+    try:
+        r = run(
+            ["-n", "--pidfile=", "txregistry", "--port", "tcp:%d:interface=127.0.0.1" % d.port,
+             "--storage-path", str(tmp_path / "b")]
+        )
+        assert r.returncode != 0
+        assert "cannot listen on" in r.stdout + r.stderr
+        assert "Traceback" not in r.stdout + r.stderr
+    finally:
+        d.stop()
