@@ -3,7 +3,8 @@ and the listening port."""
 
 import os
 
-from twisted.application import service
+from twisted.application import internet, service
+from twisted.internet.defer import Deferred
 from twisted.internet import endpoints
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -13,6 +14,10 @@ from txregistry.registry import Registry
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.web.app import RegistryApp
 from txregistry.web.ingest import RegistrySite
+
+
+UPLOAD_PURGE_AGE = 7 * 24 * 3600
+UPLOAD_PURGE_INTERVAL = 24 * 3600
 
 
 def endpointDescription(port):
@@ -47,6 +52,20 @@ class RegistryService(service.MultiService):
         self.site = RegistrySite(self.app.resource(), self.app.chooseBody)
         self.endpoint = endpoints.serverFromString(reactor, self.description)
         self.port = None
+        purger = internet.TimerService(UPLOAD_PURGE_INTERVAL, self.purgeUploads)
+        purger.clock = reactor
+        purger.setServiceParent(self)
+
+    def purgeUploads(self):
+        """Remove uploads abandoned for a week, as Distribution does."""
+        d = Deferred.fromCoroutine(self.registry.uploads.purge(UPLOAD_PURGE_AGE))
+
+        def report(count):
+            if count:
+                self.log.info("purged {count} abandoned upload(s)", count=count)
+
+        d.addCallbacks(report, lambda f: self.log.failure("purging uploads failed", f))
+        return d
 
     def privilegedStartService(self):
         # Listen now (before twistd drops privileges), and fail at start

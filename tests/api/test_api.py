@@ -204,6 +204,17 @@ class UploadTests(RegistryTestCase):
         self.assertEqual(r.code, 404)
 
     @async_test
+    async def test_purgeAbandoned(self):
+        import time
+
+        old = await self.start("p/one")
+        await self.request("PATCH", old, b"abc")
+        self.assertEqual(await self.registry.uploads.purge(3600), 0)
+        self.assertEqual(await self.registry.uploads.purge(3600, now=time.time() + 7200), 1)
+        r = await self.request("GET", old)
+        self.assertEqual(r.code, 404)
+
+    @async_test
     async def test_putWithoutDigest(self):
         loc = await self.start()
         r = await self.request("PUT", loc)

@@ -333,24 +333,3 @@ class Manifests:
             return await self.driver.list(path)
         except PathNotFound:
             return []
-
-
-async def catalog(driver):
-    """Every repository name (sorted): a directory holding ``_manifests``."""
-    found = []
-    root = layout.repositoriesRoot()
-
-    async def walk(path, prefix):
-        try:
-            children = await driver.list(path)
-        except PathNotFound:
-            return
-        for child in children:
-            base = child.rsplit("/", 1)[1]
-            if base == "_manifests":
-                found.append(prefix.rstrip("/"))
-            elif not base.startswith("_"):
-                await walk(child, prefix + base + "/")
-
-    await walk(root, "")
-    return sorted(n for n in found if n)

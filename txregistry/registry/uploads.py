@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from txregistry import digest as digests
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
+from txregistry.registry.catalog import repositoryDirs
 from txregistry.storage import PathNotFound
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}$")
@@ -176,6 +177,35 @@ class Uploads:
             await self.driver.delete(layout.uploadDir(name, uploadID))
         except PathNotFound:
             pass
+
+    async def purge(self, olderThan, now=None):
+        """Remove uploads started more than C{olderThan} seconds ago and not
+        in use here; returns how many."""
+        now = time.time() if now is None else now
+        purged = 0
+        for name, marks in await repositoryDirs(self.driver):
+            if "_uploads" not in marks:
+                continue
+            try:
+                entries = await self.driver.list(layout.repository(name) + "/_uploads")
+            except PathNotFound:
+                continue
+            for entry in entries:
+                uploadID = entry.rsplit("/", 1)[1]
+                state = self._states.get(uploadID)
+                if state is not None and state.busy:
+                    continue
+                try:
+                    info = await self.driver.stat(layout.uploadStartedAt(name, uploadID))
+                    started = info.modTime
+                except PathNotFound:
+                    started = 0  # no startedat: debris
+                except Exception:
+                    continue
+                if now - started > olderThan:
+                    await self._forget(name, uploadID)
+                    purged += 1
+        return purged
 
     async def cancel(self, name, uploadID):
         await self._checkExists(name, uploadID)

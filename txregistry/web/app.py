@@ -13,6 +13,7 @@ from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
+from txregistry.registry.catalog import catalog
 from txregistry.web.ingest import BoundedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
 
@@ -266,7 +267,7 @@ class RegistryApp:
         query = _query(request)
         n = _pageSize(query, DEFAULT_CATALOG_PAGE)
         last = _one(query, "last")
-        repositories = await M.catalog(self.registry.driver)
+        repositories = await catalog(self.registry.driver)
         page, more = paginate(repositories, n, last)
         if more:
             request.setHeader(

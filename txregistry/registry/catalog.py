@@ -1,0 +1,33 @@
+"""Walking the repositories of a storage (Distribution's layout)."""
+
+from txregistry.registry import layout
+from txregistry.storage import PathNotFound
+
+
+async def repositoryDirs(driver):
+    """C{[(name, {"_manifests", "_layers", "_uploads", ...})]} for every
+    repository directory, in Distribution's layout."""
+    found = []
+
+    async def walk(path, prefix):
+        try:
+            children = await driver.list(path)
+        except PathNotFound:
+            return
+        marks = set()
+        for child in children:
+            base = child.rsplit("/", 1)[1]
+            if base.startswith("_"):
+                marks.add(base)
+            else:
+                await walk(child, prefix + base + "/")
+        if marks and prefix:
+            found.append((prefix.rstrip("/"), marks))
+
+    await walk(layout.repositoriesRoot(), "")
+    return found
+
+
+async def catalog(driver):
+    """Every repository name (sorted): a directory holding ``_manifests``."""
+    return sorted(name for name, marks in await repositoryDirs(driver) if "_manifests" in marks)
