@@ -49,7 +49,11 @@ class RegistryService(service.MultiService):
         self.driver = FilesystemDriver(settings.storagePath, reactor, self.threadpool)
         self.registry = Registry(self.driver, reactor, self.threadpool)
         self.app = RegistryApp(self.registry)
-        self.site = RegistrySite(self.app.resource(), self.app.chooseBody)
+        self.site = RegistrySite(
+            self.app.resource(),
+            self.app.chooseBody,
+            accessLog=settings.loglevel in ("debug", "info"),
+        )
         self.endpoint = endpoints.serverFromString(reactor, self.description)
         self.port = None
         purger = internet.TimerService(UPLOAD_PURGE_INTERVAL, self.purgeUploads)

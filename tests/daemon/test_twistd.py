@@ -122,6 +122,16 @@ def test_config_file_and_env(tmp_path):
         d.stop()
 
 
+def test_loglevel_warn_silences_access_log(tmp_path):
+    d = procs.startTxregistry(str(tmp_path / "data"), str(tmp_path), env={"LOGLEVEL": "warn"})
+    try:
+        urllib.request.urlopen(d.url + "/v2/").close()
+        assert "txregistry listening on" in d.log()
+        assert "GET /v2/ HTTP/1.1" not in d.log()
+    finally:
+        d.stop()
+
+
 @pytest.mark.parametrize(
     "args,env,expected",
     [

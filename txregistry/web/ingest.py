@@ -136,10 +136,15 @@ class RegistrySite(server.Site):
 
     requestFactory = IngestRequest
 
-    def __init__(self, resource, chooseBody, **kwargs):
+    def __init__(self, resource, chooseBody, accessLog=True, **kwargs):
         kwargs.setdefault("parsePOSTFormSubmission", False)
         server.Site.__init__(self, resource, **kwargs)
         self._chooseBody = chooseBody
+        self._accessLog = accessLog
+
+    def log(self, request):
+        if self._accessLog:
+            server.Site.log(self, request)
 
     def chooseBody(self, request, method, uri, length):
         return self._chooseBody(request, method, uri, length)
