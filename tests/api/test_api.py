@@ -26,9 +26,12 @@ class BaseTests(RegistryTestCase):
 
     @async_test
     async def test_unknownEndpoint(self):
-        r = await self.request("GET", "/v2/foo/bar")
-        self.assertEqual(r.code, 404)
-        self.assertIn("errors", r.json())
+        for path in ("/v2/foo/bar", "/", "/index.html", "/v3/"):
+            r = await self.request("GET", path)
+            self.assertEqual(r.code, 404, path)
+            self.assertIn("errors", r.json())
+        r = await self.request("GET", "/v2")
+        self.assertEqual((r.code, r.json()), (200, {}))
 
     @async_test
     async def test_methodNotAllowed(self):

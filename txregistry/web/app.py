@@ -216,6 +216,15 @@ class RegistryApp:
     def v2(self, request):
         return shield(self._handle(request))
 
+    @app.route("/v2")
+    def v2base(self, request):
+        return shield(self._handle(request))
+
+    @app.route("/", branch=True)
+    def other(self, request):
+        self._common(request)
+        return self._error(request, RegistryError("UNSUPPORTED", "no such endpoint", status=404))
+
     @app.route("/v1/_ping", branch=False)
     def v1ping(self, request):
         self._common(request)
@@ -226,7 +235,7 @@ class RegistryApp:
     async def _handle(self, request):
         try:
             self._common(request)
-            rest = request.path[len(b"/v2/") :]
+            rest = request.path[len(b"/v2/") :] if request.path.startswith(b"/v2/") else b""
             try:
                 rest = rest.decode("ascii")
             except UnicodeDecodeError:
