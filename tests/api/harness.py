@@ -1,7 +1,9 @@
 """An in-process registry on a real loopback socket, and a small client."""
 
 import json
+import shutil
 import socket
+import tempfile
 
 import treq
 from twisted.internet import reactor
@@ -79,7 +81,8 @@ class RegistryTestCase(unittest.TestCase):
             self.pool = ThreadPool(1, 8, name="test-io")
             self.pool.start()
             self.addCleanup(self.pool.stop)
-            self.root = self.mktemp()
+            self.root = tempfile.mkdtemp(prefix="txregistry-test-")
+        self.addCleanup(shutil.rmtree, self.root, True)
             self.driver = FilesystemDriver(self.root, reactor, self.pool)
         else:
             self.pool = None

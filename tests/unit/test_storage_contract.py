@@ -1,6 +1,8 @@
 """One contract, every driver: what the registry layer relies on."""
 
 import os
+import shutil
+import tempfile
 
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults
@@ -160,7 +162,8 @@ class FilesystemDriverTests(ContractMixin, unittest.TestCase):
         self.pool = ThreadPool(1, 4, name="test-io")
         self.pool.start()
         self.addCleanup(self.pool.stop)
-        self.root = self.mktemp()
+        self.root = tempfile.mkdtemp(prefix="txregistry-test-")
+        self.addCleanup(shutil.rmtree, self.root, True)
         return FilesystemDriver(self.root, reactor, self.pool)
 
     @async_test
