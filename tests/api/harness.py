@@ -82,7 +82,7 @@ class RegistryTestCase(unittest.TestCase):
             self.pool.start()
             self.addCleanup(self.pool.stop)
             self.root = tempfile.mkdtemp(prefix="txregistry-test-")
-        self.addCleanup(shutil.rmtree, self.root, True)
+            self.addCleanup(shutil.rmtree, self.root, True)
             self.driver = FilesystemDriver(self.root, reactor, self.pool)
         else:
             self.pool = None
