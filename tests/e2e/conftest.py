@@ -30,7 +30,10 @@ def selectedKinds():
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    setattr(item, "rep_" + report.when, report)
+    daemons = getattr(item, "funcargs", {}).get("daemons")
+    if report.failed and report.when in ("setup", "call") and daemons is not None:
+        for title, text in daemons.logs():
+            report.sections.append((title, text))
 
 
 class Daemons:
@@ -75,19 +78,12 @@ def logDir(tmp_path):
 
 
 @pytest.fixture
-def daemons(request, logDir):
+def daemons(logDir):
     d = Daemons(logDir)
     try:
         yield d
     finally:
         d.stopAll()
-        failed = any(
-            getattr(request.node, "rep_" + when, None) is not None and getattr(request.node, "rep_" + when).failed
-            for when in ("setup", "call")
-        )
-        if failed:
-            for title, text in d.logs():
-                request.node.add_report_section("teardown", title, text)
 
 
 @pytest.fixture(params=selectedKinds())
