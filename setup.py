@@ -16,9 +16,11 @@ setup(
         "treq>=23.11",
         "pyyaml>=5.4",
         "zope.interface>=5",
+        "sqlalchemy>=1.4",
     ],
     extras_require={
-        "test": ["pytest>=7", "python-dxf>=12", "oras>=0.2", "hypothesis>=6"],
+        "test": ["pytest>=7", "python-dxf>=12", "oras>=0.2", "hypothesis>=6", "psycopg2-binary>=2.9"],
+        "postgresql": ["psycopg2-binary>=2.9"],
     },
     entry_points={"console_scripts": []},
 )

@@ -18,11 +18,14 @@ DEFAULT_FLAVOR = "dev"
 DEFAULT_STORAGE_PATH = "/tmp/registry"
 LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
 STORAGES = ("local",)
+SEARCH_BACKENDS = ("sqlalchemy", "none")
 
 BUILTIN = """
 common: &common
     loglevel: _env:LOGLEVEL:info
     storage_path: _env:STORAGE_PATH:/tmp/registry
+    search_backend: _env:SEARCH_BACKEND:sqlalchemy
+    sqlalchemy_index_database: _env:SQLALCHEMY_INDEX_DATABASE
 
 local: &local
     <<: *common
@@ -43,7 +46,7 @@ prod:
 
 # Keys of the classic registry that we read now; others are accepted (old
 # files carry many) and reported once at start.
-KNOWN_KEYS = ("loglevel", "storage", "storage_path")
+KNOWN_KEYS = ("loglevel", "storage", "storage_path", "search_backend", "sqlalchemy_index_database")
 
 
 class ConfigError(Exception):
@@ -57,6 +60,8 @@ class Settings:
     loglevel: str
     storage: str
     storagePath: str
+    searchBackend: str = "sqlalchemy"
+    searchDatabase: str = ""
     ignoredKeys: tuple = ()
 
 
@@ -135,6 +140,27 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None):
     if not isinstance(path, str) or "\0" in path:
         raise ConfigError("%s: storage_path must be a directory path, not %r" % (source, path))
 
+    backend = environ.get("SEARCH_BACKEND") or values.get("search_backend") or "sqlalchemy"
+    if backend in ("", False):
+        backend = "none"
+    if not isinstance(backend, str) or backend.lower() not in SEARCH_BACKENDS:
+        raise ConfigError(
+            "%s: search_backend must be one of %s, not %r" % (source, ", ".join(SEARCH_BACKENDS), backend)
+        )
+    backend = backend.lower()
+    database = environ.get("SQLALCHEMY_INDEX_DATABASE") or values.get("sqlalchemy_index_database") or ""
+    if not isinstance(database, str):
+        raise ConfigError("%s: sqlalchemy_index_database must be a database URL, not %r" % (source, database))
+    if backend == "sqlalchemy" and not database:
+        database = "sqlite:///" + os.path.join(os.path.abspath(path), "txregistry", "search.db")
+    if database:
+        try:
+            from sqlalchemy.engine import make_url
+
+            make_url(database)
+        except Exception as e:
+            raise ConfigError("%s: sqlalchemy_index_database %r is not a database URL: %s" % (source, database, e))
+
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
         flavor=flavor,
@@ -142,5 +168,7 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None):
         loglevel=loglevel.lower(),
         storage=storage,
         storagePath=os.path.abspath(path),
+        searchBackend=backend,
+        searchDatabase=database,
         ignoredKeys=ignored,
     )

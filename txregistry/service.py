@@ -37,6 +37,27 @@ def checkStoragePath(path):
     return None
 
 
+def checkSearchDatabase(settings):
+    """Make the embedded database's directory and check the database driver
+    is installed; return an error line or C{None}."""
+    if settings.searchBackend != "sqlalchemy":
+        return None
+    url = settings.searchDatabase
+    try:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+        create_engine(url).dispose()
+    except ImportError as e:
+        return "sqlalchemy_index_database %s needs a database driver that is not installed (%s)" % (url, e)
+    except Exception as e:
+        return "sqlalchemy_index_database %s: %s" % (url, str(e).splitlines()[0] if str(e) else e)
+    return None
+
+
 class RegistryService(service.MultiService):
     log = Logger()
 
@@ -48,7 +69,16 @@ class RegistryService(service.MultiService):
         self.threadpool = ThreadPool(minthreads=1, maxthreads=ioThreads, name="txregistry-io")
         self.driver = FilesystemDriver(settings.storagePath, reactor, self.threadpool)
         self.registry = Registry(self.driver, reactor, self.threadpool)
-        self.app = RegistryApp(self.registry)
+        self.updater = None
+        if settings.searchBackend == "sqlalchemy":
+            from txregistry.search.index import SearchIndex
+            from txregistry.search.updater import IndexUpdater
+
+            sqlite = settings.searchDatabase.startswith("sqlite")
+            self.indexPool = ThreadPool(minthreads=1, maxthreads=1 if sqlite else 4, name="txregistry-index")
+            self.index = SearchIndex(settings.searchDatabase, reactor, self.indexPool)
+            self.updater = IndexUpdater(self.index, self.registry, reactor)
+        self.app = RegistryApp(self.registry, search=self.updater)
         self.site = RegistrySite(
             self.app.resource(),
             self.app.chooseBody,
@@ -86,6 +116,9 @@ class RegistryService(service.MultiService):
         if self.port is None and not self.running:
             self.privilegedStartService()
         self.threadpool.start()
+        if self.updater is not None:
+            self.indexPool.start()
+            Deferred.fromCoroutine(self.updater.start())
         service.MultiService.startService(self)
         s = self.settings
         address = self.port.getHost() if self.port is not None else self.description
@@ -110,6 +143,9 @@ class RegistryService(service.MultiService):
         if port is not None:
             d.addCallback(lambda _: port.stopListening())
         d.addCallback(lambda _: self.threadpool.stop())
+        if self.updater is not None:
+            self.updater.stop()
+            d.addCallback(lambda _: self.indexPool.stop())
         return d
 
 

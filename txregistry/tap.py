@@ -55,9 +55,9 @@ def makeService(options, reactor=None, environ=None):
         )
     except config.ConfigError as e:
         raise SystemExit("txregistry: configuration error: %s" % (e,))
-    from txregistry.service import RegistryService, checkStoragePath
+    from txregistry.service import RegistryService, checkSearchDatabase, checkStoragePath
 
-    problem = checkStoragePath(settings.storagePath)
+    problem = checkStoragePath(settings.storagePath) or checkSearchDatabase(settings)
     if problem:
         raise SystemExit("txregistry: configuration error: %s" % (problem,))
     port = options["port"] or environ.get("REGISTRY_PORT") or "5000"

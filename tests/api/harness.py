@@ -88,12 +88,17 @@ class RegistryTestCase(unittest.TestCase):
             self.pool = None
             self.driver = MemoryDriver()
         self.registry = Registry(self.driver, reactor, self.pool)
-        self.app = RegistryApp(self.registry)
+        self.updater = self.makeSearch()
+        self.app = RegistryApp(self.registry, search=self.updater)
         self.site = RegistrySite(self.app.resource(), self.app.chooseBody)
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
         self.base = "http://127.0.0.1:%d" % (self.port.getHost().port,)
         self.http = HTTPConnectionPool(reactor, persistent=False)
+
+    def makeSearch(self):
+        """An IndexUpdater for the app, or None (search off)."""
+        return None
 
     async def request(self, method, path, body=None, headers=None):
         if isinstance(body, bytes) or body is None:

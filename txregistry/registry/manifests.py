@@ -41,6 +41,7 @@ class Manifest:
     blobs: list = field(default_factory=list)  # digests that must be layers
     children: list = field(default_factory=list)  # digests that must be manifests
     subject: object = None
+    config: object = None  # the config blob's digest (image manifests)
     artifactType: str = None
     annotations: dict = None
 
@@ -112,7 +113,8 @@ def parseManifest(body, contentType):
     if mediaType in IMAGE_TYPES:
         if "manifests" in doc:
             raise _invalid("an image manifest has no 'manifests'")
-        m.blobs.append(_descriptor(doc.get("config"), "config"))
+        m.config = _descriptor(doc.get("config"), "config")
+        m.blobs.append(m.config)
         layers = doc.get("layers")
         if not isinstance(layers, list):
             raise _invalid("layers must be a list")
@@ -166,12 +168,19 @@ class Manifests:
     def __init__(self, driver, blobs, cacheSize=32 * 1024 * 1024):
         self.driver = driver
         self.blobs = blobs
+        # Told of every change: listener.manifestPushed(name, digest,
+        # manifest, tag) and listener.manifestDeleted(name).
+        self.listeners = []
         # Manifests are immutable by digest: a bounded cache of their bytes.
         self._cache = {}
         self._cacheBytes = 0
         self._cacheSize = cacheSize
 
     # --- content by digest ---
+
+    async def content(self, digest):
+        """The bytes of a stored manifest (or C{None})."""
+        return await self._content(digest)
 
     async def _content(self, digest):
         data = self._cache.get(digest)
@@ -246,11 +255,18 @@ class Manifests:
         if tag is not None:
             await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
             await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
+        for listener in self.listeners:
+            await listener.manifestPushed(name, digest, manifest, tag)
         return digest, manifest
 
     # --- delete ---
 
     async def delete(self, name, reference):
+        await self._delete(name, reference)
+        for listener in self.listeners:
+            await listener.manifestDeleted(name)
+
+    async def _delete(self, name, reference):
         digest, tag = parseReference(reference)
         if tag is not None:
             if await readLink(self.driver, layout.tagCurrentLink(name, tag)) is None:
@@ -293,6 +309,27 @@ class Manifests:
                 return []
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
         return sorted(p.rsplit("/", 1)[1] for p in paths)
+
+    async def newestTag(self, name):
+        """C{(tag, digest, mtime)} of the most recently pushed tag, or C{None}."""
+        best = None
+        for tag in await self._tagsQuietly(name):
+            try:
+                info = await self.driver.stat(layout.tagCurrentLink(name, tag))
+            except PathNotFound:
+                continue
+            if best is None or info.modTime > best[2]:
+                best = (tag, None, info.modTime)
+        if best is None:
+            return None
+        digest = await readLink(self.driver, layout.tagCurrentLink(name, best[0]))
+        return None if digest is None else (best[0], digest, best[2])
+
+    async def _tagsQuietly(self, name):
+        try:
+            return await self.tags(name)
+        except RegistryError:
+            return []
 
     async def referrers(self, name, subject, artifactType=None):
         """Descriptors of the manifests of C{name} whose subject is

@@ -14,6 +14,7 @@ from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
+from txregistry.search.index import IndexUnavailable
 from txregistry.web.ingest import BoundedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
 
@@ -153,8 +154,9 @@ class RegistryApp:
     app = Klein()
     log = Logger()
 
-    def __init__(self, registry, maxManifestSize=M.MAX_MANIFEST_SIZE):
+    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE):
         self.registry = registry
+        self.search = search  # an IndexUpdater, or None when search is off
         self.maxBodySize = maxManifestSize
 
     def resource(self):
@@ -232,6 +234,48 @@ class RegistryApp:
         request.setHeader(b"X-Docker-Registry-Standalone", b"true")
         return self._json(request, 200, {})
 
+    @app.route("/v1/search", branch=False)
+    def v1search(self, request):
+        return shield(self._search(request))
+
+    async def _search(self, request):
+        """docker search: the V1 search API, from the SQL index."""
+        self._common(request)
+        try:
+            query = _query(request)
+            term = (_one(query, "q") or "").strip()
+            if len(term) > 255:
+                raise RegistryError("UNSUPPORTED", "q is longer than 255 characters", status=400)
+            size, page = _one(query, "n") or "25", _one(query, "page") or "1"
+            if not size.isdigit() or len(size) > 6:
+                raise RegistryError("PAGINATION_NUMBER_INVALID", "n must be a whole number from 1 to 100")
+            if not page.isdigit() or int(page) < 1 or len(page) > 9:
+                raise RegistryError("PAGINATION_NUMBER_INVALID", "page must be a whole number from 1")
+            size, page = min(max(int(size), 1), 100), int(page)
+            if self.search is None:
+                raise RegistryError("UNSUPPORTED", "search is turned off (search_backend: none)", status=404)
+            if not (self.search.ready and self.search.healthy):
+                raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
+            try:
+                total, rows = await self.search.index.search(term, size, (page - 1) * size)
+            except IndexUnavailable:
+                raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
+        except RegistryError as e:
+            return self._error(request, e)
+        results = [
+            {"name": name, "description": description, "star_count": 0, "is_official": False, "is_automated": False}
+            for name, description in rows
+        ]
+        doc = {
+            "query": term,
+            "num_results": total,
+            "num_pages": (total + size - 1) // size,
+            "page": page,
+            "page_size": size,
+            "results": results,
+        }
+        return self._json(request, 200, doc)
+
     async def _handle(self, request):
         try:
             self._common(request)
@@ -276,8 +320,17 @@ class RegistryApp:
         query = _query(request)
         n = _pageSize(query, DEFAULT_CATALOG_PAGE)
         last = _one(query, "last")
-        repositories = await catalog(self.registry.driver)
-        page, more = paginate(repositories, n, last)
+        page = None
+        if self.search is not None and self.search.ready and self.search.healthy:
+            try:
+                page = await self.search.index.catalog(last or None, None if n is None else n + 1)
+            except IndexUnavailable:
+                page = None
+        if page is not None:
+            more = n is not None and len(page) > n
+            page = page[:n] if n is not None else page
+        else:
+            page, more = paginate(await catalog(self.registry.driver), n, last)
         if more:
             request.setHeader(
                 b"Link", ('</v2/_catalog?n=%d&last=%s>; rel="next"' % (n, quote(page[-1], safe=""))).encode("ascii")

@@ -1,0 +1,179 @@
+"""docker search (/v1/search) and the catalog, from the SQL index: SQLite
+embedded, and a real PostgreSQL server including an outage."""
+
+import json
+import os
+import shutil
+import tempfile
+
+from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
+from twisted.python.threadpool import ThreadPool
+from twisted.trial import unittest
+
+from tests.api.harness import RegistryTestCase, async_test
+from tests.support import postgres
+from txregistry.search.index import SearchIndex
+from txregistry.search.updater import IndexUpdater
+
+
+class SearchTestsMixin:
+    def databaseURL(self):
+        d = tempfile.mkdtemp(prefix="txregistry-index-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return "sqlite:///" + os.path.join(d, "search.db")
+
+    def makeSearch(self):
+        self.indexPool = ThreadPool(1, 1, name="test-index")
+        self.indexPool.start()
+        self.addCleanup(self.indexPool.stop)
+        self.index = SearchIndex(self.databaseURL(), reactor, self.indexPool)
+        self.addCleanup(self.index.engine.dispose)
+        updater = IndexUpdater(self.index, self.registry, reactor)
+        self.addCleanup(updater.stop)
+        return updater
+
+    async def startIndex(self):
+        await self.updater.start()
+
+    async def search(self, q, **params):
+        qs = "&".join(["q=" + q] + ["%s=%s" % kv for kv in params.items()])
+        return await self.request("GET", "/v1/search?" + qs)
+
+    @async_test
+    async def test_ping(self):
+        r = await self.request("GET", "/v1/_ping")
+        self.assertEqual(r.code, 200)
+        self.assertEqual(r.header("X-Docker-Registry-Standalone"), b"true")
+        self.assertTrue(r.header("X-Docker-Registry-Version"))
+
+    @async_test
+    async def test_rankingAndShape(self):
+        await self.startIndex()
+        names = ["other/thing", "team/ubuntu-tools", "ubuntu", "library/ubuntu", "ubuntu-minimal", "x/myubuntu"]
+        for name in names:
+            await self.pushImage(name, "latest")
+        await self.pushImage("other/thing", "latest", extra={"annotations": {
+            "org.opencontainers.image.description": "Runs on Ubuntu"}})
+        r = await self.search("UBUNTU")
+        self.assertEqual(r.code, 200)
+        doc = r.json()
+        self.assertEqual(set(doc), {"query", "num_results", "num_pages", "page", "page_size", "results"})
+        self.assertEqual((doc["query"], doc["num_results"], doc["page"], doc["page_size"]), ("UBUNTU", 6, 1, 25))
+        got = [x["name"] for x in doc["results"]]
+        # exact, prefix, component, substring (newest first), description
+        self.assertEqual(got, ["ubuntu", "ubuntu-minimal", "library/ubuntu", "x/myubuntu", "team/ubuntu-tools",
+                               "other/thing"])
+        first = doc["results"][0]
+        self.assertEqual(set(first), {"name", "description", "star_count", "is_official", "is_automated"})
+        self.assertEqual(doc["results"][-1]["description"], "Runs on Ubuntu")
+
+    @async_test
+    async def test_descriptionFromConfigLabel(self):
+        await self.startIndex()
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {
+            "Labels": {"org.opencontainers.image.description": "from the label"}}}).encode()
+        cd = await self.pushBlob("labelled", config)
+        doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": len(config)},
+               "layers": []}
+        r, _ = await self.pushManifest("labelled", "v1", doc)
+        self.assertEqual(r.code, 201)
+        r = await self.search("labelled")
+        self.assertEqual(r.json()["results"][0]["description"], "from the label")
+
+    @async_test
+    async def test_paging(self):
+        await self.startIndex()
+        for i in range(5):
+            await self.pushImage("page/repo%d" % i, "t")
+        r = await self.search("repo", n="2", page="3")
+        doc = r.json()
+        self.assertEqual((doc["num_results"], doc["num_pages"], doc["page"], doc["page_size"]), (5, 3, 3, 2))
+        self.assertEqual(len(doc["results"]), 1)
+        r = await self.search("repo", n="1000")
+        self.assertEqual(r.json()["page_size"], 100)
+        r = await self.search("repo", n="0")
+        self.assertEqual(r.json()["page_size"], 1)
+        for bad in ({"n": "x"}, {"page": "0"}, {"page": "-1"}, {"n": "-5"}):
+            r = await self.search("repo", **bad)
+            self.assertEqual(r.code, 400, bad)
+            self.assertIn("must be", r.json()["errors"][0]["message"])
+
+    @async_test
+    async def test_deleteUpdatesIndex(self):
+        await self.startIndex()
+        d, _ = await self.pushImage("gone/soon", "v1")
+        self.assertEqual((await self.search("gone")).json()["num_results"], 1)
+        await self.request("DELETE", "/v2/gone/soon/manifests/v1")
+        self.assertEqual(await self.index.catalog(), ["gone/soon"])  # the repository is still there
+        r = await self.request("GET", "/v2/_catalog")
+        self.assertEqual(r.json()["repositories"], ["gone/soon"])
+
+    @async_test
+    async def test_catalogFromIndex(self):
+        await self.startIndex()
+        for name in ("b", "a/x", "c"):
+            await self.pushImage(name, "t")
+        r = await self.request("GET", "/v2/_catalog?n=2")
+        self.assertEqual(r.json()["repositories"], ["a/x", "b"])
+        self.assertIn(b"last=b", r.header("Link"))
+        r = await self.request("GET", "/v2/_catalog?n=2&last=b")
+        self.assertEqual(r.json()["repositories"], ["c"])
+        self.assertIsNone(r.header("Link"))
+
+    @async_test
+    async def test_rebuildAtStart(self):
+        # pushed while the index knew nothing (as after deleting the database)
+        for name in ("pre/one", "pre/two"):
+            await self.pushImage(name, "t", extra={"annotations": {"org.opencontainers.image.description": name}})
+        await self.index.clear()
+        self.updater.ready = False
+        await self.startIndex()
+        r = await self.search("pre")
+        self.assertEqual(sorted(x["description"] for x in r.json()["results"]), ["pre/one", "pre/two"])
+
+
+class SQLiteSearchTests(SearchTestsMixin, RegistryTestCase):
+    pass
+
+
+class SearchOffTests(RegistryTestCase):
+    @async_test
+    async def test_searchOff(self):
+        r = await self.request("GET", "/v1/search?q=x")
+        self.assertEqual(r.code, 404)
+        await self.pushImage("still/works", "t")
+        r = await self.request("GET", "/v2/_catalog")
+        self.assertEqual(r.json()["repositories"], ["still/works"])
+
+
+class PostgresSearchTests(SearchTestsMixin, RegistryTestCase):
+    def databaseURL(self):
+        if not postgres.available():
+            raise unittest.SkipTest("PostgreSQL is not installed")
+        self.pg = postgres.PostgresServer().start()
+        self.addCleanup(self.pg.destroy)
+        return self.pg.url
+
+    @async_test
+    async def test_outageAndRepair(self):
+        await self.startIndex()
+        await self.pushImage("before/outage", "t")
+        self.pg.stop()
+        # push and pull keep working while the database is down
+        d, body = await self.pushImage("during/outage", "t")
+        r = await self.request("GET", "/v2/during/outage/manifests/t")
+        self.assertEqual(r.code, 200)
+        r = await self.search("outage")
+        self.assertEqual(r.code, 503)
+        self.assertEqual(r.error(), "UNAVAILABLE")
+        self.assertIn("during/outage", self.updater.dirty)
+        # the catalog falls back to storage
+        r = await self.request("GET", "/v2/_catalog")
+        self.assertEqual(r.json()["repositories"], ["before/outage", "during/outage"])
+        self.pg.start()
+        await self.updater.repair()
+        r = await self.search("outage")
+        self.assertEqual(r.code, 200)
+        self.assertEqual(sorted(x["name"] for x in r.json()["results"]), ["before/outage", "during/outage"])
