@@ -22,5 +22,5 @@ setup(
         "test": ["pytest>=7", "python-dxf>=12", "oras>=0.2", "hypothesis>=6", "psycopg2-binary>=2.9"],
         "postgresql": ["psycopg2-binary>=2.9"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["txregistry = txregistry.cli:main"]},
 )

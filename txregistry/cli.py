@@ -1,0 +1,99 @@
+"""The ``txregistry`` command: maintenance tasks beside the daemon.
+
+    txregistry reindex [--config FILE] [--flavor NAME] [--storage-path DIR]
+
+rebuilds the search index from storage (safe while the registry serves)."""
+
+import sys
+
+from twisted.python import usage
+
+from txregistry import config
+
+
+class ReindexOptions(usage.Options):
+    synopsis = "[--config FILE] [--flavor NAME] [--storage-path DIR]"
+    longdesc = "Rebuild the search index from storage, with a progress bar; the registry may keep serving."
+    optFlags = [["quiet", "q", "No progress bar."]]
+    optParameters = [
+        ["config", "c", None, "YAML configuration file (default: $DOCKER_REGISTRY_CONFIG)."],
+        ["flavor", "f", None, "Flavor of the configuration file (default: $SETTINGS_FLAVOR, else dev)."],
+        ["storage-path", "s", None, "Storage directory (default: $STORAGE_PATH, else the config file's)."],
+    ]
+
+
+class Options(usage.Options):
+    synopsis = "COMMAND [options]"
+    subCommands = [["reindex", None, ReindexOptions, "Rebuild the search index from storage."]]
+
+    def postOptions(self):
+        if self.subCommand is None:
+            raise usage.UsageError("a command is needed (reindex)")
+
+
+class ProgressBar:
+    def __init__(self, stream, width=40):
+        self.stream = stream
+        self.width = width
+
+    def __call__(self, done, total):
+        filled = self.width * done // total if total else self.width
+        self.stream.write("\r[%s%s] %d/%d repositories" % ("#" * filled, " " * (self.width - filled), done, total))
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def reindex(reactor, options):
+    from twisted.internet.defer import Deferred
+    from twisted.python.threadpool import ThreadPool
+
+    from txregistry.registry import Registry
+    from txregistry.search.index import SearchIndex
+    from txregistry.search.updater import IndexUpdater
+    from txregistry.service import checkSearchDatabase
+    from txregistry.storage.filesystem import FilesystemDriver
+
+    settings = config.load(
+        configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
+    )
+    if settings.searchBackend != "sqlalchemy":
+        raise SystemExit("txregistry: search is turned off (search_backend: %s)" % (settings.searchBackend,))
+    problem = checkSearchDatabase(settings)
+    if problem:
+        raise SystemExit("txregistry: configuration error: %s" % (problem,))
+    io = ThreadPool(1, 8, name="reindex-io")
+    db = ThreadPool(1, 1, name="reindex-db")
+    io.start()
+    db.start()
+    registry = Registry(FilesystemDriver(settings.storagePath, reactor, io), reactor, io)
+    updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
+    progress = None if options["quiet"] else ProgressBar(sys.stderr)
+
+    def done(result):
+        io.stop()
+        db.stop()
+        return result
+
+    d = Deferred.fromCoroutine(updater.rebuild(progress)).addBoth(done)
+    d.addCallback(lambda count: print("indexed %d repositories into %s" % (count, settings.searchDatabase)))
+    return d
+
+
+def main(argv=None):
+    options = Options()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as e:
+        raise SystemExit("%s\n%s" % (options, e))
+    try:
+        config.load(
+            configFile=options.subOptions["config"],
+            flavor=options.subOptions["flavor"],
+            storagePath=options.subOptions["storage-path"],
+        )
+    except config.ConfigError as e:
+        raise SystemExit("txregistry: configuration error: %s" % (e,))
+    from twisted.internet.task import react
+
+    react(reindex, [options.subOptions])
