@@ -80,6 +80,7 @@ def test_bigChunkedPushAndPullStayFlat(registry):
     assert written <= WRITE_AMPLIFICATION * BIG, "blob written more than once: " + figures
     assert pushed["VmHWM"] - idleRSS <= RSS_ALLOWANCE, "memory grew during the push: " + figures
     assert pulled["VmHWM"] - idleRSS <= RSS_ALLOWANCE, "memory grew during the pull: " + figures
+    _assertNoServerFault(registry)
 
 
 # --- a client leaving in the middle of a chunked PATCH ---
@@ -104,7 +105,7 @@ def _offset(response):
     return int(last) + 1
 
 
-def _retrying(what, attempt):
+def _retrying(attempt):
     """Run C{attempt} until it returns a response other than 409 (the
     server still finishing the dropped request) or 416 (its offset moved
     while we asked), for at most SETTLE seconds."""
@@ -124,6 +125,14 @@ def _assertServing(c):
     fresh = BlobData(3 * MiB + 17, seed=99)
     digest = c.pushBlobChunked("perf/other", fresh)
     assert c.pullBlob("perf/other", digest) == (fresh.size, digest)
+
+
+def _assertNoServerFault(registry):
+    """A client going away is not a server fault: nothing in the daemon's
+    log may look like one."""
+    log = registry.log()
+    for marker in ("Traceback", "Unhandled", "panic:"):
+        assert marker not in log, "%s in the %s log:\n%s" % (marker, registry.kind, log[-4000:])
 
 
 def _uploadDir(registry, location):
@@ -153,7 +162,7 @@ def _abandonedUpload(registry, reset):
 
 
 def _statusAfterDisconnect(registry, c, location):
-    r = _retrying("upload status", lambda: c.uploadStatus(location))
+    r = _retrying(lambda: c.uploadStatus(location))
     if r.status == 404 and registry.kind == "distribution":
         # Distribution 2.8 carries the upload's offset in the HMAC-signed
         # _state query parameter of each Location; the dropped PATCH never
@@ -180,7 +189,7 @@ def test_droppedPatchCanBeContinued(registry, reset):
         offset = _offset(r)
         return c.patchChunked(location, data.chunks(offset), contentRange=(offset, SMALL - 1))
 
-    r = _retrying("resume", resume)
+    r = _retrying(resume)
     assert r.status == 202, (r.status, r.body, offset)
     assert _offset(r) == SMALL, (r.headers, offset)
     location = _pathOf(r.header("location") or location)
@@ -193,6 +202,7 @@ def test_droppedPatchCanBeContinued(registry, reset):
     assert c.pullBlob(NAME, digest) == (SMALL, digest)
     _assertServing(c)
     c.close()
+    _assertNoServerFault(registry)
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])
@@ -202,7 +212,7 @@ def test_droppedPatchCanBeCancelled(registry, reset):
     assert 0 <= _offset(status) <= sent
     location = _pathOf(status.header("location") or location)
 
-    r = _retrying("cancel", lambda: c.cancelUpload(location))
+    r = _retrying(lambda: c.cancelUpload(location))
     assert r.status == 204, (r.status, r.body)
     r = c.uploadStatus(location)
     assert r.status == 404, (r.status, r.body)
@@ -214,3 +224,4 @@ def test_droppedPatchCanBeCancelled(registry, reset):
     assert not os.path.exists(leftover), "upload data left in storage: %s" % (leftover,)
     _assertServing(c)
     c.close()
+    _assertNoServerFault(registry)
