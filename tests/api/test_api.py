@@ -34,6 +34,15 @@ class BaseTests(RegistryTestCase):
         self.assertEqual((r.code, r.json()), (200, {}))
 
     @async_test
+    async def test_tlsHandshakeOnPlainPortAnsweredAtOnce(self):
+        # What a Go client sends first when it tries HTTPS: a ClientHello,
+        # with no CRLF in it.  It must fail fast, so the client falls back.
+        hello = bytes.fromhex("16030100a00100009c0303000a000a") + b"\x00" * 20
+        out = await deferToThread(rawRequest, self.port.getHost().port, hello, True, 5)
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out)
+        self.assertIn(b"HTTPS request to an HTTP server", out)
+
+    @async_test
     async def test_methodNotAllowed(self):
         r = await self.request("POST", "/v2/foo/manifests/latest")
         self.assertEqual(r.code, 405)

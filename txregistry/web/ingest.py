@@ -18,7 +18,14 @@ for them.
 import io
 
 from twisted.logger import Logger
-from twisted.web import server
+from twisted.web import http, server
+
+# First bytes of a TLS handshake record (0x16) or an SSLv2 hello (0x80).
+_TLS_FIRST_BYTES = (0x16, 0x80)
+_HTTPS_TO_HTTP = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    b"Content-Length: 48\r\n\r\nClient sent an HTTPS request to an HTTP server.\n"
+)
 
 
 def requestLine(channel):
@@ -130,14 +137,38 @@ class IngestRequest(server.Request):
             self.content = body
 
 
+class RegistryChannel(http.HTTPChannel):
+    """HTTP/1.1 that answers a TLS handshake on a plain port at once.
+
+    Clients told a registry is "insecure" (docker, podman, skopeo) try HTTPS
+    first; a ClientHello rarely holds a CRLF, so the line-based parser would
+    wait for one until the client's handshake timeout (10 s per command)."""
+
+    _sniffed = False
+
+    def dataReceived(self, data):
+        if not self._sniffed and data:
+            self._sniffed = True
+            if data[0] in _TLS_FIRST_BYTES:
+                self.transport.write(_HTTPS_TO_HTTP)
+                self.transport.loseConnection()
+                return
+        http.HTTPChannel.dataReceived(self, data)
+
+
 class RegistrySite(server.Site):
     """A L{Site} whose requests stream their bodies where L{chooseBody}
     says."""
 
     requestFactory = IngestRequest
+    protocol = RegistryChannel
+    # Idle connections (between requests, or a client that stops sending its
+    # request) are closed after this many seconds.
+    IDLE_TIMEOUT = 300
 
     def __init__(self, resource, chooseBody, accessLog=True, **kwargs):
         kwargs.setdefault("parsePOSTFormSubmission", False)
+        kwargs.setdefault("timeout", self.IDLE_TIMEOUT)
         server.Site.__init__(self, resource, **kwargs)
         self._chooseBody = chooseBody
         self._accessLog = accessLog
