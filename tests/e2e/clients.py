@@ -69,3 +69,16 @@ def getJSON(daemon, path):
     status, headers, body = request(daemon, path)
     assert status == 200, "GET %s: %s %r" % (path, status, body[:2000])
     return json.loads(body)
+
+
+def assertTags(daemon, repo, expected):
+    """GET /v2/<repo>/tags/list names exactly C{expected}.  The OCI
+    Distribution Spec 1.1 wants the tags in lexical order; Distribution 2.8
+    (the reference) lists them in directory order, so order is only
+    checked for txregistry."""
+    listed = getJSON(daemon, "/v2/%s/tags/list" % (repo,))
+    assert listed["name"] == repo
+    if getattr(daemon, "kind", None) == "txregistry":
+        assert listed["tags"] == sorted(expected)
+    else:
+        assert sorted(listed["tags"]) == sorted(expected)
