@@ -1,9 +1,10 @@
 """txregistry and Distribution on the same storage directory: what one
 wrote, the other serves, in both directions."""
 
-import json
+import os
 
 import pytest
+from dxf import DXF
 
 from tests.e2e import clients, oci
 from tests.e2e.conftest import selectedKinds
@@ -52,6 +53,11 @@ def test_sameStorage(daemons, storage, tmp_path, first, second):
         writer, "/v2/interop/mounted/blobs/uploads/?mount=%s&from=interop/app" % (image.layerDigests[0],),
         method="POST", data=b"")
     assert status == 201, (status, headers)
+    # A Docker schema-2 manifest (python-dxf makes those).
+    dxfBlob = os.urandom(40000)
+    dxfWriter = DXF(writer.host, "interop/dxf", insecure=True, timeout=30)
+    dxfDigest = dxfWriter.push_blob(data=iter([dxfBlob]), digest=oci.sha256(dxfBlob))
+    dxfManifest = dxfWriter.set_alias("docker", dxfDigest)
     writer.stop()
 
     reader = daemons.start(second, storage)
@@ -78,9 +84,16 @@ def test_sameStorage(daemons, storage, tmp_path, first, second):
     status, _, _ = clients.request(reader, "/v2/interop/mounted/blobs/" + image.layerDigests[1], method="HEAD")
     assert status == 404, "a blob not linked into the repository must not be served from it"
 
+    dxfReader = DXF(reader.host, "interop/dxf", insecure=True, timeout=30)
+    assert dxfReader.get_manifest("docker") == dxfManifest
+    assert dxfReader.get_alias("docker") == [dxfDigest]
+    assert b"".join(dxfReader.pull_blob(dxfDigest)) == dxfBlob
+
     clients.assertTags(reader, "interop/app", ["latest", "v1"])
     clients.assertTags(reader, "interop/multi", ["multi"])
-    assert clients.getJSON(reader, "/v2/_catalog") == {"repositories": ["interop/app", "interop/mounted", "interop/multi"]}
+    assert clients.getJSON(reader, "/v2/_catalog") == {
+        "repositories": ["interop/app", "interop/dxf", "interop/mounted", "interop/multi"]
+    }
 
     # The second registry writes on top of the first one's data: a tag
     # over existing blobs (every HEAD finds them), then a delete.
