@@ -450,14 +450,16 @@ class DiscoveryTests(RegistryTestCase):
     async def test_catalog(self):
         for name in ("zeta", "alpha/one", "alpha/two", "mid"):
             await self.pushImage(name, "t")
+        # as Distribution does, a repository holding only blobs is listed
         await self.pushBlob("blobonly", b"x")
+        await self.request("POST", "/v2/upload/only/blobs/uploads/")  # an upload alone is not
         r = await self.request("GET", "/v2/_catalog")
-        self.assertEqual(r.json(), {"repositories": ["alpha/one", "alpha/two", "mid", "zeta"]})
+        self.assertEqual(r.json(), {"repositories": ["alpha/one", "alpha/two", "blobonly", "mid", "zeta"]})
         r = await self.request("GET", "/v2/_catalog?n=3")
-        self.assertEqual(r.json()["repositories"], ["alpha/one", "alpha/two", "mid"])
-        self.assertEqual(r.header("Link"), b'</v2/_catalog?n=3&last=mid>; rel="next"')
-        r = await self.request("GET", "/v2/_catalog?n=3&last=mid")
-        self.assertEqual(r.json()["repositories"], ["zeta"])
+        self.assertEqual(r.json()["repositories"], ["alpha/one", "alpha/two", "blobonly"])
+        self.assertEqual(r.header("Link"), b'</v2/_catalog?n=3&last=blobonly>; rel="next"')
+        r = await self.request("GET", "/v2/_catalog?n=3&last=blobonly")
+        self.assertEqual(r.json()["repositories"], ["mid", "zeta"])
 
     @async_test
     async def test_referrers(self):

@@ -123,6 +123,13 @@ class SearchTestsMixin:
         self.assertIsNone(r.header("Link"))
 
     @async_test
+    async def test_blobOnlyRepositoryListed(self):
+        await self.startIndex()
+        await self.pushBlob("only/blobs", b"data")
+        r = await self.request("GET", "/v2/_catalog")
+        self.assertEqual(r.json()["repositories"], ["only/blobs"])
+
+    @async_test
     async def test_rebuildAtStart(self):
         # pushed while the index knew nothing (as after deleting the database)
         for name in ("pre/one", "pre/two"):

@@ -30,6 +30,9 @@ async def exists(driver, path):
 class BlobStore:
     def __init__(self, driver):
         self.driver = driver
+        # Told when a blob is linked into a repository (which makes the
+        # repository exist): listener.repositoryUsed(name).
+        self.listeners = []
 
     async def size(self, name, digest):
         """Size of a blob readable through repository C{name}, else
@@ -57,6 +60,8 @@ class BlobStore:
 
     async def link(self, name, digest):
         await self.driver.putContent(layout.layerLink(name, digest), digest.encode("ascii"))
+        for listener in self.listeners:
+            await listener.repositoryUsed(name)
 
     async def unlink(self, name, digest):
         path = layout.layerLink(name, digest)

@@ -29,5 +29,6 @@ async def repositoryDirs(driver):
 
 
 async def catalog(driver):
-    """Every repository name (sorted): a directory holding ``_manifests``."""
-    return sorted(name for name, marks in await repositoryDirs(driver) if "_manifests" in marks)
+    """Every repository name (sorted): as Distribution counts them, a
+    directory holding ``_layers`` (or ``_manifests``)."""
+    return sorted(name for name, marks in await repositoryDirs(driver) if marks & {"_layers", "_manifests"})

@@ -298,7 +298,9 @@ class Manifests:
     # --- discovery ---
 
     async def repositoryExists(self, name):
-        return await exists(self.driver, layout.repository(name))
+        return await exists(self.driver, layout.repository(name) + "/_layers") or await exists(
+            self.driver, layout.manifestsDir(name)
+        )
 
     async def tags(self, name):
         """Sorted tags of C{name}; NAME_UNKNOWN when no such repository."""

@@ -22,6 +22,10 @@ MAX_CONFIG_SIZE = 1024 * 1024
 RETRY_INTERVAL = 5.0
 
 
+async def _nothing():
+    return None
+
+
 def _annotation(doc):
     annotations = doc.get("annotations") if isinstance(doc, dict) else None
     if isinstance(annotations, dict) and isinstance(annotations.get(DESCRIPTION_KEY), str):
@@ -41,7 +45,9 @@ class IndexUpdater:
         self.ready = False  # the index holds every repository of storage
         self._retry = LoopingCall(self.repair)
         self._retry.clock = clock
+        self._known = set()  # names known to be in the index
         registry.manifests.listeners.append(self)
+        registry.blobs.listeners.append(self)
 
     # --- what a repository's row says ---
 
@@ -104,13 +110,27 @@ class IndexUpdater:
             if tag is None:
                 # A push by digest (an index's child, a referrer): the row
                 # stays as it is, but the repository must be listed.
-                await self.index.ensure(name)
+                await self._ensure(name)
             else:
                 await self.index.upsert(name, await self.describe(name, digest), time.time())
         except IndexUnavailable as e:
             self._unavailable(name, e)
         else:
             self.healthy = True
+
+    def repositoryUsed(self, name):
+        """A blob was linked into C{name}: the repository must be listed."""
+        if name in self._known:
+            return Deferred.fromCoroutine(_nothing())
+        return self._safely(self._ensure(name), name)
+
+    async def _ensure(self, name):
+        try:
+            await self.index.ensure(name)
+        except IndexUnavailable as e:
+            self._unavailable(name, e)
+        else:
+            self._known.add(name)
 
     def manifestDeleted(self, name):
         return self._safely(self._refresh(name), name)
@@ -152,6 +172,7 @@ class IndexUpdater:
     async def _writeRow(self, name):
         row = await self.rowFor(name)
         if row is None:
+            self._known.discard(name)
             await self.index.remove(name)
         else:
             await self.index.upsert(*row)
@@ -177,6 +198,7 @@ class IndexUpdater:
         known = set(names)
         for name in await self.index.catalog():
             if name not in known:
+                self._known.discard(name)
                 await self.index.remove(name)
         self.ready = True
         self.healthy = True
