@@ -77,9 +77,13 @@ class ContractMixin:
         w = await self.driver.writer("/w/data", append=True)
         self.assertEqual(w.size, 6)
         await w.write(b"g")
+        await w.close()  # kept for a later writer
+        w = await self.driver.writer("/w/data", append=True)
+        self.assertEqual(w.size, 7)
         await w.commit()
         await w.close()
         self.assertEqual(await self.driver.getContent("/w/data"), b"abcdefg")
+        self.assertEqual((await self.driver.stat("/w/data")).size, 7)
         w = await self.driver.writer("/w/data")  # not append: truncates
         await w.close()
         self.assertEqual(await self.driver.getContent("/w/data"), b"")

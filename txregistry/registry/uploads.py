@@ -145,11 +145,10 @@ class Uploads:
         try:
             await self._checkExists(name, uploadID)  # it may be gone meanwhile
             dataPath = layout.uploadData(name, uploadID)
-            try:
-                size = (await self.driver.stat(dataPath)).size
-            except PathNotFound:
-                size = 0
-                await self.driver.putContent(dataPath, b"")
+            writer = await self.driver.writer(dataPath, append=True)
+            size = writer.size
+            await writer.commit()  # one complete, durable file from here on
+            await writer.close()
             h = state.hashers.get(expected.algorithm)
             if h is not None and state.offset == size:
                 actual = digests.fromHasher(expected.algorithm, h)
@@ -375,8 +374,6 @@ class Appender:
         writer = self._writer
         try:
             if writer is not None:
-                if self.error is None:
-                    await writer.commit()
                 await writer.close()
         finally:
             if self._state is not None:

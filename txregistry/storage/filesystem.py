@@ -73,9 +73,12 @@ class _FileWriter:
         return self._driver._run(self._file.write, data).addCallback(done)
 
     def commit(self):
+        f, self._file = self._file, None
+
         def sync():
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
 
         return self._driver._run(sync)
 

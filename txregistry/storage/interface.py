@@ -70,14 +70,16 @@ class IWriter(Interface):
         """Deferred firing once C{data} is appended."""
 
     def commit():
-        """Deferred firing once everything written is durable."""
+        """Deferred firing once everything written is one complete, durable
+        file, readable as any other; no more writes follow."""
 
     def cancel():
         """Deferred firing once the file is removed."""
 
     def close():
-        """Deferred firing once the writer's resources are released; the
-        content written so far stays (a later writer can append)."""
+        """Deferred firing once what was written is kept, so that a later
+        writer (in this process or another) can append to it, and the
+        writer's resources are released."""
 
 
 class IStorageDriver(Interface):
