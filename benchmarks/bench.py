@@ -27,6 +27,7 @@ import argparse
 import http.client
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,22 +74,39 @@ def cpuSeconds(pid):
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def systemBusySeconds():
+    """CPU seconds spent by the whole machine so far, all CPUs, not idle."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def clientSeconds():
+    """CPU seconds of this process and its waited-for children (wrk)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class Phase:
-    """Wall time, client CPU and daemon CPU over a block."""
+    """Wall time, client CPU, daemon CPU and the CPU used by everything else
+    on the machine (other processes disturbing the measure) over a block."""
 
     def __init__(self, pid):
         self.pid = pid
 
     def __enter__(self):
         self._wall = time.monotonic()
-        self._client = time.process_time()
+        self._client = clientSeconds()
         self._daemon = cpuSeconds(self.pid)
+        self._system = systemBusySeconds()
         return self
 
     def __exit__(self, *exc):
         self.wall = time.monotonic() - self._wall
-        self.clientCPU = time.process_time() - self._client
+        self.clientCPU = clientSeconds() - self._client
         self.daemonCPU = cpuSeconds(self.pid) - self._daemon
+        self.otherCPU = max(0.0, systemBusySeconds() - self._system - self.clientCPU - self.daemonCPU)
         return False
 
 
@@ -100,8 +118,9 @@ def loadWithWrk(url, accept, requests, connections, maxSeconds):
     # rates, and leaves the other core to the daemon.
     threads = 1
     perThread = max(1, requests // threads)
-    env = dict(os.environ, WRK_PER_THREAD=str(perThread), WRK_ACCEPT=accept)
-    out = subprocess.run(
+    doneDir = tempfile.mkdtemp(prefix="bench-wrk-")
+    env = dict(os.environ, WRK_PER_THREAD=str(perThread), WRK_ACCEPT=accept, WRK_DONE_DIR=doneDir)
+    proc = subprocess.Popen(
         [
             "wrk",
             "-t%d" % (threads,),
@@ -111,12 +130,26 @@ def loadWithWrk(url, accept, requests, connections, maxSeconds):
             os.path.join(HERE, "manifest_get.lua"),
             url,
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        timeout=maxSeconds + 30,
     )
-    for line in out.stdout.splitlines():
+    try:
+        # wrk sleeps for all of -d even when every thread is done: end it
+        # (SIGINT: it stops, prints and runs done()) once they all are.
+        deadline = time.monotonic() + maxSeconds + 30
+        while proc.poll() is None and len(os.listdir(doneDir)) < threads and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling interval
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(doneDir, ignore_errors=True)
+    for line in stdout.splitlines():
         if line.startswith("RESULT "):
             _, n, bad, seconds, latency = line.split()
             return {
@@ -126,7 +159,7 @@ def loadWithWrk(url, accept, requests, connections, maxSeconds):
                 "seconds": float(seconds),
                 "latencyMs": float(latency) / 1000.0,
             }
-    raise RuntimeError("wrk gave no result:\n%s\n%s" % (out.stdout, out.stderr))
+    raise RuntimeError("wrk gave no result:\n%s\n%s" % (stdout, stderr))
 
 
 def loadWithThreads(host, port, path, accept, requests, connections, maxSeconds):
@@ -234,9 +267,10 @@ def measure(kind, start, args, logDir):
         manifestLoad(daemon, path, args, warm)
         rounds = []
         for _ in range(args.rounds):
-            cpu = cpuSeconds(pid)
-            load = manifestLoad(daemon, path, args, args.requests)
-            load["daemonCPU"] = cpuSeconds(pid) - cpu
+            with Phase(pid) as phase:
+                load = manifestLoad(daemon, path, args, args.requests)
+            load["daemonCPU"] = phase.daemonCPU
+            load["otherCPU"] = phase.otherCPU
             load["rps"] = load["responses"] / load["seconds"] if load["seconds"] > 0 else 0.0
             rounds.append(load)
         r["rounds"] = rounds
@@ -320,18 +354,31 @@ def details(r, args):
     load = r["load"]
     out = [
         "%s:" % (r["kind"],),
-        "  push %.2f s wall, client CPU %.2f s (%.0f%% of wall), daemon CPU %.2f s; "
-        "%d bytes written" % (r["push"].wall, r["push"].clientCPU, 100 * r["push"].clientCPU / r["push"].wall,
-                              r["push"].daemonCPU, r["written"]),
-        "  pull %.2f s wall, client CPU %.2f s (%.0f%% of wall), daemon CPU %.2f s"
-        % (r["pull"].wall, r["pull"].clientCPU, 100 * r["pull"].clientCPU / r["pull"].wall, r["pull"].daemonCPU),
+        "  push %.2f s wall, client CPU %.2f s (%.0f%% of wall), daemon CPU %.2f s, other processes %.2f s; "
+        "%d bytes written"
+        % (
+            r["push"].wall,
+            r["push"].clientCPU,
+            100 * r["push"].clientCPU / r["push"].wall,
+            r["push"].daemonCPU,
+            r["push"].otherCPU,
+            r["written"],
+        ),
+        "  pull %.2f s wall, client CPU %.2f s (%.0f%% of wall), daemon CPU %.2f s, other processes %.2f s"
+        % (
+            r["pull"].wall,
+            r["pull"].clientCPU,
+            100 * r["pull"].clientCPU / r["pull"].wall,
+            r["pull"].daemonCPU,
+            r["pull"].otherCPU,
+        ),
         "  manifest GET with %s, %d round(s): %s"
         % (
             load["tool"],
             len(r["rounds"]),
             "; ".join(
-                "%d responses (%d not 200) in %.3f s = %.0f/s, mean latency %.2f ms"
-                % (x["responses"], x["errors"], x["seconds"], x["rps"], x["latencyMs"])
+                "%d responses (%d not 200) in %.3f s = %.0f/s, mean latency %.2f ms, other processes %.2f s CPU"
+                % (x["responses"], x["errors"], x["seconds"], x["rps"], x["latencyMs"], x["otherCPU"])
                 for x in r["rounds"]
             ),
         ),
@@ -379,6 +426,18 @@ def main(argv=None):
         print(details(r, args))
         if any(x["errors"] for x in r["rounds"]):
             print("  WARNING: some manifest GETs did not answer 200; see the log")
+        phases = [r["push"], r["pull"]]
+        other = sum(p.otherCPU for p in phases) + sum(x["otherCPU"] for x in r["rounds"])
+        wall = sum(p.wall for p in phases) + sum(x["seconds"] for x in r["rounds"])
+        if other > 0.1 * wall:
+            print(
+                "  WARNING: other processes used %.1f CPU s during %.1f s of measures: the machine was not quiet"
+                % (other, wall)
+            )
+    print(
+        "\nA client CPU near 100%% of wall means the client, not the daemon, bounds that throughput.  "
+        "Load average now: %s" % (" ".join(open("/proc/loadavg").read().split()[:3]),)
+    )
     if not args.keep:
         shutil.rmtree(logDir, ignore_errors=True)
     return 0

@@ -1,7 +1,9 @@
 -- wrk script for bench.py: GET one manifest, stop each thread after
 -- WRK_PER_THREAD responses (wrk's -d bounds the time), and report the real
--- elapsed time: wrk itself always divides by the whole -d duration, even when
--- every thread stopped early.
+-- elapsed time: wrk itself always runs for the whole -d duration and divides
+-- by it, even when every thread stopped early.  So a thread that reached its
+-- count also creates WRK_DONE_DIR/<thread id>; bench.py waits for all of them
+-- and sends wrk SIGINT, which makes it end at once and call done().
 --
 -- Prints one line: RESULT <responses> <non-200 responses> <seconds> <mean latency us>
 
@@ -21,6 +23,7 @@ wrk.method = "GET"
 wrk.headers["Accept"] = os.getenv("WRK_ACCEPT") or "*/*"
 
 local limit = tonumber(os.getenv("WRK_PER_THREAD") or "1000")
+local doneDir = os.getenv("WRK_DONE_DIR")
 local threads = {}
 
 -- globals, so that done() can read them with thread:get()
@@ -31,6 +34,7 @@ last = 0
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("id", #threads)
 end
 
 function init(args)
@@ -44,7 +48,13 @@ function response(status, headers, body)
     bad = bad + 1
   end
   last = now()
-  if count >= limit then
+  if count == limit then
+    if doneDir then
+      local f = io.open(doneDir .. "/" .. tostring(id), "w")
+      if f then
+        f:close()
+      end
+    end
     wrk.thread:stop()
   end
 end
