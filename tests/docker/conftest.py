@@ -7,7 +7,6 @@ gets a fresh txregistry on empty storage, on the port the service's
 ``registries.conf`` names, and leaves the engine without images.
 """
 
-import os
 import re
 import socket
 
@@ -133,9 +132,10 @@ def registry(registries):
 
 
 @pytest.fixture
-def cli(podmanHost, registry):
+def cli(podmanHost):
     """The clients (L{engine.PodmanHost}), for a test that starts with no
-    images in the engine and leaves none behind."""
+    images in the engine and leaves none behind.  Take C{registry} too for
+    a registry."""
     podmanHost.removeAllImages()
     try:
         yield podmanHost
