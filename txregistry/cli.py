@@ -51,8 +51,7 @@ def reindex(reactor, options):
     from txregistry.registry import Registry
     from txregistry.search.index import SearchIndex
     from txregistry.search.updater import IndexUpdater
-    from txregistry.service import checkSearchDatabase
-    from txregistry.storage.filesystem import FilesystemDriver
+    from txregistry.service import checkSearchDatabase, makeDriver
 
     settings = config.load(
         configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
@@ -66,7 +65,7 @@ def reindex(reactor, options):
     db = ThreadPool(1, 1, name="reindex-db")
     io.start()
     db.start()
-    registry = Registry(FilesystemDriver(settings.storagePath, reactor, io), reactor, io)
+    registry = Registry(makeDriver(settings, reactor, io), reactor, io)
     updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
     progress = None if options["quiet"] else ProgressBar(sys.stderr)
 

@@ -10,6 +10,7 @@ built-in default.
 """
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 import yaml
@@ -17,7 +18,7 @@ import yaml
 DEFAULT_FLAVOR = "dev"
 DEFAULT_STORAGE_PATH = "/tmp/registry"
 LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
-STORAGES = ("local",)
+STORAGES = ("local", "s3")
 SEARCH_BACKENDS = ("sqlalchemy", "none")
 
 BUILTIN = """
@@ -42,11 +43,30 @@ test:
 prod:
     <<: *local
     storage_path: _env:STORAGE_PATH:/var/lib/txregistry
+
+s3: &s3
+    <<: *common
+    storage: s3
+    storage_path: _env:STORAGE_PATH:/registry
+    storage_redirect: _env:STORAGE_REDIRECT:true
+    s3_bucket: _env:AWS_BUCKET
+    s3_access_key: _env:AWS_KEY
+    s3_secret_key: _env:AWS_SECRET
+    s3_region: _env:AWS_REGION
+    s3_endpoint: _env:AWS_ENDPOINT
+    boto_host: _env:AWS_HOST
+    boto_port: _env:AWS_PORT
+    s3_secure: _env:AWS_SECURE:true
+    s3_encrypt: _env:AWS_ENCRYPT
 """
 
 # Keys of the classic registry that we read now; others are accepted (old
 # files carry many) and reported once at start.
-KNOWN_KEYS = ("loglevel", "storage", "storage_path", "search_backend", "sqlalchemy_index_database")
+KNOWN_KEYS = (
+    "loglevel", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
+    "s3_bucket", "boto_bucket", "s3_access_key", "s3_secret_key", "s3_region", "s3_endpoint", "boto_host",
+    "boto_port", "s3_secure", "s3_encrypt",
+)
 
 
 class ConfigError(Exception):
@@ -62,7 +82,21 @@ class Settings:
     storagePath: str
     searchBackend: str = "sqlalchemy"
     searchDatabase: str = ""
+    s3: object = None  # S3Settings when storage is s3
     ignoredKeys: tuple = ()
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    region: str
+    endpoint: str  # "" for AWS itself
+    accessKey: str
+    secretKey: str
+    rootDirectory: str
+    secure: bool
+    encrypt: bool
+    redirect: bool
 
 
 def _interpolate(value, environ):
@@ -107,6 +141,48 @@ def loadFlavor(text, flavor, source, environ):
     return _interpolate(section, environ)
 
 
+def _flag(values, key, default, source):
+    value = values.get(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return value.lower() in ("true", "yes", "on", "1")
+    raise ConfigError("%s: %s must be true or false, not %r" % (source, key, value))
+
+
+def _s3Settings(values, environ, path, source):
+    bucket = environ.get("AWS_BUCKET") or values.get("s3_bucket") or values.get("boto_bucket")
+    if not bucket or not isinstance(bucket, str):
+        raise ConfigError("%s: storage s3 needs s3_bucket (or AWS_BUCKET)" % (source,))
+    secure = _flag(values, "s3_secure", True, source)
+    endpoint = environ.get("AWS_ENDPOINT") or values.get("s3_endpoint") or ""
+    host = values.get("boto_host")
+    if not endpoint and host:
+        port = values.get("boto_port")
+        endpoint = "%s://%s%s" % ("https" if secure else "http", host, ":%s" % port if port else "")
+    if endpoint and (not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://"))):
+        raise ConfigError("%s: s3_endpoint must be an http:// or https:// URL, not %r" % (source, endpoint))
+    accessKey = environ.get("AWS_KEY") or values.get("s3_access_key") or ""
+    secretKey = environ.get("AWS_SECRET") or values.get("s3_secret_key") or ""
+    if bool(accessKey) != bool(secretKey):
+        raise ConfigError("%s: give both s3_access_key and s3_secret_key (AWS_KEY, AWS_SECRET), or neither" % (source,))
+    return S3Settings(
+        bucket=bucket,
+        region=str(environ.get("AWS_REGION") or values.get("s3_region") or "us-east-1"),
+        endpoint=endpoint.rstrip("/"),
+        accessKey=str(accessKey),
+        secretKey=str(secretKey),
+        rootDirectory="/" + str(path).strip("/"),
+        secure=secure,
+        # Server-side encryption by default on AWS itself; S3-compatible
+        # servers often lack it.
+        encrypt=_flag(values, "s3_encrypt", not endpoint, source),
+        redirect=_flag(values, "storage_redirect", True, source),
+    )
+
+
 def load(configFile=None, flavor=None, storagePath=None, environ=None):
     """Build L{Settings} from the command line values given, the
     environment and the file; raise L{ConfigError} with one clear line."""
@@ -139,6 +215,7 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None):
     path = storagePath or environ.get("STORAGE_PATH") or values.get("storage_path") or DEFAULT_STORAGE_PATH
     if not isinstance(path, str) or "\0" in path:
         raise ConfigError("%s: storage_path must be a directory path, not %r" % (source, path))
+    s3 = _s3Settings(values, environ, path, source) if storage == "s3" else None
 
     backend = environ.get("SEARCH_BACKEND") or values.get("search_backend") or "sqlalchemy"
     if backend in ("", False):
@@ -152,7 +229,15 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None):
     if not isinstance(database, str):
         raise ConfigError("%s: sqlalchemy_index_database must be a database URL, not %r" % (source, database))
     if backend == "sqlalchemy" and not database:
-        database = "sqlite:///" + os.path.join(os.path.abspath(path), "txregistry", "search.db")
+        if s3 is None:
+            database = "sqlite:///" + os.path.join(os.path.abspath(path), "txregistry", "search.db")
+        else:
+            # Storage is remote: the embedded index is a local cache of it,
+            # rebuilt from the bucket when missing.
+            database = "sqlite:///" + os.path.join(
+                tempfile.gettempdir(), "txregistry-%s-%s" % (s3.bucket, s3.rootDirectory.strip("/").replace("/", "_")),
+                "search.db",
+            )
     if database:
         try:
             from sqlalchemy.engine import make_url
@@ -167,7 +252,8 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None):
         configFile=configFile or "",
         loglevel=loglevel.lower(),
         storage=storage,
-        storagePath=os.path.abspath(path),
+        storagePath=os.path.abspath(path) if s3 is None else "/" + path.strip("/"),
+        s3=s3,
         searchBackend=backend,
         searchDatabase=database,
         ignoredKeys=ignored,

@@ -16,8 +16,32 @@ from txregistry.web.app import RegistryApp
 from txregistry.web.ingest import RegistrySite
 
 
+CREDENTIALS_REFRESH_INTERVAL = 300
 UPLOAD_PURGE_AGE = 7 * 24 * 3600
 UPLOAD_PURGE_INTERVAL = 24 * 3600
+
+
+def makeDriver(settings, reactor, threadpool):
+    """The storage driver the settings ask for.  For S3 this resolves the
+    credentials (maybe through the network): call it before the reactor
+    runs."""
+    if settings.s3 is None:
+        return FilesystemDriver(settings.storagePath, reactor, threadpool)
+    from txregistry.storage.s3 import S3Driver
+
+    s3 = settings.s3
+    return S3Driver(
+        reactor,
+        s3.bucket,
+        region=s3.region,
+        endpoint=s3.endpoint or None,
+        accessKey=s3.accessKey or None,
+        secretKey=s3.secretKey or None,
+        rootDirectory=s3.rootDirectory,
+        secure=s3.secure,
+        encrypt=s3.encrypt,
+        redirect=s3.redirect,
+    )
 
 
 def endpointDescription(port):
@@ -67,7 +91,7 @@ class RegistryService(service.MultiService):
         self.description = endpointDescription(port)
         self._reactor = reactor
         self.threadpool = ThreadPool(minthreads=1, maxthreads=ioThreads, name="txregistry-io")
-        self.driver = FilesystemDriver(settings.storagePath, reactor, self.threadpool)
+        self.driver = makeDriver(settings, reactor, self.threadpool)
         self.registry = Registry(self.driver, reactor, self.threadpool)
         self.updater = None
         if settings.searchBackend == "sqlalchemy":
@@ -89,6 +113,12 @@ class RegistryService(service.MultiService):
         purger = internet.TimerService(UPLOAD_PURGE_INTERVAL, self.purgeUploads)
         purger.clock = reactor
         purger.setServiceParent(self)
+        if settings.s3 is not None:
+            refresher = internet.TimerService(
+                CREDENTIALS_REFRESH_INTERVAL, lambda: self.driver.refreshCredentials(self.threadpool)
+            )
+            refresher.clock = reactor
+            refresher.setServiceParent(self)
 
     def purgeUploads(self):
         """Remove uploads abandoned for a week, as Distribution does."""
@@ -126,10 +156,11 @@ class RegistryService(service.MultiService):
             "txregistry listening on {address}, storage {storage} at {path}, flavor {flavor}",
             address=_describeAddress(address),
             storage=self.driver.name,
-            path=s.storagePath,
+            path=s.storagePath if s.s3 is None else "%s (bucket %s, prefix %s)" % (
+                s.s3.endpoint or "AWS", s.s3.bucket, s.s3.rootDirectory),
             flavor=s.flavor,
         )
-        if s.storagePath == "/tmp" or s.storagePath.startswith("/tmp/"):
+        if s.s3 is None and (s.storagePath == "/tmp" or s.storagePath.startswith("/tmp/")):
             self.log.warn(
                 "storage path {path} is under /tmp: the data will not survive a reboot",
                 path=s.storagePath,

@@ -57,11 +57,16 @@ def makeService(options, reactor=None, environ=None):
         raise SystemExit("txregistry: configuration error: %s" % (e,))
     from txregistry.service import RegistryService, checkSearchDatabase, checkStoragePath
 
-    problem = checkStoragePath(settings.storagePath) or checkSearchDatabase(settings)
+    problem = (checkStoragePath(settings.storagePath) if settings.s3 is None else None) or checkSearchDatabase(settings)
     if problem:
         raise SystemExit("txregistry: configuration error: %s" % (problem,))
     port = options["port"] or environ.get("REGISTRY_PORT") or "5000"
     if reactor is None:
         from twisted.internet import reactor
-    return RegistryService(settings, port, reactor)
+    from txregistry.storage import StorageError
+
+    try:
+        return RegistryService(settings, port, reactor)
+    except StorageError as e:  # e.g. no S3 credentials anywhere
+        raise SystemExit("txregistry: configuration error: %s" % (e,))
 

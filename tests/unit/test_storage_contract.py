@@ -72,21 +72,61 @@ class ContractMixin:
         await w.write(b"abc")
         await w.write(b"def")
         self.assertEqual(w.size, 6)
-        await w.commit()
-        await w.close()
+        await w.close()  # kept for a later writer
+        self.assertEqual((await self.driver.stat("/w/data")).size, 6)
         w = await self.driver.writer("/w/data", append=True)
         self.assertEqual(w.size, 6)
         await w.write(b"g")
-        await w.close()  # kept for a later writer
+        await w.close()
         w = await self.driver.writer("/w/data", append=True)
         self.assertEqual(w.size, 7)
         await w.commit()
         await w.close()
         self.assertEqual(await self.driver.getContent("/w/data"), b"abcdefg")
         self.assertEqual((await self.driver.stat("/w/data")).size, 7)
+        # committing again (a retried completion) changes nothing
+        w = await self.driver.writer("/w/data", append=True)
+        self.assertEqual(w.size, 7)
+        await w.commit()
+        self.assertEqual(await self.driver.getContent("/w/data"), b"abcdefg")
         w = await self.driver.writer("/w/data")  # not append: truncates
+        self.assertEqual(w.size, 0)
         await w.close()
+        self.assertEqual((await self.driver.stat("/w/data")).size, 0)
+        w = await self.driver.writer("/w/data", append=True)
+        await w.commit()  # readable as a whole once committed
         self.assertEqual(await self.driver.getContent("/w/data"), b"")
+
+    @async_test
+    async def test_bigAppendsAcrossWriters(self):
+        # Several writers in turn, some writes larger than any buffer a
+        # driver keeps, some tiny; then read back whole and from an offset.
+        import hashlib
+
+        blocks = [os.urandom(n) for n in (3, 7 * 1024 * 1024, 10, 6 * 1024 * 1024, 1, 12 * 1024 * 1024, 5)]
+        for i, block in enumerate(blocks):
+            w = await self.driver.writer("/big/data", append=i > 0)
+            await w.write(block)
+            await w.close()
+        w = await self.driver.writer("/big/data", append=True)
+        self.assertEqual(w.size, sum(map(len, blocks)))
+        await w.commit()
+        data = b"".join(blocks)
+        r = await self.driver.reader("/big/data")
+        h, got = hashlib.sha256(), 0
+        while True:
+            chunk = await r.read(1024 * 1024)
+            if not chunk:
+                break
+            h.update(chunk)
+            got += len(chunk)
+        r.close()
+        self.assertEqual((got, h.hexdigest()), (len(data), hashlib.sha256(data).hexdigest()))
+        r = await self.driver.reader("/big/data", len(data) - 100)
+        self.assertEqual(await r.read(1000), data[-100:])
+        r.close()
+        await self.driver.move("/big/data", "/big/moved")
+        self.assertEqual((await self.driver.stat("/big/moved")).size, len(data))
 
     @async_test
     async def test_writerCancel(self):
@@ -152,8 +192,16 @@ class ContractMixin:
         self.assertIn(await self.driver.getContent("/c/x"), versions)
 
     @async_test
-    async def test_redirectNone(self):
-        self.assertIsNone(await self.driver.redirectURL("/x"))
+    async def test_redirect(self):
+        # None, or a URL from which a client gets the content itself
+        await self.driver.putContent("/red/x", b"redirected content")
+        url = await self.driver.redirectURL("/red/x")
+        if url is not None:
+            import treq
+
+            response = await treq.get(url, persistent=False)
+            self.assertEqual(response.code, 200)
+            self.assertEqual(await response.content(), b"redirected content")
 
 
 class MemoryDriverTests(ContractMixin, unittest.TestCase):

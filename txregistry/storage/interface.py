@@ -62,7 +62,9 @@ class IReader(Interface):
 
 class IWriter(Interface):
     """Appends to one stored file.  Calls must not overlap: wait for each
-    Deferred before the next call."""
+    Deferred before the next call.  A file being written (closed but not
+    committed) has a size (L{IStorageDriver.stat}) and can be appended to;
+    it is read as a whole (getContent, reader) once committed."""
 
     size = Attribute("Bytes in the file, including those written so far.")
 

@@ -1,0 +1,767 @@
+"""A storage driver on Amazon S3 or any S3-compatible server (Ceph RGW,
+MinIO, ...).
+
+botocore does what it is good at: the credential chain and SigV4 signing
+(headers, and query strings for presigned URLs).  Twisted does the transport:
+an Agent with persistent connections, request bodies of known length, and
+response bodies streamed with backpressure.  Nothing here blocks the reactor.
+
+Keys are ``<prefix>/<path>`` where the prefix is the configured root (the
+classic ``storage_path``), so the bucket layout is Distribution's.
+
+Appendable files (uploads) keep their state in the bucket, so that another
+process can continue them: a multipart upload of parts of C{partSize}
+bytes, plus the bytes that do not fill a part yet in a small side object
+(``<key>.partial``, never larger than a part) that records how many parts
+it follows.  Appending never copies what is already stored.
+"""
+
+import hashlib
+import io
+import time
+import xml.etree.ElementTree as ET
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone, readBody
+from twisted.web.http_headers import Headers
+from zope.interface import implementer
+
+from txregistry.storage.interface import (
+    FileInfo,
+    InvalidOffset,
+    IReader,
+    IStorageDriver,
+    IWriter,
+    PathNotFound,
+    StorageError,
+    checkPath,
+)
+
+NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+MIN_PART = 5 * 1024 * 1024
+PART_SIZE = 16 * 1024 * 1024
+MAX_COPY = 5 * 1024 * 1024 * 1024
+COPY_PART = 1024 * 1024 * 1024
+PARTIAL_SUFFIX = ".partial"
+UNSIGNED = "UNSIGNED-PAYLOAD"
+READ_HIGH = 4 * 1024 * 1024
+READ_LOW = 1024 * 1024
+RETRIES = 4
+
+
+class S3Error(StorageError):
+    def __init__(self, status, code, message, key=None):
+        self.status = status
+        self.code = code
+        StorageError.__init__(self, "S3 %s %s: %s%s" % (status, code, message, " (%s)" % key if key else ""))
+
+
+def _q(value):
+    return quote(str(value), safe="-_.~")
+
+
+def _xml(body):
+    try:
+        return ET.fromstring(body)
+    except ET.ParseError:
+        return None
+
+
+def _find(node, name):
+    found = node.find(NS + name)
+    if found is None:
+        found = node.find(name)
+    return found
+
+
+def _findall(node, name):
+    return node.findall(NS + name) or node.findall(name)
+
+
+def _text(node, name, default=None):
+    found = _find(node, name)
+    return found.text if found is not None and found.text is not None else default
+
+
+def _errorOf(status, body, key):
+    doc = _xml(body) if body else None
+    if doc is not None and doc.tag.split("}")[-1] == "Error":
+        return S3Error(status, _text(doc, "Code", "Unknown"), _text(doc, "Message", ""), key)
+    return S3Error(status, "HTTP%d" % status, (body or b"")[:200].decode("utf-8", "replace"), key)
+
+
+class _Credentials:
+    """Frozen credentials, refreshed off the reactor when they can expire."""
+
+    def __init__(self, credentials):
+        self._source = credentials
+        self.frozen = credentials.get_frozen_credentials()
+
+    def refreshable(self):
+        return hasattr(self._source, "refresh_needed")
+
+    def refresh(self):
+        self.frozen = self._source.get_frozen_credentials()
+
+
+class _BufferingProtocol(Protocol):
+    """Receives a response body, buffering at most about READ_HIGH bytes: it
+    pauses the connection above that and resumes below READ_LOW."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+        self.done = False
+        self.error = None
+        self.waiting = None
+        self.paused = False
+
+    def dataReceived(self, data):
+        self.buffer += data
+        if len(self.buffer) > READ_HIGH and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pauseProducing()
+        self._wake()
+
+    def connectionLost(self, reason):
+        self.done = True
+        if not reason.check(ResponseDone):
+            self.error = reason
+        self._wake()
+
+    def _wake(self):
+        d, self.waiting = self.waiting, None
+        if d is not None:
+            d.callback(None)
+
+    def take(self, n):
+        chunk = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        if self.paused and len(self.buffer) < READ_LOW:
+            self.paused = False
+            self.transport.resumeProducing()
+        return chunk
+
+    def stop(self):
+        if not self.done and self.transport is not None:
+            self.transport.stopProducing()
+
+
+@implementer(IReader)
+class _S3Reader:
+    def __init__(self, protocol, size):
+        self._protocol = protocol
+        self.size = size
+
+    def read(self, n):
+        p = self._protocol
+        if p.buffer:
+            return succeed(p.take(n))
+        if p.done:
+            if p.error is not None:
+                return Deferred.fromCoroutine(_raise(StorageError("S3 read failed: %s" % (p.error.value,))))
+            return succeed(b"")
+        d = Deferred()
+        p.waiting = d
+        return d.addCallback(lambda _: self.read(n))
+
+    def close(self):
+        self._protocol.stop()
+
+
+async def _raise(e):
+    raise e
+
+
+class _EmptyReader:
+    size = 0
+
+    def read(self, n):
+        return succeed(b"")
+
+    def close(self):
+        pass
+
+
+@implementer(IWriter)
+class _S3Writer:
+    """See the module docstring.  C{parts} are C{(number, etag, size)}."""
+
+    def __init__(self, driver, path, uploadID, parts, tail):
+        self._driver = driver
+        self._path = path
+        self._key = driver._key(path)
+        self._uploadID = uploadID
+        self._parts = parts
+        self._buffer = bytearray(tail)
+        self._dirty = False
+        self._finished = False
+
+    @property
+    def size(self):
+        return sum(p[2] for p in self._parts) + len(self._buffer)
+
+    def write(self, data):
+        self._buffer += data
+        self._dirty = True
+        return Deferred.fromCoroutine(self._flushParts())
+
+    async def _flushParts(self):
+        while len(self._buffer) >= PART_SIZE:
+            await self._uploadPart(bytes(self._buffer[:PART_SIZE]))
+            del self._buffer[:PART_SIZE]
+
+    async def _uploadPart(self, data):
+        d = self._driver
+        if self._uploadID is None:
+            body = await d._call("POST", self._key, query="uploads", expect=(200,))
+            self._uploadID = _text(_xml(body), "UploadId")
+            if not self._uploadID:
+                raise S3Error(200, "NoUploadId", "CreateMultipartUpload gave no UploadId", self._key)
+        number = len(self._parts) + 1
+        response = await d._send(
+            "PUT",
+            self._key,
+            query="partNumber=%d&uploadId=%s" % (number, _q(self._uploadID)),
+            body=data,
+            payloadHash=UNSIGNED,
+        )
+        await d._check(response, (200,), self._key)
+        etag = response.headers.getRawHeaders(b"etag", [b""])[0].decode("ascii")
+        self._parts.append((number, etag, len(data)))
+
+    async def _saveTail(self):
+        d = self._driver
+        headers = {"x-amz-meta-parts": str(len(self._parts))}
+        if self._uploadID:
+            headers["x-amz-meta-uploadid"] = self._uploadID
+        await d._call("PUT", self._key + PARTIAL_SUFFIX, body=bytes(self._buffer), headers=headers, expect=(200,))
+
+    def close(self):
+        if self._finished or not self._dirty:
+            return succeed(None)
+        self._dirty = False
+        return Deferred.fromCoroutine(self._saveTail())
+
+    def commit(self):
+        self._finished = True
+        return Deferred.fromCoroutine(self._commit())
+
+    async def _commit(self):
+        d = self._driver
+        if self._uploadID is None:
+            await d._call("PUT", self._key, body=bytes(self._buffer), expect=(200,))
+        else:
+            if self._buffer:
+                await self._uploadPart(bytes(self._buffer))
+            parts = "".join(
+                "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (n, etag.replace("&", "&amp;").replace("<", "&lt;"))
+                for n, etag, _ in self._parts
+            )
+            xml = ("<CompleteMultipartUpload>%s</CompleteMultipartUpload>" % parts).encode("utf-8")
+            body = await d._call(
+                "POST", self._key, query="uploadId=%s" % _q(self._uploadID), body=xml, expect=(200,),
+                contentType="application/xml",
+            )
+            doc = _xml(body)
+            if doc is not None and doc.tag.split("}")[-1] == "Error":  # a 200 can carry an error
+                raise _errorOf(200, body, self._key)
+        self._buffer = bytearray()
+        await d._deleteKey(self._key + PARTIAL_SUFFIX)
+
+    def cancel(self):
+        self._finished = True
+        return Deferred.fromCoroutine(self._cancel())
+
+    async def _cancel(self):
+        d = self._driver
+        if self._uploadID is not None:
+            await d._abort(self._key, self._uploadID)
+        await d._deleteKey(self._key + PARTIAL_SUFFIX)
+        await d._deleteKey(self._key)
+
+
+@implementer(IWriter)
+class _CommittedWriter:
+    """An append writer on a file already committed: it can be committed
+    again (a retried completion) but not written to."""
+
+    def __init__(self, path, size):
+        self._path = path
+        self.size = size
+
+    def write(self, data):
+        return Deferred.fromCoroutine(_raise(StorageError("%s is committed: no more appends" % (self._path,))))
+
+    def commit(self):
+        return succeed(None)
+
+    def close(self):
+        return succeed(None)
+
+    def cancel(self):
+        return Deferred.fromCoroutine(_raise(StorageError("cancel a committed file with delete")))
+
+
+@implementer(IStorageDriver)
+class S3Driver:
+    """C{endpoint}: C{None} for AWS (virtual-hosted addressing), else the
+    URL of an S3-compatible server (path-style addressing)."""
+
+    name = "s3"
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        bucket,
+        region="us-east-1",
+        endpoint=None,
+        accessKey=None,
+        secretKey=None,
+        rootDirectory="",
+        secure=True,
+        encrypt=False,
+        redirect=True,
+        redirectExpiry=1200,
+        credentials=None,
+        pool=None,
+    ):
+        from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+
+        self._reactor = reactor
+        self.bucket = bucket
+        self.region = region or "us-east-1"
+        self.prefix = rootDirectory.strip("/")
+        self.encrypt = encrypt
+        self.redirect = redirect
+        self.redirectExpiry = redirectExpiry
+        if endpoint:
+            self.base = "%s/%s" % (endpoint.rstrip("/"), bucket)
+        else:
+            scheme = "https" if secure else "http"
+            self.base = "%s://%s.s3.%s.amazonaws.com" % (scheme, bucket, self.region)
+        if credentials is None:
+            credentials = resolveCredentials(accessKey, secretKey)
+        self._credentials = _Credentials(credentials)
+        self._authClass = S3SigV4Auth
+        self._queryAuthClass = S3SigV4QueryAuth
+        self._pool = pool or HTTPConnectionPool(reactor, persistent=True)
+        self._pool.maxPersistentPerHost = 16
+        self._agent = Agent(reactor, pool=self._pool)
+
+    def __repr__(self):
+        return "<S3Driver %s/%s>" % (self.base, self.prefix)
+
+    # --- plumbing ---
+
+    def _key(self, path):
+        checkPath(path)
+        return (self.prefix + path) if self.prefix else path.lstrip("/")
+
+    def _url(self, key, query=""):
+        url = "%s/%s" % (self.base, quote(key, safe="/-_.~"))
+        return url + ("?" + query if query else "")
+
+    def _sign(self, method, url, headers, payloadHash):
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=url, headers=dict(headers))
+        request.headers["X-Amz-Content-SHA256"] = payloadHash
+        self._authClass(self._credentials.frozen, "s3", self.region).add_auth(request)
+        return dict(request.headers.items())
+
+    def _send(self, method, key, query="", body=None, headers=None, payloadHash=None, contentType=None):
+        """Send one signed request; returns the Response (body unread).
+        Server errors (5xx) and lost connections are retried a few times
+        with a short backoff: every request we send is idempotent."""
+        return Deferred.fromCoroutine(self._sendRetrying(method, key, query, body, headers, payloadHash, contentType))
+
+    async def _sendRetrying(self, method, key, query, body, headers, payloadHash, contentType):
+        from twisted.internet.error import ConnectError
+        from twisted.internet.task import deferLater
+        from twisted.web._newclient import RequestTransmissionFailed, ResponseNeverReceived
+
+        delay = 0.05
+        for attempt in range(RETRIES + 1):
+            last = attempt == RETRIES
+            try:
+                response = await self._sendOnce(method, key, query, body, headers, payloadHash, contentType)
+            except (ConnectError, ResponseNeverReceived, RequestTransmissionFailed) as e:
+                if last:
+                    raise StorageError("S3 %s %s: %s" % (method, key, e))
+            else:
+                if response.code < 500 or last:
+                    return response
+                await readBody(response)
+            self.log.debug("retrying S3 {method} {key}", method=method, key=key)
+            await deferLater(self._reactor, delay, lambda: None)
+            delay *= 4
+
+    def _sendOnce(self, method, key, query, body, headers, payloadHash, contentType):
+        url = self._url(key, query)
+        headers = dict(headers or {})
+        producer = None
+        if body is not None:
+            if payloadHash is None:
+                payloadHash = hashlib.sha256(body).hexdigest()
+            headers["Content-Type"] = contentType or "application/octet-stream"
+            producer = FileBodyProducer(io.BytesIO(body), readSize=1024 * 1024)
+            if method == "PUT" and self.encrypt and "partNumber=" not in query:
+                headers["x-amz-server-side-encryption"] = "AES256"
+        elif method in ("PUT", "POST"):
+            headers["Content-Type"] = contentType or "application/octet-stream"
+            producer = FileBodyProducer(io.BytesIO(b""))
+        signed = self._sign(method, url, headers, payloadHash or hashlib.sha256(b"").hexdigest())
+        raw = Headers({k.encode("latin-1"): [v.encode("latin-1")] for k, v in signed.items()})
+        return self._agent.request(method.encode("ascii"), url.encode("ascii"), raw, producer)
+
+    async def _check(self, response, expect, key):
+        if response.code not in expect:
+            body = await readBody(response)
+            if response.code == 404:
+                raise PathNotFound(key)
+            raise _errorOf(response.code, body, key)
+
+    async def _call(self, method, key, query="", body=None, headers=None, expect=(200,), contentType=None):
+        """Send a request and return its (small) response body."""
+        response = await self._send(method, key, query, body, headers, contentType=contentType)
+        data = await readBody(response)
+        if response.code not in expect:
+            if response.code == 404:
+                raise PathNotFound(key)
+            raise _errorOf(response.code, data, key)
+        return data
+
+    async def _head(self, key):
+        response = await self._send("HEAD", key)
+        await readBody(response)
+        if response.code == 404:
+            return None
+        if response.code != 200:
+            raise S3Error(response.code, "HTTP%d" % response.code, "HEAD failed", key)
+        return response
+
+    async def _deleteKey(self, key):
+        response = await self._send("DELETE", key)
+        body = await readBody(response)
+        if response.code not in (200, 204, 404):
+            raise _errorOf(response.code, body, key)
+
+    async def _abort(self, key, uploadID):
+        response = await self._send("DELETE", key, "uploadId=%s" % _q(uploadID))
+        body = await readBody(response)
+        if response.code not in (200, 204, 404):
+            raise _errorOf(response.code, body, key)
+
+    async def _listObjects(self, prefix, delimiter=None, limit=None):
+        """C{([(key, size, mtime)], [commonPrefix])} under C{prefix}."""
+        files, dirs, token = [], [], None
+        while True:
+            query = "list-type=2&prefix=%s" % _q(prefix)
+            if delimiter:
+                query += "&delimiter=%s" % _q(delimiter)
+            if limit:
+                query += "&max-keys=%d" % limit
+            if token:
+                query += "&continuation-token=%s" % _q(token)
+            # the bucket itself: key ""
+            doc = _xml(await self._call("GET", "", query))
+            for c in _findall(doc, "Contents"):
+                files.append((_text(c, "Key"), int(_text(c, "Size", "0")), _text(c, "LastModified", "")))
+            for p in _findall(doc, "CommonPrefixes"):
+                dirs.append(_text(p, "Prefix"))
+            if limit or _text(doc, "IsTruncated", "false") != "true":
+                return files, dirs
+            token = _text(doc, "NextContinuationToken")
+            if not token:
+                return files, dirs
+
+    async def _multipartUploads(self, prefix):
+        """C{[(key, uploadID)]} of the multipart uploads under C{prefix}."""
+        out, keyMarker, idMarker = [], None, None
+        while True:
+            query = "uploads&prefix=%s" % _q(prefix)
+            if keyMarker:
+                query += "&key-marker=%s&upload-id-marker=%s" % (_q(keyMarker), _q(idMarker or ""))
+            doc = _xml(await self._call("GET", "", query))
+            for u in _findall(doc, "Upload"):
+                out.append((_text(u, "Key"), _text(u, "UploadId")))
+            if _text(doc, "IsTruncated", "false") != "true":
+                return out
+            keyMarker = _text(doc, "NextKeyMarker")
+            idMarker = _text(doc, "NextUploadIdMarker")
+            if not keyMarker:
+                return out
+
+    async def _listParts(self, key, uploadID):
+        parts, marker = [], None
+        while True:
+            query = "uploadId=%s" % _q(uploadID)
+            if marker:
+                query += "&part-number-marker=%s" % _q(marker)
+            doc = _xml(await self._call("GET", key, query))
+            for p in _findall(doc, "Part"):
+                parts.append((int(_text(p, "PartNumber")), _text(p, "ETag"), int(_text(p, "Size", "0"))))
+            if _text(doc, "IsTruncated", "false") != "true":
+                break
+            marker = _text(doc, "NextPartNumberMarker")
+            if not marker:
+                break
+        parts.sort()
+        return parts
+
+    async def _partialState(self, key):
+        """C{(uploadID, parts, tail)} of an appendable file, or C{None}."""
+        response = await self._send("GET", key + PARTIAL_SUFFIX)
+        tail = await readBody(response)
+        if response.code == 404:
+            return None
+        if response.code != 200:
+            raise _errorOf(response.code, tail, key)
+        meta = response.headers
+        count = int((meta.getRawHeaders(b"x-amz-meta-parts") or [b"0"])[0])
+        uploadID = (meta.getRawHeaders(b"x-amz-meta-uploadid") or [b""])[0].decode("ascii") or None
+        parts = []
+        if uploadID:
+            try:
+                parts = await self._listParts(key, uploadID)
+            except PathNotFound:
+                raise StorageError("multipart upload of %s is gone" % (key,))
+        if len(parts) > count:
+            # A part was stored after the tail was saved: parts always begin
+            # with the whole tail, so the tail is already in that part.
+            tail = b""
+        elif len(parts) < count:
+            raise StorageError("multipart upload of %s lost parts" % (key,))
+        return uploadID, parts, tail
+
+    # --- IStorageDriver ---
+
+    def getContent(self, path):
+        async def get():
+            return await self._call("GET", self._key(path))
+
+        return Deferred.fromCoroutine(get())
+
+    def putContent(self, path, data):
+        async def put():
+            await self._call("PUT", self._key(path), body=bytes(data), expect=(200,))
+
+        return Deferred.fromCoroutine(put())
+
+    def reader(self, path, offset=0):
+        async def open_():
+            key = self._key(path)
+            response = await self._send("GET", key, headers={"Range": "bytes=%d-" % offset})
+            if response.code == 416:
+                await readBody(response)
+                info = await self.stat(path)
+                if offset == info.size:
+                    return _EmptyReader()
+                raise InvalidOffset("%s: offset %d beyond size %d" % (path, offset, info.size))
+            if response.code not in (200, 206):
+                await self._check(response, (200, 206), key)
+            protocol = _BufferingProtocol()
+            size = response.length if response.length is not None else 0
+            response.deliverBody(protocol)
+            return _S3Reader(protocol, size)
+
+        return Deferred.fromCoroutine(open_())
+
+    def writer(self, path, append=False):
+        async def open_():
+            key = self._key(path)
+            if not append:
+                await self._discardPartial(key)
+                await self._deleteKey(key)
+                writer = _S3Writer(self, path, None, [], b"")
+                writer._dirty = True  # the file exists (empty) once closed
+                return writer
+            state = await self._partialState(key)
+            if state is None:
+                existing = await self._head(key)
+                if existing is not None:
+                    return _CommittedWriter(path, _contentLength(existing))
+                return _S3Writer(self, path, None, [], b"")
+            uploadID, parts, tail = state
+            return _S3Writer(self, path, uploadID, parts, tail)
+
+        return Deferred.fromCoroutine(open_())
+
+    async def _discardPartial(self, key):
+        for k, uploadID in await self._multipartUploads(key):
+            if k == key:
+                await self._abort(key, uploadID)
+        await self._deleteKey(key + PARTIAL_SUFFIX)
+
+    def stat(self, path):
+        async def stat():
+            key = self._key(path)
+            response = await self._head(key)
+            if response is not None:
+                modified = response.headers.getRawHeaders(b"last-modified", [b""])[0].decode("latin-1")
+                return FileInfo(path, _contentLength(response), _mtime(modified), False)
+            state = await self._partialState(key)
+            if state is not None:
+                _, parts, tail = state
+                return FileInfo(path, sum(p[2] for p in parts) + len(tail), time.time(), False)
+            files, dirs = await self._listObjects(key + "/", limit=1)
+            if files or dirs:
+                return FileInfo(path, 0, time.time(), True)
+            raise PathNotFound(path)
+
+        return Deferred.fromCoroutine(stat())
+
+    def list(self, path):
+        async def list_():
+            key = "" if path == "/" else self._key(path)
+            prefix = (key + "/") if key else (self.prefix + "/" if self.prefix else "")
+            files, dirs = await self._listObjects(prefix, delimiter="/")
+            strip = len(self.prefix) if self.prefix else 0
+            out = set()
+            for k, _, _ in files:
+                if k.endswith(PARTIAL_SUFFIX):
+                    k = k[: -len(PARTIAL_SUFFIX)]
+                out.add("/" + k[strip:].lstrip("/") if strip else "/" + k)
+            for d in dirs:
+                d = d.rstrip("/")
+                out.add("/" + d[strip:].lstrip("/") if strip else "/" + d)
+            if not out and path != "/":
+                raise PathNotFound(path)
+            return sorted(out)
+
+        return Deferred.fromCoroutine(list_())
+
+    def move(self, source, dest):
+        async def move():
+            src, dst = self._key(source), self._key(dest)
+            head = await self._head(src)
+            if head is None:
+                raise PathNotFound(source)
+            size = _contentLength(head)
+            copySource = "/%s/%s" % (self.bucket, quote(src, safe="/-_.~"))
+            if size <= MAX_COPY:
+                body = await self._call("PUT", dst, headers=self._copyHeaders(copySource), expect=(200,))
+                doc = _xml(body)
+                if doc is not None and doc.tag.split("}")[-1] == "Error":
+                    raise _errorOf(200, body, dst)
+            else:
+                await self._multipartCopy(copySource, dst, size)
+            await self._deleteKey(src)
+
+        return Deferred.fromCoroutine(move())
+
+    def _copyHeaders(self, copySource, rangeHeader=None):
+        headers = {"x-amz-copy-source": copySource}
+        if rangeHeader:
+            headers["x-amz-copy-source-range"] = rangeHeader
+        elif self.encrypt:
+            headers["x-amz-server-side-encryption"] = "AES256"
+        return headers
+
+    async def _multipartCopy(self, copySource, dst, size):
+        doc = _xml(await self._call("POST", dst, query="uploads"))
+        uploadID = _text(doc, "UploadId")
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, COPY_PART), 1):
+                end = min(start + COPY_PART, size) - 1
+                body = await self._call(
+                    "PUT", dst, query="partNumber=%d&uploadId=%s" % (number, _q(uploadID)),
+                    headers=self._copyHeaders(copySource, "bytes=%d-%d" % (start, end)),
+                )
+                result = _xml(body)
+                if result is None or result.tag.split("}")[-1] == "Error":
+                    raise _errorOf(200, body, dst)
+                parts.append((number, _text(result, "ETag")))
+            xml = "<CompleteMultipartUpload>%s</CompleteMultipartUpload>" % "".join(
+                "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % p for p in parts
+            )
+            body = await self._call(
+                "POST", dst, query="uploadId=%s" % _q(uploadID), body=xml.encode("utf-8"),
+                contentType="application/xml",
+            )
+            doc = _xml(body)
+            if doc is not None and doc.tag.split("}")[-1] == "Error":
+                raise _errorOf(200, body, dst)
+        except BaseException:
+            await self._abort(dst, uploadID)
+            raise
+
+    def delete(self, path):
+        async def delete():
+            key = self._key(path)
+            found = False
+            if await self._head(key) is not None:
+                found = True
+                await self._deleteKey(key)
+            if await self._partialState(key) is not None:
+                found = True
+                await self._discardPartial(key)
+            files, _ = await self._listObjects(key + "/")
+            for k, _, _ in files:
+                found = True
+                await self._deleteKey(k)
+            for k, uploadID in await self._multipartUploads(key + "/"):
+                found = True
+                await self._abort(k, uploadID)
+            if not found:
+                raise PathNotFound(path)
+
+        return Deferred.fromCoroutine(delete())
+
+    def redirectURL(self, path, method="GET"):
+        return maybeDeferred(self._presign, path, method)
+
+    def _presign(self, path, method):
+        if not self.redirect or method not in ("GET", "HEAD"):
+            return None
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=self._url(self._key(path)))
+        self._queryAuthClass(self._credentials.frozen, "s3", self.region, expires=self.redirectExpiry).add_auth(
+            request
+        )
+        return request.url
+
+    # --- credentials ---
+
+    def refreshCredentials(self, threadpool):
+        """Refresh expiring credentials in C{threadpool} (never on the
+        reactor: it may call a metadata service)."""
+        from twisted.internet.threads import deferToThreadPool
+
+        if not self._credentials.refreshable():
+            return succeed(None)
+        return deferToThreadPool(self._reactor, threadpool, self._credentials.refresh)
+
+
+def _contentLength(response):
+    """Content-Length of a HEAD response (Twisted says a HEAD has no body)."""
+    return int(response.headers.getRawHeaders(b"content-length", [b"0"])[0])
+
+
+def _mtime(value):
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return time.time()
+
+
+def resolveCredentials(accessKey=None, secretKey=None):
+    """Static keys when given, else botocore's credential chain (environment,
+    shared files, instance metadata...).  Call before the reactor starts."""
+    import botocore.session
+    from botocore.credentials import Credentials
+
+    if accessKey and secretKey:
+        return Credentials(accessKey, secretKey)
+    found = botocore.session.get_session().get_credentials()
+    if found is None:
+        raise StorageError("no AWS credentials: set s3_access_key/s3_secret_key (AWS_KEY/AWS_SECRET) "
+                           "or configure the AWS credential chain")
+    return found
