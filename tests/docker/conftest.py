@@ -92,15 +92,17 @@ class Registries:
         self.logDir.mkdir()
         self.started = []
 
-    def start(self, name="storage", env=None):
+    def start(self, name="storage", env=None, port=None):
+        """A txregistry on empty storage C{name}, on the engine's trusted
+        port (or on C{port}, e.g. behind a relay on the trusted one)."""
         for running in self.started:
             running.stop()
         storage = self.tmp_path / name
         storage.mkdir()
         try:
-            daemon = procs.startTxregistry(str(storage), str(self.logDir), port=self.host.port, env=env)
+            daemon = procs.startTxregistry(str(storage), str(self.logDir), port=port or self.host.port, env=env)
         except RuntimeError:
-            if portFree(self.host.port):
+            if port is not None or portFree(self.host.port):
                 raise
             # Something else took the port between two tests: move the
             # engine's trust to a new one.
