@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 DOCKER = shutil.which("docker") or "/usr/bin/docker"
@@ -81,6 +82,10 @@ class PodmanHost:
         self.networkDir = os.path.join(self.root, "networks")
         self.dockerConfig = os.path.join(self.root, "docker-config")
         self.socketPath = os.path.join(self.root, "podman.sock")
+        self._socketDir = None
+        if len(self.socketPath) > 100:  # sun_path holds 108 bytes
+            self._socketDir = tempfile.mkdtemp(prefix="txr-podman-")
+            self.socketPath = os.path.join(self._socketDir, "podman.sock")
         self.logPath = os.path.join(self.root, "podman-service.log")
         for path in (self.graphRoot, self.runRoot, self.tmpDir, self.networkDir, self.dockerConfig):
             os.makedirs(path, exist_ok=True)
@@ -213,8 +218,9 @@ class PodmanHost:
     def cleanup(self):
         """Remove this engine's storage (vfs keeps whole copies of layers)."""
         self.stop()
-        for path in (self.graphRoot, self.runRoot, self.tmpDir):
-            shutil.rmtree(path, ignore_errors=True)
+        for path in (self.graphRoot, self.runRoot, self.tmpDir, self._socketDir):
+            if path:
+                shutil.rmtree(path, ignore_errors=True)
 
     # Clients ------------------------------------------------------------------
 
