@@ -1,18 +1,23 @@
 #!/bin/sh
-# Install what the test suite needs on a fresh Debian machine: the real
-# clients, Distribution's registry and PostgreSQL (Debian packages, when run
-# as root; the tests start their own PostgreSQL servers),
-# then a virtualenv in .venv with the project and its test extras.
+# Install what the test suite needs on a fresh Debian machine, then a
+# virtualenv in .venv with the project and its test extras.
+#
+# Debian packages (when run as root): the real clients (skopeo, podman, and
+# the docker CLI from docker.io unless a docker CLI is already there),
+# Distribution's registry (docker-registry), PostgreSQL (the tests start
+# their own servers from its binaries).
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    wanted="skopeo podman docker-registry postgresql"
+    command -v docker >/dev/null || wanted="$wanted docker.io"
     missing=""
-    for p in skopeo docker-registry postgresql; do
+    for p in $wanted; do
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
     if [ -n "$missing" ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
     fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
