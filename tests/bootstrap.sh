@@ -9,15 +9,17 @@
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    wanted="skopeo podman docker-registry postgresql"
-    command -v docker >/dev/null || wanted="$wanted docker.io"
     missing=""
-    for p in $wanted; do
+    for p in skopeo podman docker-registry postgresql; do
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
-    if [ -n "$missing" ]; then
+    cli=""
+    command -v docker >/dev/null || cli="docker.io"
+    if [ -n "$missing$cli" ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+        [ -z "$missing" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+        # only its CLI is used: no recommends
+        [ -z "$cli" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $cli >/dev/null
     fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
