@@ -15,15 +15,12 @@ import pytest
 
 from tests.support import procs
 
-KINDS = ("txregistry", "distribution")
-STARTERS = {"txregistry": procs.startTxregistry, "distribution": procs.startDistribution}
+KINDS = procs.KINDS
+STARTERS = procs.STARTERS
 
 
 def selectedKinds():
-    wanted = os.environ.get("E2E_REGISTRIES")
-    if not wanted:
-        return KINDS
-    return tuple(k for k in KINDS if k in wanted.replace(",", " ").split())
+    return procs.selectedKinds("E2E_REGISTRIES")
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

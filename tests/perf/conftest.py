@@ -7,21 +7,17 @@ Tests taking C{registry} run against txregistry and against Distribution
 C{txregistry} or C{distribution} to run one side only.
 """
 
-import os
 
 import pytest
 
 from tests.support import procs
 
-KINDS = ("txregistry", "distribution")
-STARTERS = {"txregistry": procs.startTxregistry, "distribution": procs.startDistribution}
+KINDS = procs.KINDS
+STARTERS = procs.STARTERS
 
 
 def selectedKinds():
-    wanted = os.environ.get("PERF_REGISTRIES")
-    if not wanted:
-        return KINDS
-    return tuple(k for k in KINDS if k in wanted.replace(",", " ").split())
+    return procs.selectedKinds("PERF_REGISTRIES")
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

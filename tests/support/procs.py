@@ -125,6 +125,20 @@ def startDistribution(storagePath, logDir, port=None):
     )
 
 
+KINDS = ("txregistry", "distribution")
+STARTERS = {"txregistry": startTxregistry, "distribution": startDistribution}
+
+
+def selectedKinds(variable):
+    """The registries a comparative test runs against: both, unless the
+    environment variable C{variable} names one ("txregistry",
+    "distribution")."""
+    wanted = os.environ.get(variable)
+    if not wanted:
+        return KINDS
+    return tuple(k for k in KINDS if k in wanted.replace(",", " ").split())
+
+
 def processStats(pid):
     """Current and peak RSS (bytes) and bytes written to storage so far."""
     out = {}
