@@ -65,8 +65,18 @@ s3: &s3
 KNOWN_KEYS = (
     "loglevel", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
     "s3_bucket", "boto_bucket", "s3_access_key", "s3_secret_key", "s3_region", "s3_endpoint", "boto_host",
-    "boto_port", "s3_secure", "s3_encrypt",
+    "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits",
 )
+
+# limits: key -> (default, minimum)
+LIMITS = {
+    "max_manifest_size": (4 * 1024 * 1024, 1024),
+    "max_blob_size": (0, 0),  # 0: no limit
+    "max_concurrent_uploads": (0, 0),  # 0: no limit
+    "max_headers": (100, 10),
+    "max_header_bytes": (64 * 1024, 1024),
+    "idle_timeout": (300, 1),
+}
 
 
 class ConfigError(Exception):
@@ -83,6 +93,8 @@ class Settings:
     searchBackend: str = "sqlalchemy"
     searchDatabase: str = ""
     s3: object = None  # S3Settings when storage is s3
+    readonly: bool = False
+    limits: dict = None  # LIMITS keys -> int
     ignoredKeys: tuple = ()
 
 
@@ -150,6 +162,25 @@ def _flag(values, key, default, source):
     if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
         return value.lower() in ("true", "yes", "on", "1")
     raise ConfigError("%s: %s must be true or false, not %r" % (source, key, value))
+
+
+def _limits(section, source):
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError("%s: limits must be a mapping of %s" % (source, ", ".join(sorted(LIMITS))))
+    out = {}
+    for key, (default, minimum) in LIMITS.items():
+        value = section.get(key, default)
+        if value is None:
+            value = default
+        if isinstance(value, bool) or not isinstance(value, int) or (value != 0 or minimum > 0) and value < minimum:
+            raise ConfigError("%s: limits.%s must be an integer of at least %d, not %r" % (source, key, minimum, value))
+        out[key] = value
+    unknown = sorted(set(section) - set(LIMITS))
+    if unknown:
+        raise ConfigError("%s: unknown limits: %s (known: %s)" % (source, ", ".join(unknown), ", ".join(sorted(LIMITS))))
+    return out
 
 
 def _s3Settings(values, environ, path, source):
@@ -246,8 +277,13 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None):
         except Exception as e:
             raise ConfigError("%s: sqlalchemy_index_database %r is not a database URL: %s" % (source, database, e))
 
+    readonly = _flag({"readonly": environ.get("READONLY", values.get("readonly"))}, "readonly", False, source)
+    limits = _limits(values.get("limits"), source)
+
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
+        readonly=readonly,
+        limits=limits,
         flavor=flavor,
         configFile=configFile or "",
         loglevel=loglevel.lower(),

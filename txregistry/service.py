@@ -2,6 +2,7 @@
 and the listening port."""
 
 import os
+import signal
 
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred
@@ -92,7 +93,8 @@ class RegistryService(service.MultiService):
         self._reactor = reactor
         self.threadpool = ThreadPool(minthreads=1, maxthreads=ioThreads, name="txregistry-io")
         self.driver = makeDriver(settings, reactor, self.threadpool)
-        self.registry = Registry(self.driver, reactor, self.threadpool)
+        limits = settings.limits or {}
+        self.registry = Registry(self.driver, reactor, self.threadpool, limits)
         self.updater = None
         if settings.searchBackend == "sqlalchemy":
             from txregistry.search.index import SearchIndex
@@ -102,11 +104,19 @@ class RegistryService(service.MultiService):
             self.indexPool = ThreadPool(minthreads=1, maxthreads=1 if sqlite else 4, name="txregistry-index")
             self.index = SearchIndex(settings.searchDatabase, reactor, self.indexPool)
             self.updater = IndexUpdater(self.index, self.registry, reactor)
-        self.app = RegistryApp(self.registry, search=self.updater)
+        self.app = RegistryApp(
+            self.registry,
+            search=self.updater,
+            maxManifestSize=limits.get("max_manifest_size", 4 * 1024 * 1024),
+            readonly=settings.readonly,
+        )
         self.site = RegistrySite(
             self.app.resource(),
             self.app.chooseBody,
             accessLog=settings.loglevel in ("debug", "info"),
+            maxHeaders=limits.get("max_headers", 100),
+            maxHeaderBytes=limits.get("max_header_bytes", 64 * 1024),
+            timeout=limits.get("idle_timeout", 300),
         )
         self.endpoint = endpoints.serverFromString(reactor, self.description)
         self.port = None
@@ -142,9 +152,24 @@ class RegistryService(service.MultiService):
             self.port = result[0]
         service.MultiService.privilegedStartService(self)
 
+    def setReadonly(self, readonly):
+        self.app.readonly = readonly
+        self.log.warn(
+            "read-only mode {state}: {what}",
+            state="on" if readonly else "off",
+            what="pushes and deletes refused" if readonly else "pushes and deletes accepted",
+        )
+
+    def _onSignal(self, signum, frame):
+        # SIGUSR1 turns read-only mode on, SIGUSR2 off (e.g. around a backup).
+        self._reactor.callFromThread(self.setReadonly, signum == signal.SIGUSR1)
+
     def startService(self):
         if self.port is None and not self.running:
             self.privilegedStartService()
+        if hasattr(signal, "SIGUSR1"):
+            signal.signal(signal.SIGUSR1, self._onSignal)
+            signal.signal(signal.SIGUSR2, self._onSignal)
         self.threadpool.start()
         if self.updater is not None:
             self.indexPool.start()
@@ -165,6 +190,8 @@ class RegistryService(service.MultiService):
                 "storage path {path} is under /tmp: the data will not survive a reboot",
                 path=s.storagePath,
             )
+        if s.readonly:
+            self.log.warn("read-only mode: pushes and deletes refused (SIGUSR2 to accept them)")
         if s.ignoredKeys:
             self.log.info("configuration keys not used by txregistry: {keys}", keys=", ".join(s.ignoredKeys))
 

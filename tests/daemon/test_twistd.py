@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -161,5 +162,39 @@ def test_port_in_use_fails_at_start(tmp_path):
         assert r.returncode != 0
         assert "cannot listen on" in r.stdout + r.stderr
         assert "Traceback" not in r.stdout + r.stderr
+    finally:
+        d.stop()
+
+
+def test_readonly_mode_and_signals(tmp_path):
+    import signal
+
+    d = procs.startTxregistry(str(tmp_path / "data"), str(tmp_path), env={"READONLY": "true"})
+
+    def post():
+        req = urllib.request.Request(d.url + "/v2/ro/blobs/uploads/", method="POST", data=b"")
+        try:
+            with urllib.request.urlopen(req) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def waitForLog(text, count):
+        deadline = time.monotonic() + 30
+        while d.log().count(text) < count and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the log line
+        assert d.log().count(text) >= count, d.log()[-3000:]
+
+    try:
+        assert "read-only mode" in d.log()
+        assert post() == 405
+        with urllib.request.urlopen(d.url + "/v2/") as r:
+            assert r.status == 200  # pulls still served
+        os.kill(d.pid, signal.SIGUSR2)
+        waitForLog("read-only mode off", 1)
+        assert post() == 202
+        os.kill(d.pid, signal.SIGUSR1)
+        waitForLog("read-only mode on", 1)
+        assert post() == 405
     finally:
         d.stop()

@@ -104,3 +104,30 @@ def test_sampleShipped():
     for flavor in ("dev", "local", "test", "prod"):
         s = config.load(configFile=sample, flavor=flavor, environ={})
         assert s.storage == "local"
+
+
+def test_limitsAndReadonly(tmp_path):
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n  readonly: true\n  limits:\n    max_blob_size: 1000000\n    idle_timeout: 30\n")
+    s = config.load(configFile=str(p), environ={})
+    assert s.readonly is True
+    assert s.limits["max_blob_size"] == 1000000 and s.limits["idle_timeout"] == 30
+    assert s.limits["max_manifest_size"] == 4 * 1024 * 1024
+    assert config.load(environ={"READONLY": "false"}).readonly is False
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("dev:\n  limits:\n    max_blob_size: -1\n", "limits.max_blob_size must be an integer"),
+        ("dev:\n  limits:\n    idle_timeout: soon\n", "limits.idle_timeout must be an integer"),
+        ("dev:\n  limits:\n    max_speed: 3\n", "unknown limits: max_speed"),
+        ("dev:\n  readonly: perhaps\n", "readonly must be true or false"),
+    ],
+)
+def test_badLimits(tmp_path, text, fragment):
+    p = tmp_path / "c.yml"
+    p.write_text(text)
+    with pytest.raises(config.ConfigError) as e:
+        config.load(configFile=str(p), environ={})
+    assert fragment in str(e.value)

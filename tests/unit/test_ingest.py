@@ -70,6 +70,10 @@ class StalledWriter:
 
 
 class FakeUploads:
+    maxConcurrent = 0
+    maxBlobSize = 0
+    active = 0
+
     def __init__(self, writer):
         self.driver = self
         self._writer = writer

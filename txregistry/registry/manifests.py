@@ -80,13 +80,11 @@ def mediaTypeOf(body):
     return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
 
 
-def parseManifest(body, contentType):
+def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
     """Validate manifest bytes received with C{contentType}; return a
     L{Manifest} or raise MANIFEST_INVALID."""
-    if len(body) > MAX_MANIFEST_SIZE:
-        raise RegistryError(
-            "MANIFEST_INVALID", "manifest exceeds %d bytes" % (MAX_MANIFEST_SIZE,), status=413
-        )
+    if len(body) > maxSize:
+        raise RegistryError("MANIFEST_INVALID", "manifest exceeds %d bytes" % (maxSize,), status=413)
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -165,9 +163,10 @@ def parseReference(reference):
 
 
 class Manifests:
-    def __init__(self, driver, blobs, cacheSize=32 * 1024 * 1024):
+    def __init__(self, driver, blobs, cacheSize=32 * 1024 * 1024, maxSize=None):
         self.driver = driver
         self.blobs = blobs
+        self.maxSize = maxSize or MAX_MANIFEST_SIZE
         # Told of every change: listener.manifestPushed(name, digest,
         # manifest, tag) and listener.manifestDeleted(name).
         self.listeners = []
@@ -224,7 +223,7 @@ class Manifests:
     async def put(self, name, reference, body, contentType):
         """Store a manifest; returns C{(digest, parsed Manifest)}."""
         refDigest, tag = parseReference(reference)
-        manifest = parseManifest(body, contentType)
+        manifest = parseManifest(body, contentType, self.maxSize)
         algorithm = refDigest.algorithm if refDigest is not None else "sha256"
         digest = digests.of(body, algorithm)
         if refDigest is not None and refDigest != digest:

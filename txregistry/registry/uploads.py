@@ -51,12 +51,15 @@ class _State:
 class Uploads:
     log = Logger()
 
-    def __init__(self, driver, blobs, reactor, threadpool):
+    def __init__(self, driver, blobs, reactor, threadpool, maxBlobSize=0, maxConcurrent=0):
         self.driver = driver
         self.blobs = blobs
         self._reactor = reactor
         self._pool = threadpool
         self._states = {}
+        self.maxBlobSize = maxBlobSize  # 0: no limit
+        self.maxConcurrent = maxConcurrent  # request bodies being written at once; 0: no limit
+        self.active = 0
 
     def _inPool(self, f, *args):
         if self._pool is None:
@@ -250,6 +253,16 @@ class Appender:
         self.error = None
         self._result = _PENDING
         self._waiters = []
+        self._base = 0  # bytes in the upload before this body
+        self._counted = False
+        if uploads.maxConcurrent and uploads.active >= uploads.maxConcurrent:
+            self._reject(RegistryError(
+                "TOOMANYREQUESTS", "too many uploads at once (%d); retry later" % (uploads.maxConcurrent,),
+                headers={"Retry-After": "5"},
+            ))
+            return
+        uploads.active += 1
+        self._counted = True
         Deferred.fromCoroutine(self._open()).addErrback(self._fail)
 
     # --- opening ---
@@ -263,6 +276,7 @@ class Appender:
         await uploads._checkExists(self.name, self.uploadID)  # it may be gone meanwhile
         writer = await uploads.driver.writer(layout.uploadData(self.name, self.uploadID), append=True)
         self._writer = writer
+        self._base = writer.size
         if self._start is not None and self._start != writer.size:
             raise RegistryError(
                 "RANGE_INVALID",
@@ -293,11 +307,26 @@ class Appender:
         self._resume()
         self._maybeDone()
 
+    def _reject(self, error):
+        """Refuse the rest of the body (what is being written still lands)."""
+        if self.error is None:
+            self.error = error
+        self._pending -= sum(len(c) for c in self._queue)
+        self._queue.clear()
+        self._resume()
+        self._maybeDone()
+
     # --- the body ---
 
     def write(self, data):
         self.received += len(data)
         if self.error is not None or self._closed:
+            return
+        limit = self._uploads.maxBlobSize
+        if limit and self._base + self.received > limit:
+            self._reject(RegistryError(
+                "SIZE_INVALID", "blob exceeds the limit of %d bytes" % (limit,), {"limit": limit}, status=413
+            ))
             return
         self._queue.append(data)
         self._pending += len(data)
@@ -331,7 +360,10 @@ class Appender:
             self._state.offset += len(batch)
             if self._paused and self._pending < LOW_WATER:
                 self._resume()
-            self._kick()
+            if self.error is not None:
+                self._maybeDone()
+            else:
+                self._kick()
 
         def failed(f):
             # gatherResults wraps the first failure
@@ -372,6 +404,9 @@ class Appender:
 
     async def _close(self):
         writer = self._writer
+        if self._counted:
+            self._counted = False
+            self._uploads.active -= 1
         try:
             if writer is not None:
                 await writer.close()

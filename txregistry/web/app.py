@@ -154,10 +154,12 @@ class RegistryApp:
     app = Klein()
     log = Logger()
 
-    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE):
+    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE, readonly=False):
         self.registry = registry
         self.search = search  # an IndexUpdater, or None when search is off
         self.maxBodySize = maxManifestSize
+        # Pushes and deletes refused, pulls served (settable while running).
+        self.readonly = readonly
 
     def resource(self):
         return self.app.resource()
@@ -165,7 +167,7 @@ class RegistryApp:
     # --- body routing (called by RegistrySite when headers are in) ---
 
     def chooseBody(self, request, method, uri, length):
-        if method in (b"PATCH", b"PUT", b"POST") and length != 0:
+        if method in (b"PATCH", b"PUT", b"POST") and length != 0 and not self.readonly:
             m = _UPLOAD_PATH.fullmatch(uri)
             if m is not None:
                 try:
@@ -294,6 +296,8 @@ class RegistryApp:
             if method not in _METHODS[route]:
                 request.setHeader(b"Allow", ", ".join(_METHODS[route]).encode("ascii"))
                 raise RegistryError("UNSUPPORTED", "method %s not allowed here" % (method[:10],))
+            if self.readonly and method in ("POST", "PUT", "PATCH", "DELETE"):
+                raise RegistryError("UNSUPPORTED", "the registry is read-only: pulls only")
             handler = getattr(self, "_%s_%s" % (route, method.lower()), None) or getattr(
                 self, "_%s" % (route,)
             )

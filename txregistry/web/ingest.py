@@ -20,6 +20,9 @@ import io
 from twisted.logger import Logger
 from twisted.web import http, server
 
+_HEADERS_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+)
 # First bytes of a TLS handshake record (0x16) or an SSLv2 hello (0x80).
 _TLS_FIRST_BYTES = (0x16, 0x80)
 _HTTPS_TO_HTTP = (
@@ -155,6 +158,12 @@ class RegistryChannel(http.HTTPChannel):
                 return
         http.HTTPChannel.dataReceived(self, data)
 
+    def lineLengthExceeded(self, line):
+        # One header line longer than all headers may be: say so, then close
+        # (Twisted's line parser would just drop the connection).
+        self.transport.write(_HEADERS_TOO_LARGE)
+        self.transport.loseConnection()
+
 
 class RegistrySite(server.Site):
     """A L{Site} whose requests stream their bodies where L{chooseBody}
@@ -166,12 +175,21 @@ class RegistrySite(server.Site):
     # request) are closed after this many seconds.
     IDLE_TIMEOUT = 300
 
-    def __init__(self, resource, chooseBody, accessLog=True, **kwargs):
+    def __init__(self, resource, chooseBody, accessLog=True, maxHeaders=100, maxHeaderBytes=64 * 1024, **kwargs):
         kwargs.setdefault("parsePOSTFormSubmission", False)
         kwargs.setdefault("timeout", self.IDLE_TIMEOUT)
         server.Site.__init__(self, resource, **kwargs)
         self._chooseBody = chooseBody
         self._accessLog = accessLog
+        self._maxHeaders = maxHeaders
+        self._maxHeaderBytes = maxHeaderBytes
+
+    def buildProtocol(self, addr):
+        channel = server.Site.buildProtocol(self, addr)
+        channel.maxHeaders = self._maxHeaders
+        channel.totalHeadersSize = self._maxHeaderBytes
+        channel.MAX_LENGTH = self._maxHeaderBytes
+        return channel
 
     def log(self, request):
         if self._accessLog:
