@@ -141,6 +141,9 @@ start() {
     # - ms mon client mode = crc: radosgw defaults to a "secure" mon
     #   connection, which auth "none" cannot give; without this it retries
     #   forever (get_initial_auth_request returned -13).
+    # - rgw crypt require ssl = false: else a PUT with
+    #   x-amz-server-side-encryption: AES256 (the s3_encrypt setting) over
+    #   http:// is refused with 400 InvalidRequest.
     # - mon allow pool size one: Octopus and later refuse size-1 pools without it.
     # - paxos propose interval: the mon batches changes for 1 s by default, and
     #   radosgw-admin makes its pools one mon command at a time (13 s -> ~4 s).
@@ -186,6 +189,7 @@ paxos propose interval = 0.05
 rgw frontends = beast endpoint=127.0.0.1:$rgwport
 rgw data = $dir/rgw
 rgw thread pool size = 64
+rgw crypt require ssl = false
 EOF
 
     monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$monport]" "$dir/monmap" >/dev/null ||
