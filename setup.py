@@ -17,9 +17,17 @@ setup(
         "pyyaml>=5.4",
         "zope.interface>=5",
         "sqlalchemy>=1.4",
+        "botocore>=1.31",
     ],
     extras_require={
-        "test": ["pytest>=7", "python-dxf>=12", "oras>=0.2", "hypothesis>=6", "psycopg2-binary>=2.9"],
+        "test": [
+            "pytest>=7",
+            "python-dxf>=12",
+            "oras>=0.2",
+            "hypothesis>=6",
+            "psycopg2-binary>=2.9",
+            "moto[server]>=5",
+        ],
         "postgresql": ["psycopg2-binary>=2.9"],
     },
     entry_points={"console_scripts": ["txregistry = txregistry.cli:main"]},

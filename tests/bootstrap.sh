@@ -4,8 +4,8 @@
 #
 # Debian packages (when run as root): the real clients (skopeo, podman, and
 # the docker CLI from docker.io unless a docker CLI is already there),
-# Distribution's registry (docker-registry), PostgreSQL (the tests start
-# their own servers from its binaries).
+# Distribution's registry (docker-registry), PostgreSQL and Ceph (the tests
+# start their own servers from their binaries).
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -13,13 +13,17 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     for p in skopeo podman docker-registry postgresql; do
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
-    cli=""
-    command -v docker >/dev/null || cli="docker.io"
-    if [ -n "$missing$cli" ]; then
+    # Without recommends: only the docker CLI is used, and Ceph's mon, OSD
+    # and radosgw (a throwaway S3 server, tests/support/ceph-rgw.sh).
+    lean=""
+    command -v docker >/dev/null || lean="docker.io"
+    for p in ceph-mon ceph-osd radosgw; do
+        dpkg -s "$p" >/dev/null 2>&1 || lean="$lean $p"
+    done
+    if [ -n "$missing$lean" ]; then
         apt-get update -qq
         [ -z "$missing" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-        # only its CLI is used: no recommends
-        [ -z "$cli" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $cli >/dev/null
+        [ -z "$lean" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $lean >/dev/null
     fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -53,6 +53,22 @@ READ_LOW = 1024 * 1024
 RETRIES = 4
 
 
+_PAYLOAD_HASH = "txregistry_payload_hash"
+
+
+def _payloadHashSigner():
+    """botocore's S3 SigV4 signer, taking the payload hash from the request
+    context instead of hashing a body."""
+    from botocore.auth import S3SigV4Auth
+
+    class PayloadHashSigner(S3SigV4Auth):
+        def payload(self, request):
+            given = request.context.get(_PAYLOAD_HASH)
+            return given if given else S3SigV4Auth.payload(self, request)
+
+    return PayloadHashSigner
+
+
 class S3Error(StorageError):
     def __init__(self, status, code, message, key=None):
         self.status = status
@@ -330,7 +346,7 @@ class S3Driver:
         credentials=None,
         pool=None,
     ):
-        from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+        from botocore.auth import S3SigV4QueryAuth
 
         self._reactor = reactor
         self.bucket = bucket
@@ -347,7 +363,7 @@ class S3Driver:
         if credentials is None:
             credentials = resolveCredentials(accessKey, secretKey)
         self._credentials = _Credentials(credentials)
-        self._authClass = S3SigV4Auth
+        self._authClass = _payloadHashSigner()
         self._queryAuthClass = S3SigV4QueryAuth
         self._pool = pool or HTTPConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = 16
@@ -370,7 +386,10 @@ class S3Driver:
         from botocore.awsrequest import AWSRequest
 
         request = AWSRequest(method=method, url=url, headers=dict(headers))
-        request.headers["X-Amz-Content-SHA256"] = payloadHash
+        # The body is not given to botocore (it would hash it here, on the
+        # reactor thread): the signer takes the hash we computed, or
+        # UNSIGNED-PAYLOAD.
+        request.context[_PAYLOAD_HASH] = payloadHash
         self._authClass(self._credentials.frozen, "s3", self.region).add_auth(request)
         return dict(request.headers.items())
 

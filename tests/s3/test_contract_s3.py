@@ -1,0 +1,56 @@
+"""The storage driver contract on real S3-compatible servers."""
+
+import uuid
+
+from twisted.internet import reactor
+from twisted.trial import unittest
+
+from tests.support import s3servers
+from tests.unit.test_storage_contract import ContractMixin
+from txregistry.storage.s3 import S3Driver
+
+_servers = {}
+
+
+def server(kind):
+    if kind not in _servers:
+        cls = s3servers.MotoServer if kind == "moto" else s3servers.CephRGW
+        if not cls.available():
+            raise unittest.SkipTest("%s is not installed" % (cls.__name__,))
+        _servers[kind] = cls().start()
+    return _servers[kind]
+
+
+def teardown_module(module):
+    for s in _servers.values():
+        s.stop()
+    _servers.clear()
+
+
+class S3ContractMixin(ContractMixin):
+    kind = None
+    prefix = "/some/prefix"
+
+    def makeDriver(self):
+        s = server(self.kind)
+        bucket = "contract-" + uuid.uuid4().hex[:16]
+        s.createBucket(bucket)
+        driver = S3Driver(
+            reactor, bucket, region=s.region, endpoint=s.endpoint, accessKey=s.accessKey, secretKey=s.secretKey,
+            rootDirectory=self.prefix,
+        )
+        self.addCleanup(driver._pool.closeCachedConnections)
+        return driver
+
+
+class MotoContractTests(S3ContractMixin, unittest.TestCase):
+    kind = "moto"
+
+
+class MotoNoPrefixContractTests(S3ContractMixin, unittest.TestCase):
+    kind = "moto"
+    prefix = ""
+
+
+class RGWContractTests(S3ContractMixin, unittest.TestCase):
+    kind = "rgw"
