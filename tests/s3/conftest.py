@@ -11,6 +11,7 @@ from tests.support import procs, s3servers
 
 @pytest.fixture(scope="session")
 def motoServer():
+    s3servers.skipUnlessAvailable(s3servers.MotoServer)
     server = s3servers.MotoServer().start()
     yield server
     server.stop()
@@ -18,8 +19,7 @@ def motoServer():
 
 @pytest.fixture(scope="session")
 def rgwServer():
-    if not s3servers.CephRGW.available():
-        pytest.skip("Ceph RGW is not installed (Debian packages: see tests/bootstrap.sh)")
+    s3servers.skipUnlessAvailable(s3servers.CephRGW)
     server = s3servers.CephRGW().start()
     yield server
     server.stop()
