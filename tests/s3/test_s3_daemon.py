@@ -4,9 +4,7 @@ sharing one PostgreSQL search index."""
 
 import hashlib
 import json
-import os
 import threading
-import urllib.request
 
 import pytest
 
