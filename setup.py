@@ -11,7 +11,7 @@ setup(
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]) + ["twisted.plugins"],
     package_data={"twisted": ["plugins/txregistry.py"]},
     install_requires=[
-        "twisted>=23.10",
+        "twisted[tls]>=23.10",
         "klein>=23.5",
         "treq>=23.11",
         "pyyaml>=5.4",

@@ -1,0 +1,85 @@
+"""TLS through a strports description, with a throwaway CA that the
+clients trust; the wrong kind of request on either kind of port fails fast."""
+
+import os
+import shutil
+import socket
+import ssl
+import time
+import urllib.request
+
+import pytest
+
+from tests.e2e import clients, oci
+from tests.support import pki, procs
+
+
+@pytest.fixture
+def tlsDaemon(tmp_path):
+    paths = pki.makePKI(str(tmp_path / "pki"))
+    port = procs.freePort()
+    description = "ssl:%d:interface=127.0.0.1:privateKey=%s:certKey=%s" % (port, paths["key"], paths["cert"])
+    argv = [os.path.join(procs.BIN, "twistd"), "-n", "--pidfile=", "txregistry", "--port", description,
+            "--storage-path", str(tmp_path / "data")]
+    log = str(tmp_path / "tls.log")
+    logf = open(log, "ab")
+    import subprocess
+
+    proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=procs.twistdEnv(), cwd=procs.REPO)
+    context = ssl.create_default_context(cafile=paths["ca"])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen("https://127.0.0.1:%d/v2/" % port, context=context, timeout=2) as r:
+                assert r.status == 200
+            break
+        except (OSError, ssl.SSLError):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(open(log).read())
+            time.sleep(0.05)  # polling for readiness
+    certDir = tmp_path / "certs"
+    certDir.mkdir()
+    shutil.copy(paths["ca"], certDir / "ca.crt")
+    yield {"port": port, "host": "127.0.0.1:%d" % port, "ca": paths["ca"], "certDir": str(certDir), "log": log}
+    proc.terminate()
+    proc.wait(15)
+    logf.close()
+
+
+def test_skopeo_push_pull_over_tls_trusting_the_ca(tlsDaemon, tmp_path):
+    image = oci.buildImage(str(tmp_path / "img"), "v1", layers=2)
+    dest = "docker://%s/secure/app:v1" % tlsDaemon["host"]
+    clients.skopeo("copy", "--preserve-digests", "--dest-cert-dir", tlsDaemon["certDir"], "oci:%s:v1" % (tmp_path / "img"), dest)
+    out = str(tmp_path / "out")
+    clients.skopeo("copy", "--src-cert-dir", tlsDaemon["certDir"], dest, "oci:%s:v1" % out)
+    assert oci.resolve(out, "v1")["digest"] == image.manifestDigest
+    assert set(image.blobDigests) <= oci.verifyBlobs(out)
+    # and a client that does not trust the CA is refused
+    r = clients.skopeo("inspect", "docker://%s/secure/app:v1" % tlsDaemon["host"], check=False)
+    assert r.returncode != 0 and b"certificate" in r.stderr
+
+
+def test_plain_http_on_tls_port_fails_fast(tlsDaemon):
+    t = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", tlsDaemon["port"]), timeout=10)
+    s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        data = s.recv(1000)
+    except ConnectionResetError:
+        data = b""
+    s.close()
+    assert time.monotonic() - t < 5
+    assert not data.startswith(b"HTTP/1.1 200")
+
+
+def test_tls_on_plain_port_fails_fast(tmp_path):
+    d = procs.startTxregistry(str(tmp_path / "data"), str(tmp_path))
+    try:
+        t = time.monotonic()
+        context = ssl.create_default_context()
+        with pytest.raises((ssl.SSLError, OSError)):
+            urllib.request.urlopen("https://127.0.0.1:%d/v2/" % d.port, context=context, timeout=10)
+        assert time.monotonic() - t < 5
+    finally:
+        d.stop()
