@@ -26,7 +26,8 @@ from urllib.parse import quote
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone, readBody
+from treq import content as readBody
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
