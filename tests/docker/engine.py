@@ -15,11 +15,12 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
+
+from tests.support import procs
 
 DOCKER = shutil.which("docker") or "/usr/bin/docker"
 PODMAN = shutil.which("podman") or "/usr/bin/podman"
@@ -189,13 +190,8 @@ class PodmanHost:
         raise RuntimeError("podman system service did not answer on %s within %ss" % (self.socketPath, timeout))
 
     def stop(self, timeout=20):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            procs.terminate(self.proc, timeout)
         self.proc = None
         if self._log is not None:
             self._log.close()

@@ -24,6 +24,18 @@ def freePort():
     return port
 
 
+def terminate(proc, timeout=15, sig=signal.SIGTERM):
+    """Stop a subprocess: C{sig}, then SIGKILL if it is still there after
+    C{timeout} seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def waitFor(url, proc=None, timeout=30.0, logPath=None):
     """Poll C{url} until it answers (any HTTP status) or C{timeout}."""
     deadline = time.monotonic() + timeout
@@ -70,13 +82,7 @@ class Daemon:
             return f.read().decode("utf-8", "replace")
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout, sig)
         self._log.close()
 
     def kill(self):

@@ -30,7 +30,6 @@ state lives in a temporary directory that C{stop} removes.
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -39,20 +38,15 @@ import time
 import urllib.error
 import urllib.request
 
+from tests.support import procs
+from tests.support.procs import freePort
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CEPH_RGW_SCRIPT = os.path.join(HERE, "ceph-rgw.sh")
 
 # What a fresh Debian machine needs, for tests/bootstrap.sh.
 MOTO_PIP_PACKAGES = ("moto[server]",)
 CEPH_RGW_DEBIAN_PACKAGES = ("ceph-mon", "ceph-osd", "radosgw")
-
-
-def freePort():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _answers(url):
@@ -222,13 +216,8 @@ class MotoServer(_S3Server):
         raise RuntimeError("moto's server did not answer within %ss:\n%s" % (self.startTimeout, self.log()[-3000:]))
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            procs.terminate(self.proc, 10)
         self.proc = None
         if self._log is not None:
             self._log.close()
