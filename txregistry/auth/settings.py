@@ -41,8 +41,10 @@ Globs and actions are described in L{txregistry.auth.policy}: ``*`` matches
 any characters including ``/``; actions are pull, push, delete or ``*``.
 Without a ``policy`` key every logged-in user may do everything and
 anonymous callers nothing (as Distribution with htpasswd), and tokens of
-external servers are trusted for whatever they grant.  With one, a token
-grants only what it lists *and* the policy allows its subject.
+external servers are trusted for whatever they grant.  With one (even an
+empty ``policy:``, which grants nothing), a token grants only what it lists
+*and* the policy allows its subject (``sub``, matched to ``users``,
+``groups`` and ``admins`` by name).
 
 Relative paths are relative to the config file's directory.  Every problem
 (unknown key, unreadable file, a non-bcrypt htpasswd line, a bad glob or
@@ -303,19 +305,20 @@ class _Parser:
             if not users:
                 self.warnings.append("%s: auth.htpasswd: %s has no users" % (self.source, htpasswd))
         mode = section.get("mode")
-        if mode is None:
-            mode = "bearer" if htpasswd is not None or "token" in section else "basic"
-        if mode not in MODES:
+        if mode is not None and mode not in MODES:
             raise self.fail("auth.mode", "must be basic or bearer, not %r" % (mode,))
+        if mode == "basic" and htpasswd is None:
+            raise self.fail("auth.mode", "basic needs auth.htpasswd")
+        if htpasswd is None and "token" not in section:
+            raise self.fail("auth", "needs htpasswd (users and passwords) or token.rootcertbundle / token.jwks "
+                                    "(keys of an external token server)")
+        if mode is None:
+            mode = "bearer"
         token = None
         if mode == "basic":
-            if htpasswd is None:
-                raise self.fail("auth.mode", "basic needs auth.htpasswd")
             if "token" in section:
                 raise self.fail("auth.token", "is set but auth.mode is basic (use mode: bearer for tokens)")
         else:
-            if htpasswd is None and "token" not in section:
-                raise self.fail("auth", "needs htpasswd (users for the built-in token endpoint) or token.rootcertbundle / token.jwks")
             token = self.token(section.get("token", {}), htpasswd is not None)
         policy = None
         if "policy" in raw:
