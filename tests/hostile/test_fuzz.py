@@ -150,9 +150,9 @@ class Target:
 
     def report(self):
         """Raise for the problems collected so far (and forget them)."""
-        found = self.collect
+        found = dict(self.collect or {})
         if found:
-            self.collect = {}
+            self.collect.clear()
             raise AssertionError("%d kind(s) of problem:\n\n%s" % (len(found), "\n\n".join(
                 "[%s] x%d, first:\n%s" % (kind, count, message) for kind, (count, message) in sorted(found.items()))))
 
@@ -738,6 +738,9 @@ def test_header_limits(target):
             rawhttp.request("GET", "/v2/" + "a/" * 40000 + "tags/list"),
             rawhttp.request("GET", "/v2/_catalog?last=" + "a" * 60000),
             rawhttp.request("GET", "/v2/", [(" X-Folded", "v")]),
+            rawhttp.request("GET", "/v2/", [("Host", b"\x82")], host=None),
+            rawhttp.request("GET", "/v2/", [("Host", "\u0130.example")], host=None),
+            rawhttp.request("GET", "/v2/", [("Host", "127.0.0.1"), ("Host", "evil.example")], host=None),
             b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n continued\r\nConnection: close\r\n\r\n",
             b"GET /v2/ HTTP/1.1\r\nHost: x\r\nNoColon\r\nConnection: close\r\n\r\n",
             b"GET /v2/ HTTP/1.1\nHost: x\nConnection: close\n\n",
