@@ -4,9 +4,10 @@ headers, sent as raw bytes over a socket (a client library would resolve
 ``..``, re-encode ``%2f`` or refuse NUL before the server saw it).
 
 For every request: no 5xx; an error answered by the registry (it carries
-``Docker-Distribution-API-Version``) has the spec's JSON body
-``{"errors":[{"code","message","detail"}]}`` (a request that is not HTTP at
-all may get Twisted's bare 400, or a close); nothing from outside the
+``Docker-Distribution-API-Version``), or to any well-formed request under
+``/v2/``, has the spec's JSON body ``{"errors":[{"code","message","detail"}]}``
+(a request that is not valid HTTP, or beyond the header limits, may get
+Twisted's bare 400 or 431, or a close); nothing from outside the
 storage is ever served; no traceback in the daemon's log.  After each test:
 nothing created or changed outside the storage directory (the directory
 around it, with a canary, is compared with its state at the start), nothing
@@ -93,6 +94,7 @@ class Target:
         valid HTTP)."""
         self.sent += 1
         method = data.split(b" ", 1)[0]
+        target = data.split(b" ", 2)[1] if data.count(b" ") >= 2 else b""
         try:
             r = rawhttp.exchange(self.port, data, timeout=timeout)
         except rawhttp.NoResponse as e:
@@ -109,8 +111,12 @@ class Target:
             self.problem("HTTP %d" % (r.status,), "HTTP %d for %r%s:\n%r" % (r.status, data[:600], why, r.raw[:1500]))
         if CANARY_TEXT in r.raw:
             self.problem("canary", "canary served for %r" % (data[:600],))
+        # The registry's errors carry the envelope; so must any error to a
+        # well-formed request for /v2/... within the header limits, whatever
+        # layer answers it.
         fromApp = r.header("docker-distribution-api-version") is not None
-        if fromApp and r.status >= 400 and method.upper() != b"HEAD" and not isErrorEnvelope(r.body):
+        underV2 = target.startswith(b"/v2") and _wellFormed(data)
+        if (fromApp or underV2) and r.status >= 400 and method.upper() != b"HEAD" and not isErrorEnvelope(r.body):
             self.problem("envelope", "HTTP %d without the error envelope for %r:\n%r" % (r.status, data[:600],
                                                                                           r.raw[:1500]))
         return r
@@ -205,6 +211,8 @@ def _wellFormed(data):
     parts = lines[0].split(b" ")
     if len(parts) != 3 or not _TOKEN.match(parts[0]) or not _TARGET.match(parts[1]) or parts[2] != b"HTTP/1.1":
         return False
+    if len(lines) > 100 or len(head) > 60 * 1024:
+        return False  # beyond the header limits: the HTTP layer's own 400/431
     seen = {}
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
