@@ -2,7 +2,9 @@
 built-in token endpoint, and the access-policy matrix for both schemes."""
 
 import base64
-import json
+import dataclasses
+import os
+import threading
 import time
 
 import jwt
@@ -21,6 +23,8 @@ from tests.unit.test_auth_helpers import (
     writeHtpasswd,
 )
 from txregistry.auth import ACTIONS, Authorizer, Forbidden, Identity, TokenRequestError, Unauthorized
+from txregistry.auth import authorizer as module
+from txregistry.auth.policy import Policy
 
 PASSWORDS = {
     "alice": "alice-pw",
@@ -88,8 +92,6 @@ class AuthTestCase(unittest.TestCase):
 
     def setUp(self):
         self.tmp = self.mktemp()
-        import os
-
         os.makedirs(self.tmp)
         writeHtpasswd(os.path.join(self.tmp, "htpasswd"), PASSWORDS)
         self.settings = settingsFrom(self.tmp, "auth:\n  htpasswd: htpasswd\n  mode: %s\n%s" % (self.mode, self.extra))
@@ -310,8 +312,6 @@ class BearerMatrixTests(AuthTestCase):
         # A token granted by one configuration is limited by the policy in
         # force when it is used (same signing key, new settings).
         token = await self.tokenFor("alice", ["repository:team-a/app:pull,push"])
-        import dataclasses
-        from txregistry.auth.policy import Policy
 
         tokenSettings = dataclasses.replace(self.settings.token, signingKey=self.authorizer._signingKey)
         stricter = dataclasses.replace(self.settings, token=tokenSettings, policy=Policy())
@@ -337,6 +337,17 @@ class NoPolicyTests(AuthTestCase):
         anonymous = (await self.authorizer.issueToken(None, None, ["repository:any/thing:pull"]))["token"]
         claims = jwt.decode(anonymous, options={"verify_signature": False})
         self.assertEqual((claims["sub"], claims["access"][0]["actions"]), ("", []))
+
+    @async_test
+    async def test_anonymousCatalogTokenSeesNothing(self):
+        token = (await self.authorizer.issueToken(None, None, ["registry:catalog:*"]))["token"]
+        identity = await self.authorizer.authenticate(bearer(token), [])
+        self.assertEqual((identity.name, identity.external), (None, False))
+        self.assertTrue(self.authorizer.allowedScope(identity, "registry", "catalog", "*"))
+        self.assertFalse(self.authorizer.visible(identity, "any/thing"))
+        token = (await self.authorizer.issueToken(self.header("dave"), None, ["registry:catalog:*"]))["token"]
+        identity = await self.authorizer.authenticate(bearer(token), [])
+        self.assertTrue(self.authorizer.visible(identity, "any/thing"))
 
 
 class NoPolicyBasicTests(AuthTestCase):
@@ -410,8 +421,6 @@ class CacheTests(AuthTestCase):
 
     @async_test
     async def test_noCache(self):
-        import dataclasses
-
         authorizer = Authorizer(dataclasses.replace(self.settings, cacheSeconds=0), reactor, self.pool,
                                 clock=self.clock)
         for _ in range(3):
@@ -426,9 +435,6 @@ class CacheTests(AuthTestCase):
 
     @async_test
     async def test_bcryptRunsOffTheReactorThread(self):
-        import threading
-
-        from txregistry.auth import authorizer as module
 
         threads = []
         original = module._checkPassword
@@ -449,8 +455,6 @@ class LongPasswordTests(unittest.TestCase):
 
     @async_test
     async def test_longPassword(self):
-        import os
-
         tmp = self.mktemp()
         os.makedirs(tmp)
         long = "x" * 72

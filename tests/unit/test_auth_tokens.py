@@ -108,6 +108,16 @@ class ExternalKeyTests(TokenTestCase):
         self.assertFalse(self.authorizer.allowed(identity, "team-a/app", "push"))
 
     @async_test
+    async def test_anonymousExternalTokenWithoutPolicy(self):
+        # No policy: the external server vouches for its (anonymous) subject.
+        access = [("repository", "team-a/app", ["pull"]), ("registry", "catalog", ["*"])]
+        identity = await self.accepted(signToken(self.jwksKey, self.claims(sub="", access=access), kid="jwks-ec"))
+        self.assertEqual((identity.name, identity.external), (None, True))
+        self.assertTrue(self.authorizer.allowed(identity, "team-a/app", "pull"))
+        self.assertTrue(self.authorizer.visible(identity, "anything"))
+        self.assertFalse(self.authorizer.allowed(identity, "anything", "pull"))
+
+    @async_test
     async def test_withoutKidOrWithAForeignKid(self):
         await self.accepted(signToken(self.bundleKey, self.claims(), kid=None))
         await self.accepted(signToken(self.bundleKey, self.claims(), kid="some-other-id"))

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import bcrypt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,7 +33,8 @@ class Identity:
     an empty subject).  C{groups} and C{admin} come from the policy.
     C{tokenAccess} is None unless the caller presented a bearer token; then
     it maps C{(type, name)} to the frozenset of actions the token grants.
-    C{scheme} is "anonymous", "basic" or "bearer".
+    C{scheme} is "anonymous", "basic" or "bearer".  C{external} is true for
+    a token of an external token server (not of the built-in endpoint).
     """
 
     name: str = None
@@ -41,6 +42,7 @@ class Identity:
     admin: bool = False
     tokenAccess: dict = None
     scheme: str = "anonymous"
+    external: bool = False
 
     def __hash__(self):
         return hash((self.name, self.scheme))
@@ -125,6 +127,7 @@ class Authorizer:
         # which user names exist.
         self._dummyHash = b"$2b$%02d$" % cost + b"." * 53
         self._signingKey = None
+        self._ownPublicKey = None
         self._trusted = ()
         token = settings.token
         if token is not None:
@@ -135,7 +138,8 @@ class Authorizer:
                     key = ec.generate_private_key(ec.SECP256R1())
                 self._signingKey = key
                 self._signingKid = _keys.keyID(key.public_key())
-                own = _keys.TrustedKey(self._signingKid, key.public_key(), "the built-in signing key")
+                self._ownPublicKey = key.public_key()
+                own = _keys.TrustedKey(self._signingKid, self._ownPublicKey, "the built-in signing key")
                 self._trusted = (own,) + self._trusted
 
     # -- challenges -----------------------------------------------------
@@ -207,7 +211,7 @@ class Authorizer:
                 raise Unauthorized(self._basicChallenge(), "bearer tokens are not accepted here: log in with a password")
             token = self.settings.token
             try:
-                claims, access = _tokens.verify(
+                claims, access, verifiedBy = _tokens.verify(
                     credentials,
                     self._trusted,
                     token.rootCerts,
@@ -220,14 +224,15 @@ class Authorizer:
                 raise Unauthorized(
                     self.challenge(scopes, error="invalid_token", baseURL=baseURL), "invalid token: %s" % (e,)
                 )
-            return self._identityOf(claims.get("sub") or None, "bearer", access)
+            external = verifiedBy is not self._ownPublicKey
+            return self._identityOf(claims.get("sub") or None, "bearer", access, external)
         raise Unauthorized(self.challenge(scopes, baseURL=baseURL), "unsupported authorization scheme")
 
-    def _identityOf(self, user, scheme, access=None):
+    def _identityOf(self, user, scheme, access=None, external=False):
         policy = self.settings.policy
         if policy is None:
-            return Identity(user, frozenset(), False, access, scheme)
-        return Identity(user, policy.groupsOf(user), policy.isAdmin(user), access, scheme)
+            return Identity(user, frozenset(), False, access, scheme, external)
+        return Identity(user, policy.groupsOf(user), policy.isAdmin(user), access, scheme, external)
 
     async def _checkBasic(self, credentials):
         """The user name if C{credentials} (base64 of ``user:password``)
@@ -297,17 +302,18 @@ class Authorizer:
         """Whether C{identity} may do C{action} on resource C{rtype}:C{name}.
 
         A bearer identity needs the token to grant it (or ``*``) and the
-        policy to allow its subject; others need the policy only.  Without a
-        policy, any logged-in user or token holder is allowed.  The catalog
-        (``registry:catalog:*``) is open to all: filter its entries with
-        L{visible}.
+        policy to allow its subject; others (no header, or Basic) need the
+        policy only, so the anonymous rules hold without a token in bearer
+        mode too.  Without a policy, any logged-in user and any holder of an
+        external token is allowed (the token's grants still apply), and an
+        anonymous caller nothing.  The catalog (``registry:catalog:*``) is
+        open to all: filter its entries with L{visible}.
         """
         if identity.tokenAccess is not None:
             granted = identity.tokenAccess.get((rtype, name), frozenset())
             if action not in granted and "*" not in granted:
                 return False
-        authenticated = identity.name is not None or identity.tokenAccess is not None
-        return self._policyAllows(identity.name, rtype, name, action, authenticated)
+        return self._policyAllows(identity.name, rtype, name, action, _authenticated(identity))
 
     def allowed(self, identity, repository, action):
         """Whether C{identity} may C{action} (pull, push, delete) C{repository}."""
@@ -317,8 +323,7 @@ class Authorizer:
         """Whether the catalog and search show C{repository} to C{identity}:
         its subject may pull it by policy (whatever its token grants, since a
         catalog token only grants ``registry:catalog:*``)."""
-        authenticated = identity.name is not None or identity.tokenAccess is not None
-        return self._policyAllows(identity.name, "repository", repository, "pull", authenticated)
+        return self._policyAllows(identity.name, "repository", repository, "pull", _authenticated(identity))
 
     def require(self, identity, scopes, *, baseURL=None):
         """Raise unless C{identity} may do everything C{scopes} ask for.
@@ -404,6 +409,12 @@ class Authorizer:
         if self._signingKey is None:
             return None
         return {"keys": [_keys.publicJWK(self._signingKey.public_key(), self._signingKid)]}
+
+
+def _authenticated(identity):
+    """Whether a caller counts as logged in when there is no policy: a
+    user, or the holder of an external token (its server vouches for it)."""
+    return identity.name is not None or identity.external
 
 
 def _safeBaseURL(baseURL):

@@ -121,7 +121,8 @@ def _access(claims):
 
 
 def verify(token, trustedKeys, rootCerts, issuers, service, now, leeway):
-    """Check a token; return C{(claims, access)}.
+    """Check a token; return C{(claims, access, key)}, C{key} being the
+    public key that verified the signature.
 
     The signature must verify with one of C{trustedKeys} (those whose id is
     the token's ``kid`` if any is, else all of them), or with the leaf of an
@@ -147,7 +148,7 @@ def verify(token, trustedKeys, rootCerts, issuers, service, now, leeway):
         leaf = _chainKey(header["x5c"], rootCerts, now)
         if leaf is not None:
             candidates.insert(0, leaf)
-    payload = None
+    payload = verifiedBy = None
     for key in candidates:
         if not _keys.compatible(alg, key):
             continue
@@ -155,6 +156,7 @@ def verify(token, trustedKeys, rootCerts, issuers, service, now, leeway):
             payload = jwt.api_jws.PyJWS().decode_complete(token, key=key, algorithms=[alg])["payload"]
         except jwt.PyJWTError:
             continue
+        verifiedBy = key
         break
     if payload is None:
         raise TokenError("signature not made by a trusted key")
@@ -185,4 +187,4 @@ def verify(token, trustedKeys, rootCerts, issuers, service, now, leeway):
     subject = claims.get("sub", "")
     if subject is not None and not isinstance(subject, str):
         raise TokenError("malformed sub claim")
-    return claims, _access(claims)
+    return claims, _access(claims), verifiedBy
