@@ -18,6 +18,9 @@ setup(
         "zope.interface>=5",
         "sqlalchemy>=1.4",
         "botocore>=1.31",
+        "bcrypt>=4",
+        "PyJWT>=2.8",
+        "cryptography>=42",
     ],
     extras_require={
         "test": [

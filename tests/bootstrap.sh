@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=""
-    for p in skopeo podman docker-registry postgresql; do
+    for p in skopeo podman docker-registry postgresql apache2-utils; do
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
     # Without recommends: only the docker CLI is used, and Ceph's mon, OSD

@@ -87,8 +87,8 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
         raise RegistryError("MANIFEST_INVALID", "manifest exceeds %d bytes" % (maxSize,), status=413)
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _invalid("manifest is not valid JSON: %s" % (e,))
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise _invalid("manifest is not valid JSON: %s" % (str(e)[:200],))
     if not isinstance(doc, dict):
         raise _invalid("manifest is not a JSON object")
     contentType = (contentType or "").split(";", 1)[0].strip().lower()

@@ -87,7 +87,7 @@ def _pageSize(query, default=None):
     raw = _one(query, "n")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise RegistryError("PAGINATION_NUMBER_INVALID", "n must be a non-negative integer", {"n": raw[:20]})
     return int(raw)
 
@@ -99,6 +99,8 @@ def paginate(items, n, last):
         items = [i for i in items if i > last]
     if n is None or n >= len(items):
         return items, False
+    if n == 0:
+        return [], False
     return items[:n], True
 
 
@@ -249,9 +251,9 @@ class RegistryApp:
             if len(term) > 255:
                 raise RegistryError("UNSUPPORTED", "q is longer than 255 characters", status=400)
             size, page = _one(query, "n") or "25", _one(query, "page") or "1"
-            if not size.isdigit() or len(size) > 6:
+            if not (size.isascii() and size.isdigit()) or len(size) > 6:
                 raise RegistryError("PAGINATION_NUMBER_INVALID", "n must be a whole number from 1 to 100")
-            if not page.isdigit() or int(page) < 1 or len(page) > 9:
+            if not (page.isascii() and page.isdigit()) or len(page) > 9 or int(page) < 1:
                 raise RegistryError("PAGINATION_NUMBER_INVALID", "page must be a whole number from 1")
             size, page = min(max(int(size), 1), 100), int(page)
             if self.search is None:
@@ -331,7 +333,7 @@ class RegistryApp:
             except IndexUnavailable:
                 page = None
         if page is not None:
-            more = n is not None and len(page) > n
+            more = n is not None and n > 0 and len(page) > n
             page = page[:n] if n is not None else page
         else:
             page, more = paginate(await catalog(self.registry.driver), n, last)
