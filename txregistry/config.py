@@ -65,7 +65,7 @@ s3: &s3
 KNOWN_KEYS = (
     "loglevel", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
     "s3_bucket", "boto_bucket", "s3_access_key", "s3_secret_key", "s3_region", "s3_endpoint", "boto_host",
-    "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits",
+    "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth",
 )
 
 # limits: key -> (default, minimum)
@@ -95,6 +95,7 @@ class Settings:
     s3: object = None  # S3Settings when storage is s3
     readonly: bool = False
     limits: dict = None  # LIMITS keys -> int
+    auth: object = None  # AuthSettings, or None: no authentication
     ignoredKeys: tuple = ()
 
 
@@ -279,11 +280,19 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None):
 
     readonly = _flag({"readonly": environ.get("READONLY", values.get("readonly"))}, "readonly", False, source)
     limits = _limits(values.get("limits"), source)
+    from txregistry.auth import AuthConfigError, parseAuth
+
+    try:
+        baseDir = os.path.dirname(os.path.abspath(configFile)) if configFile else os.getcwd()
+        auth = parseAuth(values.get("auth"), source, baseDir)
+    except AuthConfigError as e:
+        raise ConfigError(str(e))
 
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
         readonly=readonly,
         limits=limits,
+        auth=auth,
         flavor=flavor,
         configFile=configFile or "",
         loglevel=loglevel.lower(),

@@ -13,6 +13,7 @@ from twisted.python.threadpool import ThreadPool
 
 from txregistry.registry import Registry
 from txregistry.storage.filesystem import FilesystemDriver
+from txregistry.web.accesslog import accessLogFormatter
 from txregistry.web.app import RegistryApp
 from txregistry.web.ingest import RegistrySite
 
@@ -104,11 +105,20 @@ class RegistryService(service.MultiService):
             self.indexPool = ThreadPool(minthreads=1, maxthreads=1 if sqlite else 4, name="txregistry-index")
             self.index = SearchIndex(settings.searchDatabase, reactor, self.indexPool)
             self.updater = IndexUpdater(self.index, self.registry, reactor)
+        self.authorizer = None
+        if settings.auth is not None:
+            from txregistry.auth import Authorizer
+
+            # bcrypt is CPU work: a pool of its own, as big as the machine
+            # has cores to spare, so logins never wait behind storage I/O.
+            self.authPool = ThreadPool(minthreads=0, maxthreads=2, name="txregistry-auth")
+            self.authorizer = Authorizer(settings.auth, reactor, self.authPool)
         self.app = RegistryApp(
             self.registry,
             search=self.updater,
             maxManifestSize=limits.get("max_manifest_size", 4 * 1024 * 1024),
             readonly=settings.readonly,
+            authorizer=self.authorizer,
         )
         self.site = RegistrySite(
             self.app.resource(),
@@ -117,6 +127,7 @@ class RegistryService(service.MultiService):
             maxHeaders=limits.get("max_headers", 100),
             maxHeaderBytes=limits.get("max_header_bytes", 64 * 1024),
             timeout=limits.get("idle_timeout", 300),
+            logFormatter=accessLogFormatter,
         )
         self.endpoint = endpoints.serverFromString(reactor, self.description)
         self.port = None
@@ -171,6 +182,8 @@ class RegistryService(service.MultiService):
             signal.signal(signal.SIGUSR1, self._onSignal)
             signal.signal(signal.SIGUSR2, self._onSignal)
         self.threadpool.start()
+        if self.authorizer is not None:
+            self.authPool.start()
         if self.updater is not None:
             self.indexPool.start()
             Deferred.fromCoroutine(self.updater.start())
@@ -192,8 +205,24 @@ class RegistryService(service.MultiService):
             )
         if s.readonly:
             self.log.warn("read-only mode: pushes and deletes refused (SIGUSR2 to accept them)")
+        if s.auth is not None:
+            self._logAuth(s.auth)
         if s.ignoredKeys:
             self.log.info("configuration keys not used by txregistry: {keys}", keys=", ".join(s.ignoredKeys))
+
+    def _logAuth(self, auth):
+        parts = ["%s mode" % (auth.mode,)]
+        if auth.htpasswd:
+            parts.append("%d user(s) from %s" % (len(auth.users), auth.htpasswd))
+        if auth.token is not None:
+            if auth.token.issue:
+                parts.append("token endpoint %s" % (auth.token.realm,))
+            if auth.token.trustedKeys:
+                parts.append("%d external token key(s)" % (len(auth.token.trustedKeys),))
+        parts.append("no policy: logged-in users may do everything" if auth.policy is None else "access policy")
+        self.log.info("authentication: {what}", what=", ".join(parts))
+        for line in auth.warnings:
+            self.log.warn("{line}", line=line)
 
     def stopService(self):
         d = service.MultiService.stopService(self)
@@ -201,6 +230,8 @@ class RegistryService(service.MultiService):
         if port is not None:
             d.addCallback(lambda _: port.stopListening())
         d.addCallback(lambda _: self.threadpool.stop())
+        if self.authorizer is not None:
+            d.addCallback(lambda _: self.authPool.stop())
         if self.updater is not None:
             self.updater.stop()
             d.addCallback(lambda _: self.indexPool.stop())

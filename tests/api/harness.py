@@ -89,7 +89,8 @@ class RegistryTestCase(unittest.TestCase):
             self.driver = MemoryDriver()
         self.registry = Registry(self.driver, reactor, self.pool)
         self.updater = self.makeSearch()
-        self.app = RegistryApp(self.registry, search=self.updater)
+        self.authorizer = self.makeAuthorizer()
+        self.app = RegistryApp(self.registry, search=self.updater, authorizer=self.authorizer)
         self.site = RegistrySite(self.app.resource(), self.app.chooseBody)
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
@@ -98,6 +99,10 @@ class RegistryTestCase(unittest.TestCase):
 
     def makeSearch(self):
         """An IndexUpdater for the app, or None (search off)."""
+        return None
+
+    def makeAuthorizer(self):
+        """An Authorizer for the app, or None (no authentication)."""
         return None
 
     async def request(self, method, path, body=None, headers=None):
@@ -113,23 +118,25 @@ class RegistryTestCase(unittest.TestCase):
 
     # --- shortcuts ---
 
-    async def pushBlob(self, name, data):
+    async def pushBlob(self, name, data, headers=None):
         d = digests.of(data)
-        r = await self.request("POST", "/v2/%s/blobs/uploads/?digest=%s" % (name, d), data)
+        r = await self.request("POST", "/v2/%s/blobs/uploads/?digest=%s" % (name, d), data, headers)
         self.assertEqual(r.code, 201, r.body)
         return d
 
-    async def pushManifest(self, name, reference, doc, mediaType="application/vnd.oci.image.manifest.v1+json"):
+    async def pushManifest(self, name, reference, doc, mediaType="application/vnd.oci.image.manifest.v1+json",
+                           headers=None):
         body = json.dumps(doc).encode() if not isinstance(doc, bytes) else doc
-        r = await self.request("PUT", "/v2/%s/manifests/%s" % (name, reference), body, {"Content-Type": mediaType})
+        headers = dict(headers or {}, **{"Content-Type": mediaType})
+        r = await self.request("PUT", "/v2/%s/manifests/%s" % (name, reference), body, headers)
         return r, body
 
-    async def pushImage(self, name, tag, layers=(b"layer-one", b"layer-two"), extra=None):
+    async def pushImage(self, name, tag, layers=(b"layer-one", b"layer-two"), extra=None, headers=None):
         config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
-        cd = await self.pushBlob(name, config)
+        cd = await self.pushBlob(name, config, headers)
         descs = []
         for layer in layers:
-            ld = await self.pushBlob(name, layer)
+            ld = await self.pushBlob(name, layer, headers)
             descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": len(layer)})
         doc = {
             "schemaVersion": 2,
@@ -138,7 +145,7 @@ class RegistryTestCase(unittest.TestCase):
             "layers": descs,
         }
         doc.update(extra or {})
-        r, body = await self.pushManifest(name, tag, doc)
+        r, body = await self.pushManifest(name, tag, doc, headers=headers)
         self.assertEqual(r.code, 201, r.body)
         return digests.of(body), body
 

@@ -183,7 +183,7 @@ class Authorizer:
 
     # -- authentication -------------------------------------------------
 
-    async def authenticate(self, authorization, scopes=(), *, baseURL=None):
+    async def authenticate(self, authorization, scopes=(), *, baseURL=None, passwords=False):
         """The L{Identity} of a request from its ``Authorization`` header.
 
         No header: anonymous.  ``Basic`` (basic mode): the htpasswd password,
@@ -191,13 +191,15 @@ class Authorizer:
         success.  ``Bearer`` (bearer mode): a token, verified.  Anything else,
         a wrong password, or a bad, expired or foreign token raises
         L{Unauthorized} whose challenge names C{scopes} (what the request
-        needs: scope strings or C{(type, name, actions)}).
+        needs: scope strings or C{(type, name, actions)}).  With
+        C{passwords}, ``Basic`` is checked in bearer mode too (for the V1
+        search endpoint, where clients send the password itself).
         """
         if not authorization or not authorization.strip():
             return ANONYMOUS
         scheme, credentials = _splitAuthorization(authorization)
         if scheme == "basic":
-            if self.settings.mode != "basic":
+            if self.settings.mode != "basic" and not (passwords and self.settings.users):
                 raise Unauthorized(
                     self.challenge(scopes, baseURL=baseURL),
                     "this registry takes bearer tokens: get one from the token endpoint",

@@ -1,5 +1,6 @@
 """The OCI Distribution Spec v1.1 HTTP API as a Klein app."""
 
+import base64
 import json
 import re
 from urllib.parse import parse_qs, quote, unquote
@@ -11,15 +12,20 @@ from twisted.python.failure import Failure
 
 from txregistry import digest as digests
 from txregistry import names
+from txregistry.auth import Forbidden, TokenRequestError, Unauthorized
 from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
+from txregistry.web.access import CATALOG_SCOPE, Authentication, PendingBody, routeScopes
 from txregistry.web.ingest import BoundedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
 
 API_VERSION = b"registry/2.0"
 DEFAULT_CATALOG_PAGE = 1000
+# Searching for a caller who may not see every repository: how many ranked
+# matches are read and filtered at most.
+MAX_FILTERED_SEARCH = 5000
 
 # Routes below /v2/, matched against the raw (undecoded) path.
 _NAME = r"(?P<name>[^?#]+?)"
@@ -132,6 +138,12 @@ def uploadPlan(method, rawName, uploadID, query, contentRange):
     return name, unquote(uploadID), start, tuple(algorithms)
 
 
+def _body(request):
+    """The request body, through the L{PendingBody} it may have waited in."""
+    content = request.content
+    return content.target if isinstance(content, PendingBody) else content
+
+
 def shield(coroutine):
     """Run C{coroutine} to completion even if the returned Deferred is
     cancelled (Klein cancels on client disconnect): a half-done write to
@@ -156,12 +168,17 @@ class RegistryApp:
     app = Klein()
     log = Logger()
 
-    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE, readonly=False):
+    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE, readonly=False, authorizer=None):
         self.registry = registry
         self.search = search  # an IndexUpdater, or None when search is off
         self.maxBodySize = maxManifestSize
         # Pushes and deletes refused, pulls served (settable while running).
         self.readonly = readonly
+        # An Authorizer, or None: everybody may do everything.
+        self.auth = authorizer
+        self.tokenPath = None
+        if authorizer is not None and authorizer.settings.tokenEndpointPath:
+            self.tokenPath = authorizer.settings.tokenEndpointPath.encode("ascii")
 
     def resource(self):
         return self.app.resource()
@@ -186,10 +203,90 @@ class RegistryApp:
                 if plan is not None:
                     name, uploadID, start, algorithms = plan
                     if method == b"POST" or uploadID:
-                        appender = self.registry.uploads.appender(name, uploadID or None, start, algorithms)
-                        transport = request.channel.transport if request.channel else None
-                        return UploadBody(appender, transport)
+                        return self._uploadBody(request, plan)
         return BoundedBody(self.maxBodySize)
+
+    def _uploadBody(self, request, plan):
+        """The body of an upload request: into the upload if the caller may
+        push there, else discarded (the handler answers 401/403)."""
+        name, uploadID, start, algorithms = plan
+        transport = request.channel.transport if request.channel else None
+
+        def upload():
+            appender = self.registry.uploads.appender(name, uploadID or None, start, algorithms)
+            return UploadBody(appender, transport)
+
+        if self.auth is None:
+            return upload()
+        scopes = routeScopes("upload", "PATCH", name)
+        authentication = self._authentication(request, scopes)
+
+        def decide():
+            identity = authentication.identity
+            if identity is not None and self._permits(identity, scopes):
+                return upload()
+            return BoundedBody(0)
+
+        if authentication.done:
+            return decide()
+        pending = PendingBody(transport)
+        authentication.wait().addBoth(lambda _: pending.decide(decide()))
+        return pending
+
+    # --- authentication and access ---
+
+    def _baseURL(self, request):
+        host = request.getHeader(b"host") or b""
+        return (b"https://" if request.isSecure() else b"http://") + host
+
+    def _authentication(self, request, scopes):
+        """The request's L{Authentication}, started now if not yet."""
+        authentication = getattr(request, "txrAuthentication", None)
+        if authentication is None:
+            d = Deferred.fromCoroutine(
+                self.auth.authenticate(
+                    request.getHeader(b"authorization"), scopes, baseURL=self._baseURL(request)
+                )
+            )
+            authentication = request.txrAuthentication = Authentication(d)
+        return authentication
+
+    def _permits(self, identity, scopes):
+        try:
+            self.auth.require(identity, scopes)
+        except (Unauthorized, Forbidden):
+            return False
+        return True
+
+    def _mayListAnonymously(self):
+        policy = self.auth.settings.policy
+        return policy is not None and any("pull" in rule.actions for rule in policy.anonymous)
+
+    async def _authorize(self, request, route, method, name):
+        """The caller's identity if it may do C{method} on C{route}; raises
+        L{Unauthorized} or L{Forbidden} otherwise."""
+        scopes = routeScopes(route, method, name)
+        identity = await self._authentication(request, scopes).wait()
+        request.txrUser = identity.name
+        plainAnonymous = identity.anonymous and identity.tokenAccess is None
+        if route == "base" or (route == "catalog" and not self._mayListAnonymously()):
+            # A login (or any valid token) is needed; the challenge is what
+            # makes clients log in at all.
+            if plainAnonymous:
+                raise Unauthorized(
+                    self.auth.challenge(scopes, baseURL=self._baseURL(request)), "authentication required"
+                )
+        if scopes:
+            self.auth.require(identity, scopes, baseURL=self._baseURL(request))
+        return identity
+
+    def _visible(self, identity, name):
+        return identity is None or self.auth.visible(identity, name)
+
+    def _seesEverything(self, identity):
+        if identity is None or identity.admin:
+            return True
+        return self.auth.settings.policy is None and not identity.anonymous
 
     # --- responses ---
 
@@ -216,6 +313,16 @@ class RegistryApp:
             request.setHeader(k, v)
         return self._json(request, err.status, {"errors": [err.asDict()]})
 
+    def _accessError(self, request, e):
+        """The answer to an L{Unauthorized} or L{Forbidden}."""
+        if isinstance(e, Unauthorized):
+            err = RegistryError(
+                "UNAUTHORIZED", e.message, headers={b"WWW-Authenticate": e.challenge.encode("latin-1")}
+            )
+        else:
+            err = RegistryError("DENIED", e.message)
+        return self._error(request, err)
+
     # --- entry points ---
 
     @app.route("/v2/", branch=True)
@@ -228,8 +335,54 @@ class RegistryApp:
 
     @app.route("/", branch=True)
     def other(self, request):
+        if self.tokenPath is not None and request.path == self.tokenPath:
+            return shield(self._token(request))
         self._common(request)
         return self._error(request, RegistryError("UNSUPPORTED", "no such endpoint", status=404))
+
+    async def _token(self, request):
+        """The built-in token endpoint of Docker's token authentication:
+        ``GET ?service=&scope=`` with Basic credentials (or none: an
+        anonymous token), and the OAuth2 form ``POST`` with
+        ``grant_type=password``."""
+        request.setHeader(b"Cache-Control", b"no-store")
+        try:
+            method = request.method
+            query = _query(request)
+            authorization = request.getHeader(b"authorization")
+            if method == b"POST":
+                form = self._form(request)
+                grant = _one(form, "grant_type")
+                if grant != "password":
+                    raise TokenRequestError("unsupported grant_type %r (this endpoint takes password)" % (grant,))
+                user, password = _one(form, "username") or "", _one(form, "password") or ""
+                authorization = b"Basic " + base64.b64encode(user.encode("utf-8") + b":" + password.encode("utf-8"))
+                service, scopes = _one(form, "service"), form.get("scope", [])
+            elif method in (b"GET", b"HEAD"):
+                service, scopes = _one(query, "service"), query.get("scope", [])
+            else:
+                request.setHeader(b"Allow", b"GET, POST")
+                raise RegistryError("UNSUPPORTED", "the token endpoint takes GET or POST")
+            answer = await self.auth.issueToken(authorization, service, scopes)
+        except TokenRequestError as e:
+            return self._error(request, RegistryError("UNSUPPORTED", e.message, status=400))
+        except (Unauthorized, Forbidden) as e:
+            return self._accessError(request, e)
+        except RegistryError as e:
+            return self._error(request, e)
+        if method == b"POST":
+            answer = {k: answer[k] for k in ("access_token", "expires_in", "issued_at")}
+        return self._json(request, 200, answer)
+
+    def _form(self, request):
+        content = _body(request)
+        if getattr(content, "overflow", False):
+            raise RegistryError("UNSUPPORTED", "request body too large", status=413)
+        content.seek(0)
+        try:
+            return parse_qs(content.read().decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise RegistryError("UNSUPPORTED", "form is not UTF-8", status=400)
 
     @app.route("/v1/_ping", branch=False)
     def v1ping(self, request):
@@ -258,14 +411,30 @@ class RegistryApp:
             size, page = min(max(int(size), 1), 100), int(page)
             if self.search is None:
                 raise RegistryError("UNSUPPORTED", "search is turned off (search_backend: none)", status=404)
+            identity = None
+            if self.auth is not None:
+                identity = await Deferred.fromCoroutine(
+                    self.auth.authenticate(
+                        request.getHeader(b"authorization"), baseURL=self._baseURL(request), passwords=True
+                    )
+                )
+                request.txrUser = identity.name
             if not (self.search.ready and self.search.healthy):
                 raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
             try:
-                total, rows = await self.search.index.search(term, size, (page - 1) * size)
+                if self._seesEverything(identity):
+                    total, rows = await self.search.index.search(term, size, (page - 1) * size)
+                else:
+                    # Ranked matches, filtered: what the caller may pull.
+                    _, rows = await self.search.index.search(term, MAX_FILTERED_SEARCH, 0)
+                    rows = [row for row in rows if self._visible(identity, row[0])]
+                    total, rows = len(rows), rows[(page - 1) * size : page * size]
             except IndexUnavailable:
                 raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
         except RegistryError as e:
             return self._error(request, e)
+        except (Unauthorized, Forbidden) as e:
+            return self._accessError(request, e)
         results = [
             {"name": name, "description": description, "star_count": 0, "is_official": False, "is_automated": False}
             for name, description in rows
@@ -298,22 +467,32 @@ class RegistryApp:
             if method not in _METHODS[route]:
                 request.setHeader(b"Allow", ", ".join(_METHODS[route]).encode("ascii"))
                 raise RegistryError("UNSUPPORTED", "method %s not allowed here" % (method[:10],))
+            args = m.groupdict()
+            request.txrIdentity = None
+            if self.auth is not None:
+                name = args.get("name")
+                if name is not None:
+                    _checkName(name)
+                request.txrIdentity = await self._authorize(request, route, method, name)
             if self.readonly and method in ("POST", "PUT", "PATCH", "DELETE"):
                 raise RegistryError("UNSUPPORTED", "the registry is read-only: pulls only")
             handler = getattr(self, "_%s_%s" % (route, method.lower()), None) or getattr(
                 self, "_%s" % (route,)
             )
-            return await handler(request, **m.groupdict())
+            return await handler(request, **args)
         except RegistryError as e:
             self._abortBody(request)
             return self._error(request, e)
+        except (Unauthorized, Forbidden) as e:
+            self._abortBody(request)
+            return self._accessError(request, e)
         except Exception:
             self._abortBody(request)
             self.log.failure("internal error on {method} {uri}", method=request.method, uri=request.uri)
             return self._error(request, RegistryError("UNAVAILABLE", "internal server error", status=500))
 
     def _abortBody(self, request):
-        body = request.content
+        body = _body(request)
         if isinstance(body, UploadBody):
             body.appender.finish().addErrback(lambda f: None)
 
@@ -332,16 +511,41 @@ class RegistryApp:
                 page = await self.search.index.catalog(last or None, None if n is None else n + 1)
             except IndexUnavailable:
                 page = None
+        identity = request.txrIdentity
+        if page is not None and not self._seesEverything(identity):
+            page = await self._visibleIndexPage(identity, page, n)
         if page is not None:
             more = n is not None and n > 0 and len(page) > n
             page = page[:n] if n is not None else page
         else:
-            page, more = paginate(await catalog(self.registry.driver), n, last)
+            names = await catalog(self.registry.driver)
+            if not self._seesEverything(identity):
+                names = [name for name in names if self._visible(identity, name)]
+            page, more = paginate(names, n, last)
         if more:
             request.setHeader(
                 b"Link", ('</v2/_catalog?n=%d&last=%s>; rel="next"' % (n, quote(page[-1], safe=""))).encode("ascii")
             )
         return self._json(request, 200, {"repositories": page})
+
+    async def _visibleIndexPage(self, identity, page, n):
+        """C{page} (the index's first C{n + 1} names after the last one
+        asked for, or all of them when C{n} is None) filtered for
+        C{identity}, read on until it holds C{n + 1} names or the index
+        ends; C{None} if the index failed meanwhile."""
+        visible = [name for name in page if self._visible(identity, name)]
+        if n is None:
+            return visible
+        limit = n + 1
+        batch = max(limit, 100)
+        while len(visible) < n + 1 and len(page) == limit and page:
+            try:
+                page = await self.search.index.catalog(page[-1], batch)
+            except IndexUnavailable:
+                return None
+            limit = batch
+            visible.extend(name for name in page if self._visible(identity, name))
+        return visible
 
     # --- tags, referrers ---
 
@@ -402,7 +606,7 @@ class RegistryApp:
 
     async def _manifest_put(self, request, name, reference):
         _checkName(name)
-        content = request.content
+        content = _body(request)
         if getattr(content, "overflow", False):
             raise RegistryError(
                 "MANIFEST_INVALID", "manifest exceeds %d bytes" % (self.maxBodySize,), status=413
@@ -506,7 +710,7 @@ class RegistryApp:
         """Wait for the request body to be in the upload; returns the upload
         id (created for a monolithic POST) or C{None} if there was no body."""
         plan = uploadPlan(method, name, uploadID or "", query, _header(request, b"content-range"))
-        content = request.content
+        content = _body(request)
         if isinstance(content, UploadBody):
             await content.appender.finish()
             return content.appender.uploadID
@@ -534,7 +738,11 @@ class RegistryApp:
         mount, source = _one(query, "mount"), _one(query, "from")
         if mount is not None and source:
             d = _parseDigest(mount)
-            if names.isValidName(source) and await self.registry.blobs.mount(name, d, source):
+            if (
+                names.isValidName(source)
+                and self._mayPull(request.txrIdentity, source)
+                and await self.registry.blobs.mount(name, d, source)
+            ):
                 self._abortBody(request)
                 return self._blobCreated(request, name, d)
         expected = _one(query, "digest")
@@ -548,6 +756,13 @@ class RegistryApp:
         self._abortBody(request)
         uploadID = await self.registry.uploads.create(name)
         return self._empty(request, 202, self._uploadHeaders(name, uploadID, 0))
+
+    def _mayPull(self, identity, name):
+        """Whether the caller may read C{name} (the source of a mount: else
+        the mount would tell whether that repository has the blob)."""
+        if self.auth is None:
+            return True
+        return self._permits(identity, routeScopes("blob", "GET", name))
 
     async def _upload_get(self, request, name, upload):
         _checkName(name)

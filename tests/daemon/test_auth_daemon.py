@@ -1,0 +1,154 @@
+"""Authentication in a running daemon: the ``auth:`` section of a config
+file, one-line errors at start, the start-up line, and logs that name the
+user but never hold a password or a token."""
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.daemon.test_twistd import run
+from tests.support import procs
+
+CONFIG = """\
+secure:
+    storage: local
+    loglevel: debug
+    auth:
+        htpasswd: users.htpasswd
+        mode: %(mode)s
+        policy:
+            admins: [admin]
+            anonymous:
+                - {repository: "public/*", actions: [pull]}
+            users:
+                alice:
+                    - {repository: "alice/*", actions: ["*"]}
+"""
+PASSWORDS = {"admin": "admin-secret-pw", "alice": "alice-secret-pw"}
+
+
+def htpasswd(path, users, flag="-B"):
+    """Write an htpasswd file with the real htpasswd tool (apache2-utils)."""
+    first = True
+    for user, password in users.items():
+        args = ["htpasswd", "-b", flag] + (["-c"] if first else []) + [str(path), user, password]
+        subprocess.run(args, check=True, capture_output=True)
+        first = False
+
+
+def configDir(tmp_path, mode="bearer", flag="-B"):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    htpasswd(conf / "users.htpasswd", PASSWORDS, flag)
+    (conf / "config.yml").write_text(CONFIG % {"mode": mode})
+    return conf
+
+
+def call(method, url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def basic(user, password):
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+def startSecure(tmp_path, conf):
+    return procs.startTxregistry(
+        str(tmp_path / "data"), str(tmp_path), args=("--config", str(conf / "config.yml"), "--flavor", "secure"),
+    )
+
+
+def test_bearer_daemon_logs_users_never_secrets(tmp_path):
+    conf = configDir(tmp_path)
+    d = startSecure(tmp_path, conf)
+    try:
+        status, headers, _ = call("GET", d.url + "/v2/")
+        assert status == 401
+        challenge = headers["WWW-Authenticate"]
+        assert challenge == 'Bearer realm="%s/auth/token",service="txregistry"' % d.url
+        # a token for alice, then a push with it
+        scope = "repository:alice/app:pull,push"
+        status, _, body = call("GET", d.url + "/auth/token?service=txregistry&scope=" + scope,
+                               headers={"Authorization": basic("alice", PASSWORDS["alice"])})
+        assert status == 200, body
+        token = json.loads(body)["token"]
+        data = b'{"architecture":"amd64","os":"linux"}'
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        status, _, body = call("POST", "%s/v2/alice/app/blobs/uploads/?digest=%s" % (d.url, digest), data,
+                               {"Authorization": "Bearer " + token})
+        assert status == 201, body
+        # wrong password, and a password where a token is expected
+        status, _, _ = call("GET", d.url + "/auth/token?service=txregistry",
+                            headers={"Authorization": basic("alice", "wrong-secret-pw")})
+        assert status == 401
+        status, _, _ = call("GET", d.url + "/v2/alice/app/tags/list",
+                            headers={"Authorization": basic("alice", PASSWORDS["alice"])})
+        assert status == 401
+        # alice cannot push elsewhere
+        status, _, _ = call("POST", d.url + "/v2/public/x/blobs/uploads/", None, {"Authorization": "Bearer " + token})
+        assert status == 401
+        log = d.log()
+        assert "authentication: bearer mode, 2 user(s) from %s" % (conf / "users.htpasswd") in log
+        assert "token endpoint /auth/token" in log
+        assert '" - alice ' in log  # the access log names the user
+        for secret in list(PASSWORDS.values()) + ["wrong-secret-pw", token, token.split(".")[2]]:
+            assert secret not in log
+        assert base64.b64encode(b"alice:" + PASSWORDS["alice"].encode()).decode() not in log
+    finally:
+        d.stop()
+
+
+def test_basic_daemon(tmp_path):
+    conf = configDir(tmp_path, mode="basic")
+    d = startSecure(tmp_path, conf)
+    try:
+        status, headers, _ = call("GET", d.url + "/v2/")
+        assert (status, headers["WWW-Authenticate"]) == (401, 'Basic realm="txregistry"')
+        status, _, _ = call("GET", d.url + "/v2/", headers={"Authorization": basic("admin", PASSWORDS["admin"])})
+        assert status == 200
+        status, _, body = call("GET", d.url + "/v2/_catalog", headers={"Authorization": basic("alice", "nope")})
+        assert status == 401 and json.loads(body)["errors"][0]["code"] == "UNAUTHORIZED"
+        status, _, body = call("GET", d.url + "/v2/bob/x/tags/list",
+                               headers={"Authorization": basic("alice", PASSWORDS["alice"])})
+        assert status == 403 and json.loads(body)["errors"][0]["code"] == "DENIED"
+        # the built-in token endpoint is off in basic mode
+        status, _, _ = call("GET", d.url + "/auth/token?service=txregistry")
+        assert status == 404
+        assert PASSWORDS["alice"] not in d.log()
+    finally:
+        d.stop()
+
+
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (lambda conf: configDir(conf, flag="-m"), "bcrypt"),  # MD5 (apr1) hashes
+        (lambda conf: (configDir(conf), os.unlink(str(conf / "conf" / "users.htpasswd"))), "auth.htpasswd cannot read"),
+        (lambda conf: (configDir(conf), (conf / "conf" / "config.yml").write_text(
+            CONFIG.replace("mode: %(mode)s", "mode: magic") % {})), "auth.mode must be basic or bearer"),
+        (lambda conf: (configDir(conf), (conf / "conf" / "config.yml").write_text(
+            (CONFIG % {"mode": "bearer"}).replace('actions: ["*"]', "actions: [fly]"))), "unknown action 'fly'"),
+    ],
+)
+def test_auth_configuration_errors_fail_at_start_with_one_line(tmp_path, mutate, expected):
+    mutate(tmp_path)
+    r = run(["-n", "--pidfile=", "txregistry", "--port", "tcp:0:interface=127.0.0.1",
+             "--config", str(tmp_path / "conf" / "config.yml"), "--flavor", "secure",
+             "--storage-path", str(tmp_path / "data")])
+    assert r.returncode != 0
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("txregistry: configuration error: ")
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in r.stdout + r.stderr
