@@ -6,47 +6,21 @@ import base64
 import hashlib
 import json
 import os
-import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 
 from tests.daemon.test_twistd import run
-from tests.support import procs
+from tests.support import procs, secure
 
-CONFIG = """\
-secure:
-    storage: local
-    loglevel: debug
-    auth:
-        htpasswd: users.htpasswd
-        mode: %(mode)s
-        policy:
-            admins: [admin]
-            anonymous:
-                - {repository: "public/*", actions: [pull]}
-            users:
-                alice:
-                    - {repository: "alice/*", actions: ["*"]}
-"""
-PASSWORDS = {"admin": "admin-secret-pw", "alice": "alice-secret-pw"}
-
-
-def htpasswd(path, users, flag="-B"):
-    """Write an htpasswd file with the real htpasswd tool (apache2-utils)."""
-    first = True
-    for user, password in users.items():
-        args = ["htpasswd", "-b", flag] + (["-c"] if first else []) + [str(path), user, password]
-        subprocess.run(args, check=True, capture_output=True)
-        first = False
+PASSWORDS = secure.PASSWORDS
+CONFIG = secure.CONFIG
 
 
 def configDir(tmp_path, mode="bearer", flag="-B"):
     conf = tmp_path / "conf"
-    conf.mkdir()
-    htpasswd(conf / "users.htpasswd", PASSWORDS, flag)
-    (conf / "config.yml").write_text(CONFIG % {"mode": mode})
+    secure.writeConfig(str(conf), mode, flag)
     return conf
 
 
@@ -96,10 +70,10 @@ def test_bearer_daemon_logs_users_never_secrets(tmp_path):
                             headers={"Authorization": basic("alice", PASSWORDS["alice"])})
         assert status == 401
         # alice cannot push elsewhere
-        status, _, _ = call("POST", d.url + "/v2/public/x/blobs/uploads/", None, {"Authorization": "Bearer " + token})
+        status, _, _ = call("POST", d.url + "/v2/bob/x/blobs/uploads/", None, {"Authorization": "Bearer " + token})
         assert status == 401
         log = d.log()
-        assert "authentication: bearer mode, 2 user(s) from %s" % (conf / "users.htpasswd") in log
+        assert "authentication: bearer mode, 3 user(s) from %s" % (conf / "users.htpasswd") in log
         assert "token endpoint /auth/token" in log
         assert '" - alice ' in log  # the access log names the user
         for secret in list(PASSWORDS.values()) + ["wrong-secret-pw", token, token.split(".")[2]]:

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -36,8 +37,9 @@ def terminate(proc, timeout=15, sig=signal.SIGTERM):
             proc.wait()
 
 
-def waitFor(url, proc=None, timeout=30.0, logPath=None):
-    """Poll C{url} until it answers (any HTTP status) or C{timeout}."""
+def waitFor(url, proc=None, timeout=30.0, logPath=None, context=None):
+    """Poll C{url} until it answers (any HTTP status) or C{timeout};
+    C{context}: the SSL context for an https URL."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     while time.monotonic() < deadline:
@@ -45,7 +47,7 @@ def waitFor(url, proc=None, timeout=30.0, logPath=None):
             log = open(logPath).read() if logPath and os.path.exists(logPath) else ""
             raise RuntimeError("process exited with %s before answering:\n%s" % (proc.returncode, log[-4000:]))
         try:
-            urllib.request.urlopen(url, timeout=2).close()
+            urllib.request.urlopen(url, timeout=2, context=context).close()
             return
         except urllib.error.HTTPError:
             return
@@ -58,17 +60,18 @@ def waitFor(url, proc=None, timeout=30.0, logPath=None):
 class Daemon:
     """A subprocess serving a registry on 127.0.0.1:C{port}."""
 
-    def __init__(self, args, port, logPath, env=None, cwd=None):
+    def __init__(self, args, port, logPath, env=None, cwd=None, caFile=None):
         self.port = port
-        self.url = "http://127.0.0.1:%d" % (port,)
+        self.url = "%s://127.0.0.1:%d" % ("https" if caFile else "http", port)
         self.host = "127.0.0.1:%d" % (port,)
         self.logPath = logPath
+        self.sslContext = ssl.create_default_context(cafile=caFile) if caFile else None
         self._log = open(logPath, "ab")
         self.proc = subprocess.Popen(
             args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
         )
         try:
-            waitFor(self.url + "/v2/", self.proc, logPath=logPath)
+            waitFor(self.url + "/v2/", self.proc, logPath=logPath, context=self.sslContext)
         except Exception:
             self.stop()
             raise
@@ -98,16 +101,17 @@ def twistdEnv(extra=None):
     return env
 
 
-def startTxregistry(storagePath, logDir, port=None, args=(), env=None):
-    """txregistry under ``twistd -n``, on 127.0.0.1, storing in C{storagePath}."""
+def startTxregistry(storagePath, logDir, port=None, args=(), env=None, tls=None):
+    """txregistry under ``twistd -n``, on 127.0.0.1, storing in C{storagePath};
+    over TLS with C{tls} (the paths of L{tests.support.pki.makePKI})."""
     port = port or freePort()
     twistd = os.path.join(BIN, "twistd")
-    argv = [
-        twistd, "-n", "--pidfile=", "txregistry",
-        "--port", "tcp:%d:interface=127.0.0.1" % (port,),
-        "--storage-path", storagePath,
-    ] + list(args)
-    return Daemon(argv, port, os.path.join(logDir, "txregistry-%d.log" % (port,)), env=twistdEnv(env), cwd=REPO)
+    listen = "tcp:%d:interface=127.0.0.1" % (port,)
+    if tls:
+        listen = "ssl:%d:interface=127.0.0.1:privateKey=%s:certKey=%s" % (port, tls["key"], tls["cert"])
+    argv = [twistd, "-n", "--pidfile=", "txregistry", "--port", listen, "--storage-path", storagePath] + list(args)
+    return Daemon(argv, port, os.path.join(logDir, "txregistry-%d.log" % (port,)), env=twistdEnv(env), cwd=REPO,
+                  caFile=tls["ca"] if tls else None)
 
 
 DISTRIBUTION = shutil.which("docker-registry") or "/usr/bin/docker-registry"

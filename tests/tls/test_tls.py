@@ -1,7 +1,6 @@
 """TLS through a strports description, with a throwaway CA that the
 clients trust; the wrong kind of request on either kind of port fails fast."""
 
-import os
 import shutil
 import socket
 import ssl
@@ -17,34 +16,14 @@ from tests.support import pki, procs
 @pytest.fixture
 def tlsDaemon(tmp_path):
     paths = pki.makePKI(str(tmp_path / "pki"))
-    port = procs.freePort()
-    description = "ssl:%d:interface=127.0.0.1:privateKey=%s:certKey=%s" % (port, paths["key"], paths["cert"])
-    argv = [os.path.join(procs.BIN, "twistd"), "-n", "--pidfile=", "txregistry", "--port", description,
-            "--storage-path", str(tmp_path / "data")]
-    log = str(tmp_path / "tls.log")
-    logf = open(log, "ab")
-    import subprocess
-
-    proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=procs.twistdEnv(), cwd=procs.REPO)
-    context = ssl.create_default_context(cafile=paths["ca"])
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen("https://127.0.0.1:%d/v2/" % port, context=context, timeout=2) as r:
-                assert r.status == 200
-            break
-        except (OSError, ssl.SSLError):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError(open(log).read())
-            time.sleep(0.05)  # polling for readiness
+    d = procs.startTxregistry(str(tmp_path / "data"), str(tmp_path), tls=paths)
     certDir = tmp_path / "certs"
     certDir.mkdir()
     shutil.copy(paths["ca"], certDir / "ca.crt")
-    yield {"port": port, "host": "127.0.0.1:%d" % port, "ca": paths["ca"], "certDir": str(certDir), "log": log}
-    proc.terminate()
-    proc.wait(15)
-    logf.close()
+    try:
+        yield {"port": d.port, "host": d.host, "ca": paths["ca"], "certDir": str(certDir), "log": d.logPath}
+    finally:
+        d.stop()
 
 
 def test_skopeo_push_pull_over_tls_trusting_the_ca(tlsDaemon, tmp_path):

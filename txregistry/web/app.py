@@ -17,7 +17,7 @@ from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
-from txregistry.web.access import CATALOG_SCOPE, Authentication, PendingBody, routeScopes
+from txregistry.web.access import Authentication, PendingBody, routeScopes
 from txregistry.web.ingest import BoundedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
 
