@@ -221,6 +221,11 @@ class RegistryService(service.MultiService):
                 parts.append("%d external token key(s)" % (len(auth.token.trustedKeys),))
         parts.append("no policy: logged-in users may do everything" if auth.policy is None else "access policy")
         self.log.info("authentication: {what}", what=", ".join(parts))
+        if auth.token is not None and auth.token.issue and auth.token.keyFile is None:
+            self.log.warn(
+                "auth.token.key is not set: tokens are signed with a key made at start, so they do not "
+                "survive a restart and other nodes refuse them"
+            )
         for line in auth.warnings:
             self.log.warn("{line}", line=line)
 
