@@ -469,3 +469,18 @@ class SearchFilterTests(AuthTestCase):
                 self.assertEqual(names, expected, (who, n))
         r = await self.request("GET", "/v1/search?q=app", headers={"Authorization": basicHeader("alice", "nope")})
         self.assertEqual(r.code, 401)
+
+    @async_test
+    async def test_searchWithoutLoginWhenNothingIsPublic(self):
+        await self.updater.start()
+        await self.seed()
+        private = POLICY.replace('    anonymous:\n      - {repository: "public/*", actions: [pull]}\n', "")
+        self.app.auth = Authorizer(settingsFrom(self.authDir, "auth:\n  htpasswd: htpasswd\n" + private),
+                                   reactor, self.authPool)
+        r = await self.request("GET", "/v1/search?q=app")
+        self.assertEqual((r.code, r.error()), (401, "UNAUTHORIZED"))
+        self.assertIn(b'scope="registry:catalog:search"', r.header("WWW-Authenticate"))
+        r = await self.request("GET", "/v2/_catalog")
+        self.assertEqual(r.code, 401)
+        r = await self.request("GET", "/v1/search?q=app", headers={"Authorization": basicHeader("carol", "carol-pw")})
+        self.assertEqual(sorted(x["name"] for x in r.json()["results"]), ["team-a/app"])

@@ -15,7 +15,6 @@ import shutil
 import pytest
 
 from tests.docker import images
-from tests.docker.engine import CommandError
 from tests.support import secure
 
 PW = secure.PASSWORDS
@@ -38,6 +37,13 @@ def tlsRegistry(request, tmp_path, podmanHost):
     finally:
         shutil.rmtree(trusted, ignore_errors=True)
         daemon.stop()
+
+
+def noLogin(tmp_path):
+    """An auth file without logins."""
+    path = tmp_path / "no-login.json"
+    path.write_text('{"auths": {}}')
+    return str(path)
 
 
 def localImage(cli, tmp_path, name):
@@ -86,6 +92,9 @@ def test_docker_login_push_pull(cli, tlsRegistry, tmp_path):
     assert r.returncode != 0
     if tlsRegistry.mode == "bearer":
         cli.docker("pull", "%s/public/app:1" % host)
+    # logged out: search shows the public repository only
+    out = cli.docker("search", "--format", "{{.Name}}", "%s/app" % host).stdout.split()
+    assert out == ["%s/public/app" % host], out
     log = tlsRegistry.log()
     assert PW["alice"] not in log and "wrong-password" not in log
     assert '" - alice ' in log
@@ -109,6 +118,10 @@ def test_podman_login_push_pull(cli, tlsRegistry, tmp_path):
     assert cli.inspect(ref)["RootFS"]["Layers"] == built.diffIDs
     r = cli.podman("push", *tls, "--authfile", bobAuth, ref, "%s/alice/tool:2" % host, check=False)
     assert refused(r), failure(r)
+    # podman sends no login to /v1/search: it finds what anybody may pull
+    cli.podman("push", *tls, "--authfile", auth, ref, "%s/public/tool:1" % host)
+    out = cli.podman("search", "--authfile", auth, "--format", "{{.Name}}", "%s/tool" % host).stdout.split()
+    assert out == ["%s/public/tool" % host], out
     cli.podman("logout", "--authfile", auth, host)
 
 
@@ -131,5 +144,34 @@ def test_skopeo_login_copy(cli, tlsRegistry, tmp_path):
     tags = cli.skopeo("list-tags", *tls, "--authfile", auth, "docker://%s/alice/lib" % host).stdout
     assert '"v1"' in tags
     # without the login: refused
-    with pytest.raises(CommandError):
-        cli.skopeo("inspect", *tls, "--authfile", str(tmp_path / "none.json"), dest)
+    r = cli.skopeo("inspect", *tls, "--authfile", noLogin(tmp_path), dest, check=False)
+    assert refused(r), failure(r)
+
+
+def test_podman_search_with_nothing_public(cli, tmp_path):
+    """With no anonymous rules, /v1/search without a login is a 401; podman
+    (which sends no login there) then lists the catalog with its login."""
+    config = secure.CONFIG.replace('                - {repository: "public/*", actions: [pull]}\n', "")
+    config = config.replace("            anonymous:\n", "")
+    daemon = secure.startSecure(tmp_path, config=config)
+    trusted = os.path.join(SYSTEM_CERTS, daemon.host)
+    os.makedirs(trusted, exist_ok=True)
+    shutil.copy(daemon.pki["ca"], os.path.join(trusted, "ca.crt"))
+    try:
+        host = daemon.host
+        auth = str(tmp_path / "auth.json")
+        cli.podman("login", "--authfile", auth, "-u", "alice", "-p", PW["alice"], host)
+        localImage(cli, tmp_path, "localhost/txr-psearch:1")
+        for name in ("alice/tool", "alice/other", "public/tool"):
+            cli.podman("push", "--authfile", auth, "localhost/txr-psearch:1", "%s/%s:1" % (host, name))
+        out = cli.podman("search", "--authfile", auth, "--format", "{{.Name}}", "%s/tool" % host).stdout.split()
+        assert sorted(out) == ["%s/alice/tool" % host, "%s/public/tool" % host], out
+        # without a login nothing is found (podman reports the 401s as no results)
+        r = cli.podman("search", "--authfile", noLogin(tmp_path), "--format", "{{.Name}}", "%s/tool" % host,
+                       check=False)
+        assert r.stdout.split() == [], r.stdout
+        log = daemon.log()
+        assert '"GET /v1/search?n=25&q=tool HTTP/1.1" 401' in log and '"GET /v2/_catalog' in log
+    finally:
+        shutil.rmtree(trusted, ignore_errors=True)
+        daemon.stop()

@@ -50,10 +50,10 @@ def writeConfig(directory, mode="bearer", flag="-B", config=CONFIG):
     return path
 
 
-def startSecure(tmp_path, mode="bearer", tls=True, port=None):
+def startSecure(tmp_path, mode="bearer", tls=True, port=None, config=CONFIG):
     """txregistry with logins (and TLS with a throwaway CA, whose files are
     in C{daemon.pki}; C{daemon.certDir} holds ``ca.crt`` for clients)."""
-    configPath = writeConfig(str(tmp_path / "conf"), mode)
+    configPath = writeConfig(str(tmp_path / "conf"), mode, config=config)
     paths = pki.makePKI(str(tmp_path / "pki")) if tls else None
     daemon = procs.startTxregistry(
         str(tmp_path / "data"), str(tmp_path), port=port, tls=paths,

@@ -419,6 +419,13 @@ class RegistryApp:
                     )
                 )
                 request.txrUser = identity.name
+                if identity.anonymous and identity.tokenAccess is None and not self._mayListAnonymously():
+                    # Nothing is public: ask for a login (podman then lists
+                    # the catalog with it instead).
+                    raise Unauthorized(
+                        self.auth.challenge([("registry", "catalog", ["search"])], baseURL=self._baseURL(request)),
+                        "authentication required",
+                    )
             if not (self.search.ready and self.search.healthy):
                 raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
             try:
