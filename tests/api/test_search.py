@@ -16,6 +16,8 @@ from tests.support import postgres
 from txregistry.search.index import SearchIndex
 from txregistry.search.updater import IndexUpdater
 
+DESCRIPTION = "org.opencontainers.image.description"
+
 
 class SearchTestsMixin:
     def databaseURL(self):
@@ -139,6 +141,71 @@ class SearchTestsMixin:
         await self.startIndex()
         r = await self.search("pre")
         self.assertEqual(sorted(x["description"] for x in r.json()["results"]), ["pre/one", "pre/two"])
+
+
+    @async_test
+    async def test_unstorableTextDoesNotPoisonTheIndex(self):
+        """Lone surrogates and NUL (valid JSON escapes, but neither SQLite nor
+        PostgreSQL stores them) in an annotation or a config label are stored
+        as U+FFFD; every other repository stays searchable, after a rebuild
+        from storage too, and no request gets a 5xx."""
+        await self.startIndex()
+        await self.pushImage("poison/annotation", "v1", extra={"annotations": {
+            DESCRIPTION: "\ud800 lone\x00nul \ud83d\ude00", "k\udfff": "v\ud800"}})
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {
+            "Labels": {DESCRIPTION: "label \udfff\x00"}}}).encode()
+        cd = await self.pushBlob("poison/label", config)
+        r, _ = await self.pushManifest("poison/label", "v1", {
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": len(config)},
+            "layers": []})
+        self.assertEqual(r.code, 201, r.body)
+        await self.pushImage("clean/repo", "v1", extra={"annotations": {DESCRIPTION: "clean"}})
+        expected = {"poison/annotation": "\ufffd lone\ufffdnul \U0001f600", "poison/label": "label \ufffd\ufffd",
+                    "clean/repo": "clean"}
+
+        async def check():
+            for q, names in [("repo", ["clean/repo"]), ("poison", ["poison/annotation", "poison/label"]),
+                             ("lone", ["poison/annotation"]), ("%00", ["poison/annotation", "poison/label"]),
+                             ("%EF%BF%BD", ["poison/annotation", "poison/label"]),
+                             ("nul%00", []), ("%ED%A0%80", [])]:
+                r = await self.search(q)
+                if names is None:  # not UTF-8 (an encoded surrogate): refused
+                    self.assertEqual(r.code, 400, (q, r.body))
+                    continue
+                self.assertEqual(r.code, 200, (q, r.body))
+                got = {x["name"]: x["description"] for x in r.json()["results"]}
+                self.assertEqual(got, {n: expected[n] for n in names}, q)
+            r = await self.request("GET", "/v2/_catalog")
+            self.assertEqual(r.json()["repositories"], ["clean/repo", "poison/annotation", "poison/label"])
+            # a NUL in last: the names after it are those after what precedes it
+            r = await self.request("GET", "/v2/_catalog?last=clean/repo%00x")
+            self.assertEqual((r.code, r.json()["repositories"]), (200, ["poison/annotation", "poison/label"]))
+            r = await self.request("GET", "/v2/_catalog?n=1&last=poison%00")
+            self.assertEqual((r.code, r.json()["repositories"]), (200, ["poison/annotation"]))
+
+        await check()
+        # lost index, rebuilt from storage
+        await self.index.clear()
+        self.updater.ready = False
+        await self.startIndex()
+        self.assertTrue(self.updater.ready)
+        await check()
+
+    @async_test
+    async def test_strayDirectoriesDoNotStopARebuild(self):
+        """Directories in storage whose names are not repository names are
+        left out of the index; the rebuild indexes the rest.  (A name that is
+        not UTF-8 is not tried here: the storage walk itself refuses it.)"""
+        await self.pushImage("good/repo", "v1")
+        for stray in (b"UPPER", b"bad..name", b"/".join([b"x" * 100] * 3)):  # the last: over 255
+            os.makedirs(os.path.join(os.fsencode(self.root), b"docker/registry/v2/repositories", stray, b"_layers"))
+        await self.index.clear()
+        self.updater.ready = False
+        await self.startIndex()
+        self.assertTrue(self.updater.ready)
+        self.assertEqual(await self.index.catalog(), ["good/repo"])
+        self.assertEqual([x["name"] for x in (await self.search("repo")).json()["results"]], ["good/repo"])
 
 
 class SQLiteSearchTests(SearchTestsMixin, RegistryTestCase):
