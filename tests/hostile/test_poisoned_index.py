@@ -15,13 +15,15 @@ NAME = "poison/repo"
 
 
 def _searchWhenReady(daemon, term, timeout=5.0):
-    """Poll /v1/search until it stops answering 503 (the index is still
-    being built) or C{timeout}; return the last response."""
+    """Poll /v1/search until it answers from a complete index (neither a
+    503 nor an answer marked as given while a rebuild from storage is
+    filling the index) or C{timeout}; return the last response."""
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         r = rawhttp.exchange(daemon.port, rawhttp.request("GET", "/v1/search?q=" + term))
-        if r.status != 503 or time.monotonic() > deadline:
+        rebuilding = r.status == 200 and r.header("txregistry-search-index") is not None
+        if not (r.status == 503 or rebuilding) or time.monotonic() > deadline:
             return r
         time.sleep(delay)  # polling interval
         delay = min(delay * 2, 0.5)

@@ -258,10 +258,8 @@ class RegistryApp:
             size, page = min(max(int(size), 1), 100), int(page)
             if self.search is None:
                 raise RegistryError("UNSUPPORTED", "search is turned off (search_backend: none)", status=404)
-            if not (self.search.ready and self.search.healthy):
-                raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
             try:
-                total, rows = await self.search.index.search(term, size, (page - 1) * size)
+                total, rows, complete = await self.search.search(term, size, (page - 1) * size)
             except IndexUnavailable:
                 raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
         except RegistryError as e:
@@ -278,6 +276,8 @@ class RegistryApp:
             "page_size": size,
             "results": results,
         }
+        if not complete:  # a rebuild from storage is filling the index
+            request.setHeader(b"Txregistry-Search-Index", b"rebuilding")
         return self._json(request, 200, doc)
 
     async def _handle(self, request):
