@@ -365,8 +365,7 @@ class SearchTestsMixin:
         self.gate.open()
         await started
         self.assertTrue(updater.ready)
-        total, rows, complete = await updater.search("x", 25, 0)
-        self.assertEqual((total, rows), (0, []))
+        self.assertEqual(await updater.search("x", 25, 0), (0, [], True))
 
 
 class SQLiteSearchTests(SearchTestsMixin, RegistryTestCase):
