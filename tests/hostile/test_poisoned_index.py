@@ -15,13 +15,15 @@ NAME = "poison/repo"
 
 
 def _searchWhenReady(daemon, term, timeout=5.0):
-    """Poll /v1/search until it stops answering 503 (the index is still
-    being built) or C{timeout}; return the last response."""
+    """Poll /v1/search until it answers from a complete index (neither a
+    503 nor an answer marked as given while a rebuild from storage is
+    filling the index) or C{timeout}; return the last response."""
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         r = rawhttp.exchange(daemon.port, rawhttp.request("GET", "/v1/search?q=" + term))
-        if r.status != 503 or time.monotonic() > deadline:
+        rebuilding = r.status == 200 and r.header("txregistry-search-index") is not None
+        if not (r.status == 503 or rebuilding) or time.monotonic() > deadline:
             return r
         time.sleep(delay)  # polling interval
         delay = min(delay * 2, 0.5)
@@ -43,12 +45,23 @@ def test_lone_surrogate_description_does_not_poison_the_index(tmp_path):
         body = json.dumps(doc).encode("ascii")  # the surrogates as \\udXXX escapes: valid JSON
         r = client.request("PUT", "/v2/%s/manifests/v1" % (NAME,), body=body, headers={"Content-Type": OCI_MANIFEST})
         assert r.status == 201, (r.status, r.body)
+        # A repository pushed after the poisoned one is indexed too.
+        client.pushBlobMonolithic("clean/repo", config)
         clean = imageManifest(configDigest, len(config))
         r = client.request("PUT", "/v2/clean/repo/manifests/v1", body=clean, headers={"Content-Type": OCI_MANIFEST})
+        assert r.status == 201, (r.status, r.body)
         client.close()
         found = _searchWhenReady(daemon, "poison")
         if found.status != 200 or [x["name"] for x in json.loads(found.body)["results"]] != [NAME]:
             failures.append("search after the push: %r" % (found,))
+        else:
+            # stored in a safe form: the surrogate replaced, the rest kept
+            description = json.loads(found.body)["results"][0]["description"]
+            if description != "\ufffd lone surrogate":
+                failures.append("description after the push: %r" % (description,))
+        found = _searchWhenReady(daemon, "repo")
+        if found.status != 200 or sorted(x["name"] for x in json.loads(found.body)["results"]) != ["clean/repo", NAME]:
+            failures.append("search for both repositories after the push: %r" % (found,))
         problems = cursor.problems()
         if problems:
             failures.append("indexing the push logged:\n%s" % (problems[0],))

@@ -7,12 +7,21 @@ Matching is case-insensitive on lowercase copies of the name and the
 description.  On SQLite an FTS5 trigram index (kept in step by triggers)
 finds the candidate rows for terms of three characters or more, so a search
 stays fast with 100,000 repositories; elsewhere, and for shorter terms, a
-LIKE scan does."""
+LIKE scan does.
+
+Every text that enters the database passes through L{storable} first:
+strings from JSON may hold lone surrogates (``"\\ud800"`` is valid JSON but
+no UTF-8 encoder accepts the result) and NUL characters (which PostgreSQL
+refuses in text), and either would make the whole statement fail, poisoning
+every row written with it (a rebuild writes rows by the hundred)."""
 
 import re
 
+from twisted.internet.defer import succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+
+from txregistry import names
 
 RANK_EXACT, RANK_PREFIX, RANK_COMPONENT, RANK_SUBSTRING, RANK_DESCRIPTION = range(5)
 TABLE = "txregistry_repositories"
@@ -35,6 +44,29 @@ _SQLITE_FTS = [
 
 class IndexUnavailable(Exception):
     """The database cannot be reached or used right now."""
+
+
+def storable(text):
+    """C{text} as every database stores it: NUL and lone surrogates become
+    U+FFFD (a surrogate pair that was left as two code points becomes the
+    character it encodes)."""
+    if text is None:
+        return ""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def _catalogBound(last):
+    """C{last} of a catalog page as a bound the database can compare with:
+    names have neither NUL nor surrogates, so cutting C{last} at a NUL, or
+    replacing a surrogate by U+FFFD (above every character of a name, as a
+    surrogate is), leaves the set of names after it unchanged."""
+    return storable(last.split("\x00", 1)[0])
 
 
 def _escapeLike(term):
@@ -100,6 +132,16 @@ class SearchIndex:
         return self.upsertMany([(name, description or "", pushedAt)])
 
     def upsertMany(self, rows):
+        """Write C{(name, description, pushedAt)} rows.  A row whose name is
+        not a repository name (a stray directory in storage) is left out
+        and logged: it could not be pulled, and its name may not even be
+        text a database can store."""
+        rows = list(rows)
+        bad = [row[0] for row in rows if not names.isValidName(row[0])]
+        if bad:
+            for name in bad:
+                self.log.warn("not indexed: {name!r} is not a repository name", name=name)
+            rows = [row for row in rows if names.isValidName(row[0])]
         return self._run(self._upsert, rows)
 
     def _insert(self):
@@ -116,16 +158,18 @@ class SearchIndex:
         if not rows:
             return
         t = self.repositories
-        values = [
-            {
-                "name": name,
-                "description": description or "",
-                "pushed_at": pushedAt,
-                "name_lc": name.lower(),
-                "description_lc": (description or "").lower(),
-            }
-            for name, description, pushedAt in rows
-        ]
+        values = []
+        for name, description, pushedAt in rows:
+            description = storable(description)
+            values.append(
+                {
+                    "name": name,
+                    "description": description,
+                    "pushed_at": pushedAt,
+                    "name_lc": name.lower(),
+                    "description_lc": description.lower(),
+                }
+            )
         insert = self._insert()
         with self.engine.begin() as conn:
             if insert is not None:
@@ -146,6 +190,9 @@ class SearchIndex:
     def ensure(self, name):
         """Add C{name} with no description unless it is there."""
         t = self.repositories
+        if not names.isValidName(name):
+            self.log.warn("not indexed: {name!r} is not a repository name", name=name)
+            return succeed(None)
 
         def ensure():
             with self.engine.begin() as conn:
@@ -159,6 +206,8 @@ class SearchIndex:
         return self._run(ensure)
 
     def remove(self, name):
+        name = storable(name)  # a name that is not storable is not stored either
+
         def remove():
             with self.engine.begin() as conn:
                 conn.execute(self.repositories.delete().where(self.repositories.c.name == name))
@@ -184,6 +233,7 @@ class SearchIndex:
     def catalog(self, last=None, limit=None):
         """Names after C{last}, sorted, at most C{limit}."""
         sa, t = self._sa, self.repositories
+        last = _catalogBound(last) if last else None
 
         def catalog():
             q = sa.select(t.c.name).order_by(t.c.name)
@@ -202,7 +252,7 @@ class SearchIndex:
         C{term}, case-insensitively; best matches first, ties by the most
         recent push."""
         sa, t = self._sa, self.repositories
-        term = term.lower()
+        term = storable(term).lower()  # as the descriptions were stored
         like = _escapeLike(term)
         name = t.c.name_lc
         contains = "%" + like + "%"

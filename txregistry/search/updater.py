@@ -4,12 +4,21 @@ Told of each manifest push and delete by the registry, it derives the
 repository's row (description, last push) and writes it.  When the database
 is unreachable, pushes and pulls go on: the repositories whose rows could not
 be written are remembered and written again once the database answers (a
-periodic retry), and search answers 503 meanwhile."""
+periodic retry), and search answers 503 meanwhile.
+
+At start the index is checked (a count, in the index's thread pool); the
+searches that arrive meanwhile wait for the check, for up to
+C{STARTUP_WAIT} seconds, instead of being turned away: a healthy index is
+never reported unavailable because the daemon started a moment ago.  An empty
+index is then rebuilt from storage in the background, and searches are
+answered from the rows written so far, marked incomplete (L{search}).  The
+catalog, which must list every repository, is served from the index only
+once it is complete (L{ready}); until then the web layer walks storage."""
 
 import json
 import time
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -20,6 +29,7 @@ from txregistry.search.index import IndexUnavailable
 DESCRIPTION_KEY = "org.opencontainers.image.description"
 MAX_CONFIG_SIZE = 1024 * 1024
 RETRY_INTERVAL = 5.0
+STARTUP_WAIT = 10.0  # seconds a search waits for the start-up check
 
 
 async def _nothing():
@@ -43,6 +53,8 @@ class IndexUpdater:
         self.dirty = set()
         self.healthy = True
         self.ready = False  # the index holds every repository of storage
+        self.rebuilding = False  # a rebuild from storage is filling the index
+        self._starting = None  # while the start-up check runs: the searches waiting for it
         self._retry = LoopingCall(self.repair)
         self._retry.clock = clock
         self._known = set()  # names known to be in the index
@@ -183,40 +195,105 @@ class IndexUpdater:
         """Write every repository of storage to the index, removing rows of
         repositories that are gone.  C{progress(done, total)} is called as it
         goes."""
-        names = await catalog(self.registry.driver)
-        total = len(names)
-        batch = []
-        for i, name in enumerate(names):
-            row = await self.rowFor(name)
-            if row is not None:
-                batch.append(row)
-            if len(batch) >= 200 or i == total - 1:
-                await self.index.upsertMany(batch)
-                batch = []
-            if progress is not None:
-                progress(i + 1, total)
-        known = set(names)
-        for name in await self.index.catalog():
-            if name not in known:
-                self._known.discard(name)
-                await self.index.remove(name)
+        self.rebuilding = True
+        try:
+            names = await catalog(self.registry.driver)
+            total = len(names)
+            batch = []
+            for i, name in enumerate(names):
+                row = await self.rowFor(name)
+                if row is not None:
+                    batch.append(row)
+                if len(batch) >= 200 or i == total - 1:
+                    await self.index.upsertMany(batch)
+                    batch = []
+                if progress is not None:
+                    progress(i + 1, total)
+            known = set(names)
+            for name in await self.index.catalog():
+                if name not in known:
+                    self._known.discard(name)
+                    await self.index.remove(name)
+        finally:
+            self.rebuilding = False
         self.ready = True
         self.healthy = True
         return total
 
     async def start(self):
-        """At start: rebuild an empty index from storage."""
+        """At start: check the index, and rebuild it from storage when it is
+        empty.  The searches that arrive before the check is done wait for
+        it (L{search})."""
+        self._starting = []
         try:
-            if await self.index.count() == 0:
-                count = await self.rebuild()
-                if count:
-                    self.log.info("search index rebuilt from storage: {count} repositories", count=count)
-            self.ready = True
+            if await self.index.count():
+                self.ready = True
+            else:
+                self.rebuilding = True  # before the waiting searches go on
         except IndexUnavailable as e:
-            self.log.warn("search index unavailable at start ({error}); will retry", error=e)
-            self.healthy = False
-            self.ready = False
+            self._startFailed(e)
+            return
+        except Exception:
+            self.log.failure("checking the search index at start failed")
+            self.ready = self.healthy = False
+            return
+        finally:
+            waiting, self._starting = self._starting, None
+            for waiter in waiting:
+                waiter.callback(None)
+        if self.ready:
+            return
+        try:
+            count = await self.rebuild()
+        except IndexUnavailable as e:
+            self._startFailed(e)
+            return
+        except Exception:
+            self.log.failure("rebuilding the search index from storage failed")
+            self.ready = self.healthy = False
+            return
+        if count:
+            self.log.info("search index rebuilt from storage: {count} repositories", count=count)
+
+    def _startFailed(self, error):
+        self.log.warn("search index unavailable at start ({error}); will retry", error=error)
+        self.healthy = False
+        self.ready = False
+        if not self._retry.running:
             self._retry.start(RETRY_INTERVAL, now=False)
+
+    # --- searching ---
+
+    async def search(self, term, limit, offset):
+        """C{(total, [(name, description)], complete)} for C{term} (see
+        L{SearchIndex.search}).  C{complete} is false while a rebuild from
+        storage is filling the index: the rows are those written so far.
+        Raises L{IndexUnavailable} when the index cannot answer."""
+        if self._starting is not None:
+            await self._startupCheck()
+        if not self.healthy or not (self.ready or self.rebuilding):
+            raise IndexUnavailable("the search index is not ready")
+        complete = self.ready  # read before the query: a rebuild may end meanwhile
+        total, rows = await self.index.search(term, limit, offset)
+        return total, rows, complete
+
+    @property
+    def waiting(self):
+        """How many searches wait for the start-up check."""
+        return len(self._starting or ())
+
+    async def _startupCheck(self):
+        def cancel(waiter):
+            if self._starting is not None and waiter in self._starting:
+                self._starting.remove(waiter)
+
+        waiter = Deferred(cancel)
+        self._starting.append(waiter)
+        waiter.addTimeout(STARTUP_WAIT, self._clock)
+        try:
+            await waiter
+        except TimeoutError:
+            raise IndexUnavailable("the search index is still starting")
 
     def stop(self):
         if self._retry.running:

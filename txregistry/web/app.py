@@ -426,14 +426,12 @@ class RegistryApp:
                         self.auth.challenge([("registry", "catalog", ["search"])], baseURL=self._baseURL(request)),
                         "authentication required",
                     )
-            if not (self.search.ready and self.search.healthy):
-                raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
             try:
                 if self._seesEverything(identity):
-                    total, rows = await self.search.index.search(term, size, (page - 1) * size)
+                    total, rows, complete = await self.search.search(term, size, (page - 1) * size)
                 else:
                     # Ranked matches, filtered: what the caller may pull.
-                    _, rows = await self.search.index.search(term, MAX_FILTERED_SEARCH, 0)
+                    _, rows, complete = await self.search.search(term, MAX_FILTERED_SEARCH, 0)
                     rows = [row for row in rows if self._visible(identity, row[0])]
                     total, rows = len(rows), rows[(page - 1) * size : page * size]
             except IndexUnavailable:
@@ -454,6 +452,8 @@ class RegistryApp:
             "page_size": size,
             "results": results,
         }
+        if not complete:  # a rebuild from storage is filling the index
+            request.setHeader(b"Txregistry-Search-Index", b"rebuilding")
         return self._json(request, 200, doc)
 
     async def _handle(self, request):
