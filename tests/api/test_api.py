@@ -462,6 +462,15 @@ class DiscoveryTests(RegistryTestCase):
         self.assertEqual(r.json()["repositories"], ["mid", "zeta"])
 
     @async_test
+    async def test_catalogPassesOverStrayDirectories(self):
+        await self.pushImage("real/app", "t")
+        repos = os.path.join(self.root, "docker", "registry", "v2", "repositories")
+        for stray in (b"bad\xffname", b"Upper", b"with space", b"real/.hidden", b"lost+found"):
+            os.makedirs(os.path.join(os.fsencode(repos), stray, b"_manifests"), exist_ok=True)
+        r = await self.request("GET", "/v2/_catalog")
+        self.assertEqual((r.code, r.json()), (200, {"repositories": ["real/app"]}))
+
+    @async_test
     async def test_referrers(self):
         subject, sbody = await self.pushImage("ref", "v1")
         empty = b"{}"

@@ -1,12 +1,15 @@
 """Walking the repositories of a storage (Distribution's layout)."""
 
+from txregistry import names
 from txregistry.registry import layout
 from txregistry.storage import PathNotFound
 
 
 async def repositoryDirs(driver):
     """C{[(name, {"_manifests", "_layers", "_uploads", ...})]} for every
-    repository directory, in Distribution's layout."""
+    repository directory, in Distribution's layout.  Directories whose name
+    could not be part of a repository name (stray files, other tools' data,
+    names that are not UTF-8) are passed over."""
     found = []
 
     async def walk(path, prefix):
@@ -19,7 +22,7 @@ async def repositoryDirs(driver):
             base = child.rsplit("/", 1)[1]
             if base.startswith("_"):
                 marks.add(base)
-            else:
+            elif names.isValidName(base):
                 await walk(child, prefix + base + "/")
         if marks and prefix:
             found.append((prefix.rstrip("/"), marks))

@@ -235,10 +235,14 @@ class SearchIndex:
         sa, t = self._sa, self.repositories
         last = _catalogBound(last) if last else None
 
+        # Byte order, as the storage walk sorts, whatever the database's
+        # collation (PostgreSQL's is often a locale's).
+        name = t.c.name if self.sqlite else t.c.name.collate("C")
+
         def catalog():
-            q = sa.select(t.c.name).order_by(t.c.name)
+            q = sa.select(t.c.name).order_by(name)
             if last:
-                q = q.where(t.c.name > last)
+                q = q.where(name > last)
             if limit is not None:
                 q = q.limit(limit)
             with self.engine.connect() as conn:
