@@ -95,19 +95,35 @@ class Registries:
     def start(self, name="storage", env=None, port=None):
         """A txregistry on empty storage C{name}, on the engine's trusted
         port (or on C{port}, e.g. behind a relay on the trusted one)."""
-        for running in self.started:
-            running.stop()
         storage = self.tmp_path / name
         storage.mkdir()
+        return self._launch(
+            lambda p: procs.startTxregistry(str(storage), str(self.logDir), port=p, env=env), port)
+
+    def startOnS3(self, server, bucket, name="s3", port=None, **extra):
+        """A txregistry on C{bucket} of the S3 server C{server}, started with
+        the classic S3 command line (L{procs.s3env}; C{extra} adds to it),
+        on the engine's trusted port or on C{port}.  C{name} names its log
+        and its SQLite search index (fresh unless C{name} was started
+        before; C{SQLALCHEMY_INDEX_DATABASE} in C{extra} chooses another)."""
+        return self._launch(
+            lambda p: procs.startTxregistryOnS3(server, bucket, self.logDir, port=p, name=name, **extra), port)
+
+    def _launch(self, starter, port):
+        """C{starter(port)} on C{port}, else on the engine's trusted port,
+        once what this test started there has stopped."""
+        for running in self.started:
+            if running.port == (port or self.host.port):
+                running.stop()
         try:
-            daemon = procs.startTxregistry(str(storage), str(self.logDir), port=port or self.host.port, env=env)
+            daemon = starter(port or self.host.port)
         except RuntimeError:
             if port is not None or portFree(self.host.port):
                 raise
             # Something else took the port between two tests: move the
             # engine's trust to a new one.
             self.host.restart(procs.freePort())
-            daemon = procs.startTxregistry(str(storage), str(self.logDir), port=self.host.port, env=env)
+            daemon = starter(self.host.port)
         daemon.access = AccessLog(daemon)
         self.started.append(daemon)
         return daemon

@@ -35,13 +35,16 @@ def freshRandom():
 
 
 def buildImage(path, tag="latest", layers=2, layerSize=16 * 1024, architecture="amd64",
-               annotation=None, label=None):
+               annotation=None, label=None, layerSizes=None):
     """An OCI layout at C{path} holding one image tagged C{tag}, whose
     manifest carries C{annotation} and whose config carries C{label} as
-    C{org.opencontainers.image.description} (either may be None)."""
+    C{org.opencontainers.image.description} (either may be None).  Its
+    C{layers} layers hold C{layerSize} random bytes each, or one layer per
+    size in C{layerSizes}."""
     rng = freshRandom()
     layout = oci.Layout(str(path))
-    made = [oci.makeLayer(rng, files=2, size=layerSize) for _ in range(layers)]
+    sizes = list(layerSizes) if layerSizes is not None else [layerSize] * layers
+    made = [oci.makeLayer(rng, files=2, size=size) for size in sizes]
     layerDescriptors = [layout.writeBlob(compressed, oci.LAYER) for compressed, _ in made]
     diffIDs = [diffID for _, diffID in made]
     config = {

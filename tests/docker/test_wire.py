@@ -4,6 +4,7 @@ seen by a relay in front of txregistry: what the access log cannot show
 Connection: close) and that txregistry takes it."""
 
 import json
+import socket
 import urllib.parse
 
 import pytest
@@ -81,3 +82,49 @@ def test_pullOnTheWire(cli, tapped, tmp_path):
     assert "application/vnd.oci.image.manifest.v1+json" in accept
     assert "application/vnd.docker.distribution.manifest.v2+json" in accept
     assert cli.inspect("%s/wire/pull:1" % (host,))["Id"] == built.configDigest
+
+
+def test_relayRoutesEachConnection():
+    """With a route the relay is a load balancer: each connection goes where
+    its request line says.  Bytes that are no request line (a TLS handshake,
+    which containers/image tries first on a plain-HTTP registry, and whose
+    client waits for an answer) are routed at once, as ("", "")."""
+    upstreams = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(4)
+        s.settimeout(5)
+        upstreams.append(s)
+    ports = [s.getsockname()[1] for s in upstreams]
+    routed = []
+
+    def route(method, target):
+        routed.append((method, target))
+        return ports[1] if method == "PATCH" else ports[0]
+
+    tap = WireTap(0, route=route)
+    try:
+        for payload, upstream in (
+            (b"PATCH /v2/a/blobs/uploads/1 HTTP/1.1\r\nHost: x\r\n\r\n", upstreams[1]),
+            (b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n", upstreams[0]),
+            (b"\x16\x03\x01\x00\x05hello", upstreams[0]),
+        ):
+            with socket.create_connection(("127.0.0.1", tap.port), timeout=5) as client:
+                client.sendall(payload)
+                server, _ = upstream.accept()
+                with server:
+                    server.settimeout(5)
+                    got = b""
+                    while len(got) < len(payload):
+                        data = server.recv(65536)
+                        assert data, got
+                        got += data
+                    assert got == payload
+                    server.sendall(b"answer")
+                    assert client.recv(100) == b"answer"
+        assert routed == [("PATCH", "/v2/a/blobs/uploads/1"), ("GET", "/v2/"), ("", "")]
+    finally:
+        tap.stop()
+        for s in upstreams:
+            s.close()

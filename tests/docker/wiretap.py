@@ -21,10 +21,16 @@ class WireRequest:
 
 class WireTap:
     """Listens on 127.0.0.1:C{listenPort}, relays every connection to
-    127.0.0.1:C{targetPort} and records the bytes each client sent."""
+    127.0.0.1:C{targetPort} and records the bytes each client sent.
 
-    def __init__(self, listenPort, targetPort):
+    With C{route}, a load balancer: C{route(method, target)} of each
+    connection's first request line chooses the port that connection goes
+    to (podman sends C{Connection: close}: one request per connection).
+    Set the attribute to change the routing of later connections."""
+
+    def __init__(self, listenPort, targetPort=None, route=None):
         self.targetPort = targetPort
+        self.route = route
         self.server = socket.socket()
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.server.bind(("127.0.0.1", listenPort))
@@ -43,20 +49,58 @@ class WireTap:
                 client, _ = self.server.accept()
             except OSError:
                 return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.targetPort), timeout=10)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
             record = bytearray()
             with self._lock:
                 self.streams.append(record)
-                self._sockets += [client, upstream]
-                for src, dst, rec in ((client, upstream, record), (upstream, client, None)):
-                    t = threading.Thread(target=self._pump, args=(src, dst, rec), daemon=True)
+                self._sockets.append(client)
+                if self.route is None:
+                    self._connect(client, self.targetPort, record)
+                else:
+                    t = threading.Thread(target=self._routed, args=(client, self.route, record), daemon=True)
                     self._threads.append(t)
                     t.start()
+
+    def _routed(self, client, route, record):
+        """Read up to the end of the request line, then relay to where
+        C{route} says.  What does not begin like one (a TLS handshake:
+        containers/image tries HTTPS first, and waits for an answer) is
+        routed at once, as C{route("", "")}."""
+        try:
+            client.settimeout(30)
+            while b"\r\n" not in record and len(record) < 65536:
+                data = client.recv(65536)
+                if not data:
+                    break
+                record += data
+                if not record[:1].isalpha():
+                    break
+            client.settimeout(None)
+        except OSError:
+            client.close()
+            return
+        words = ["", ""]
+        if b"\r\n" in record:
+            words = (bytes(record).split(b"\r\n", 1)[0].decode("latin-1").split(" ") + [""])[:2]
+        port = route(words[0], words[1])
+        with self._lock:
+            self._connect(client, port, record)
+
+    def _connect(self, client, port, record):
+        """Relay C{client} to C{port}, sending first the bytes already in
+        C{record}; called with the lock held."""
+        try:
+            upstream = socket.create_connection(("127.0.0.1", port), timeout=10)
+            upstream.settimeout(None)
+            if record:
+                upstream.sendall(bytes(record))
+        except OSError:
+            client.close()
+            return
+        self._sockets.append(upstream)
+        for src, dst, rec in ((client, upstream, record), (upstream, client, None)):
+            t = threading.Thread(target=self._pump, args=(src, dst, rec), daemon=True)
+            self._threads.append(t)
+            t.start()
 
     @staticmethod
     def _pump(src, dst, record):

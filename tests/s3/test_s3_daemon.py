@@ -6,12 +6,9 @@ import hashlib
 import json
 import threading
 
-import pytest
-
 from tests.e2e import clients, oci
 from tests.perf.registryclient import BlobData, RegistryClient, configBlob, imageManifest
 from tests.s3.conftest import startOnS3
-from tests.support import postgres
 
 
 def client(daemon):
@@ -76,16 +73,9 @@ def test_streaming_without_redirect_and_restart(s3, bucket, tmp_path):
         d.stop()
 
 
-@pytest.fixture
-def sharedIndex():
-    if not postgres.available():
-        pytest.skip("PostgreSQL is not installed")
-    pg = postgres.PostgresServer().start()
-    yield pg
-    pg.destroy()
-
-
 def twoDaemons(s3, bucket, tmp_path, sharedIndex):
+    """Two daemons on C{bucket} sharing the PostgreSQL index C{sharedIndex}
+    (the fixture of tests/conftest.py)."""
     extra = {"SQLALCHEMY_INDEX_DATABASE": sharedIndex.url, "STORAGE_REDIRECT": "false"}
     a = startOnS3(s3, bucket, tmp_path, **extra)
     try:

@@ -153,6 +153,36 @@ def test_serverSideCopy(server, bucket):
     assert client.get_object(Bucket=bucket, Key="to")["Body"].read() == b"copied"
 
 
+def test_requestLog(server, bucket):
+    """C{requests(bucket)} lists what the server logged for that bucket
+    alone, in order: method, path within the bucket with its query, status
+    (a 204 and a 404 too: werkzeug colours those lines, even in a file)."""
+    client = server.client()
+    other = server.createBucket(bucket + "-other")
+    client.put_object(Bucket=other, Key="elsewhere", Body=b"x")
+    client.put_object(Bucket=bucket, Key="dir/a b", Body=b"logged")
+    upload = client.create_multipart_upload(Bucket=bucket, Key="multi")["UploadId"]
+    client.abort_multipart_upload(Bucket=bucket, Key="multi", UploadId=upload)
+    client.delete_object(Bucket=bucket, Key="dir/a b")
+    with pytest.raises(ClientError):
+        client.head_object(Bucket=bucket, Key="missing")
+    expected = [
+        ("PUT", "/dir/a%20b", 200),
+        ("POST", "/multi?uploads", 200),
+        ("DELETE", "/multi?uploadId=" + urllib.parse.quote(upload, safe=""), 204),
+        ("DELETE", "/dir/a%20b", 204),
+        ("HEAD", "/missing", 404),
+    ]
+    deadline = time.monotonic() + 20
+    while True:
+        logged = server.requests(bucket)
+        if logged[-len(expected):] == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # polling: radosgw logs a request a little after answering it
+    assert logged[-len(expected):] == expected, logged
+    assert [r for r in server.requests(other) if r[1] == "/elsewhere"] == [("PUT", "/elsewhere", 200)]
+
+
 def test_serverSideEncryptionHeader(server, bucket):
     """A PUT asking for SSE-S3 (the s3_encrypt setting) is accepted over
     http:// (RGW needs rgw_crypt_require_ssl = false for that)."""

@@ -114,6 +114,42 @@ def startTxregistry(storagePath, logDir, port=None, args=(), env=None, tls=None)
                   caFile=tls["ca"] if tls else None)
 
 
+def s3env(server, bucket, **extra):
+    """The classic environment of the s3 flavor, for C{bucket} on C{server}
+    (a L{tests.support.s3servers} server)."""
+    env = {
+        "SETTINGS_FLAVOR": "s3",
+        "AWS_BUCKET": bucket,
+        "STORAGE_PATH": "/registry",
+        "AWS_KEY": server.accessKey,
+        "AWS_SECRET": server.secretKey,
+        "AWS_ENDPOINT": server.endpoint,
+        "AWS_REGION": server.region,
+        "SEARCH_BACKEND": "sqlalchemy",
+    }
+    env.update(extra)
+    return env
+
+
+def startTxregistryOnS3(server, bucket, logDir, port=None, name=None, **extra):
+    """txregistry started as the classic command line says (no
+    --storage-path: STORAGE_PATH is the key prefix), on 127.0.0.1.
+
+    Its log is C{txregistry-s3-NAME.log} in C{logDir} and, unless C{extra}
+    names a C{SQLALCHEMY_INDEX_DATABASE}, its search index the SQLite file
+    C{index-NAME.db} there; NAME is C{name}, else the port (so a daemon
+    started again on the same port keeps its index, as a restarted one
+    would)."""
+    port = port or freePort()
+    name = name or str(port)
+    argv = [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "txregistry",
+            "--port", "tcp:%d:interface=127.0.0.1" % (port,)]
+    env = twistdEnv(s3env(server, bucket, **extra))
+    if "SQLALCHEMY_INDEX_DATABASE" not in extra:
+        env["SQLALCHEMY_INDEX_DATABASE"] = "sqlite:///%s/index-%s.db" % (logDir, name)
+    return Daemon(argv, port, os.path.join(str(logDir), "txregistry-s3-%s.log" % (name,)), env=env, cwd=REPO)
+
+
 DISTRIBUTION = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 
 

@@ -7,6 +7,7 @@ Two servers share one small API::
     server.region, server.accessKey, server.secretKey
     server.createBucket("name")
     server.client()                    # a botocore S3 client (path style, SigV4)
+    server.requests("name")            # [(method, path?query, status)] it served for a bucket
     server.stop()                      # every process it started ends
 
     MotoServer.available(), CephRGW.available()     # can it run here?
@@ -29,6 +30,7 @@ state lives in a temporary directory that C{stop} removes.
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -90,6 +92,12 @@ def botocoreClient(endpoint, region, accessKey, secretKey, **configArgs):
     )
 
 
+# A request line in an access log: moto's (werkzeug's) and radosgw's (beast's).
+_REQUEST_LINE = re.compile(r'"(GET|HEAD|PUT|POST|DELETE) (/\S*) HTTP/1\.[01]" (\d{3}) ')
+# werkzeug colours the lines of some statuses (a 204 is magenta), even in a file.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def skipUnlessAvailable(cls):
     """In a pytest test or fixture: skip, naming what is missing, when
     C{cls} cannot run here; with TXREGISTRY_REQUIRE_S3SERVERS=1 in the
@@ -125,6 +133,23 @@ class _S3Server:
     def createBucket(self, name):
         self.client().create_bucket(Bucket=name)
         return name
+
+    def accessLog(self):
+        """The text of the server's log of the requests it served."""
+        raise NotImplementedError
+
+    def requests(self, bucket):
+        """C{[(method, path, status)]} of the requests the server has logged
+        for C{bucket} so far, in order; C{path} is the path within the bucket
+        with its query (C{/key?uploads}).  A server may log a request a
+        little after answering it: poll for what a test expects."""
+        out = []
+        prefix = "/" + bucket
+        for m in _REQUEST_LINE.finditer(_ANSI_ESCAPE.sub("", self.accessLog())):
+            method, target, status = m.group(1), m.group(2), int(m.group(3))
+            if target == prefix or target.startswith((prefix + "/", prefix + "?")):
+                out.append((method, target[len(prefix):], status))
+        return out
 
     def start(self):
         raise NotImplementedError
@@ -169,6 +194,9 @@ class MotoServer(_S3Server):
     def log(self):
         with open(self.logPath, "rb") as f:
             return f.read().decode("utf-8", "replace")
+
+    def accessLog(self):
+        return self.log()
 
     def start(self):
         reason = self.unavailableReason()
@@ -317,6 +345,14 @@ class CephRGW(_S3Server):
                 with open(os.path.join(self.root, "log", name), "rb") as f:
                     out.append((name, f.read()[-4000:].decode("utf-8", "replace")))
         return out
+
+    def accessLog(self):
+        # radosgw logs each request (beast's line) at its default level 1.
+        try:
+            with open(os.path.join(self.root, "log", "client.rgw.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return ""
 
     def stop(self):
         if not self._started:
