@@ -64,11 +64,12 @@ def getManifest(registry, repository, reference):
 
 
 def searchReady(registry):
-    """Whether the daemon's search index answers (it is rebuilt from the
-    bucket at start when empty)."""
+    """Whether the daemon's search index answers from a complete index (it
+    is rebuilt from the bucket at start when empty; meanwhile it answers
+    from the rows so far, saying so in a header)."""
     try:
         with urllib.request.urlopen(registry.url + "/v1/search?q=x", timeout=5) as response:
-            return response.status == 200
+            return response.status == 200 and response.headers.get("Txregistry-Search-Index") != "rebuilding"
     except urllib.error.HTTPError as e:
         if e.code != 503:
             raise
