@@ -323,6 +323,16 @@ class _CommittedWriter:
         return Deferred.fromCoroutine(_raise(StorageError("cancel a committed file with delete")))
 
 
+class QuietConnectionPool(HTTPConnectionPool):
+    """A connection pool whose connections are not logged one by one (a
+    server that closes each connection, as moto's does, would put a
+    "Starting factory" / "Stopping factory" pair in the log per request).
+    The one place that reaches into the pool's private C{_factory}."""
+
+    class _factory(HTTPConnectionPool._factory):
+        noisy = False
+
+
 @implementer(IStorageDriver)
 class S3Driver:
     """C{endpoint}: C{None} for AWS (virtual-hosted addressing), else the
@@ -366,7 +376,7 @@ class S3Driver:
         self._credentials = _Credentials(credentials)
         self._authClass = _payloadHashSigner()
         self._queryAuthClass = S3SigV4QueryAuth
-        self._pool = pool or HTTPConnectionPool(reactor, persistent=True)
+        self._pool = pool or QuietConnectionPool(reactor, persistent=True)
         self._pool.maxPersistentPerHost = 16
         self._agent = Agent(reactor, pool=self._pool)
 
