@@ -78,6 +78,8 @@ class FakeUploads:
         self.driver = self
         self._writer = writer
         self.state = U._State()
+        self.released = []
+        self.forgotten = []
 
     async def create(self, name):
         return "u1"
@@ -89,7 +91,10 @@ class FakeUploads:
         return self.state
 
     def _release(self, uploadID):
-        pass
+        self.released.append(uploadID)
+
+    async def _forget(self, name, uploadID):
+        self.forgotten.append(uploadID)
 
     def writer(self, path, append=False):
         return succeed(self._writer)
@@ -146,3 +151,51 @@ class BackpressureTests(unittest.TestCase):
         writer.release()
         writer.release()
         self.assertEqual(transport.calls, ["pause"])
+
+
+class AppenderRefusalTests(unittest.TestCase):
+    def test_refusedWhileCreatingRemovesTheUpload(self):
+        """A monolithic POST refused while its upload is being created: the
+        upload is removed again once created, and released."""
+        created = Deferred()
+        uploads = FakeUploads(StalledWriter())
+
+        async def create(name):
+            await created
+            return "new"
+
+        uploads.create = create
+        appender = U.Appender(uploads, "n", None, None, ("sha256",), None, None)
+        self.assertEqual(uploads.active, 1)
+        from txregistry.errors import RegistryError
+
+        error = RegistryError("SIZE_INVALID", status=413)
+        appender.refuse(error)
+        done = appender.finish()
+        self.assertNoResult(done)  # still opening
+        created.callback(None)
+        self.assertIs(self.failureResultOf(done).value, error)
+        self.assertEqual(uploads.forgotten, ["new"])
+        self.assertEqual(uploads.released, ["new"])
+        self.assertEqual(uploads.active, 0)
+
+    def test_rejectedWhileOpeningWaitsForTheOpen(self):
+        """A body over the limit, ended before its upload was opened: the
+        writer opened meanwhile is closed and the upload released (it was
+        left open and locked)."""
+        opened = Deferred()
+        writer = StalledWriter()
+        closed = []
+        writer.close = lambda: closed.append(True) or succeed(None)
+        uploads = FakeUploads(writer)
+        uploads.maxBlobSize = 3
+        uploads.writer = lambda path, append=False: opened
+        appender = U.Appender(uploads, "n", "u1", None, ("sha256",), None, None)
+        appender.write(b"abcd")
+        done = appender.finish()
+        self.assertNoResult(done)
+        opened.callback(writer)
+        self.assertEqual(self.failureResultOf(done).value.code, "SIZE_INVALID")
+        self.assertEqual(closed, [True])
+        self.assertEqual(uploads.released, ["u1"])
+        self.assertEqual(uploads.active, 0)
