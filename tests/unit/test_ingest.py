@@ -199,3 +199,96 @@ class AppenderRefusalTests(unittest.TestCase):
         self.assertEqual(closed, [True])
         self.assertEqual(uploads.released, ["u1"])
         self.assertEqual(uploads.active, 0)
+
+
+# --- the URL guard ---------------------------------------------------------------
+
+import json
+
+from twisted.internet.task import Clock
+
+
+class Leaf(Resource):
+    """Records the requests it serves; answers 200 "ok"."""
+
+    isLeaf = True
+
+    def __init__(self):
+        Resource.__init__(self)
+        self.served = []
+
+    def render(self, request):
+        self.served.append((request.method, request.path))
+        return b"ok"
+
+
+class LimitSite(RegistrySite):
+    def __init__(self, limit=1000, clock=None, body=None, **kwargs):
+        self.leaf = Leaf()
+        self.bodies = []
+        self._limit = limit
+        self._body = body
+        RegistrySite.__init__(self, self.leaf, self._choose, reactor=clock or Clock(), **kwargs)
+
+    def _choose(self, request, method, uri, length):
+        body = self._body() if self._body is not None else BoundedBody(self._limit)
+        self.bodies.append(body)
+        return body
+
+
+def connect(site, transport=None):
+    channel = site.buildProtocol(None)
+    transport = transport or StringTransport()
+    channel.makeConnection(transport)
+    return channel, transport
+
+
+def response(transport):
+    """(status, headers {lowercase name: value}, body) of the first response."""
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = dict((k.strip().lower(), v.strip()) for k, _, v in (l.partition(b":") for l in lines[1:]))
+    return int(lines[0].split(b" ")[1]), headers, body
+
+
+def errorCode(body):
+    doc = json.loads(body)
+    assert set(doc["errors"][0]) >= {"code", "message", "detail"}, doc
+    return doc["errors"][0]["code"]
+
+
+class URLGuardTests(unittest.TestCase):
+    def send(self, data):
+        site = LimitSite()
+        channel, transport = connect(site)
+        channel.dataReceived(data)
+        return site, response(transport)
+
+    def test_nonUTF8Path(self):
+        site, (status, headers, body) = self.send(b"GET /v2/%c0%ae/manifests/v1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual((status, errorCode(body)), (400, "NAME_INVALID"))
+        self.assertEqual(headers[b"content-type"], b"application/json")
+        self.assertEqual(site.leaf.served, [])
+        _, (status, _, body) = self.send(b"GET /v1/search%ff HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual((status, errorCode(body)), (400, "UNSUPPORTED"))
+
+    def test_nonUTF8Host(self):
+        site, (status, headers, body) = self.send(b"GET /v2/ HTTP/1.1\r\nHost: \x82\r\n\r\n")
+        self.assertEqual((status, errorCode(body)), (400, "UNSUPPORTED"))
+        self.assertEqual(headers[b"docker-distribution-api-version"], b"registry/2.0")
+        self.assertEqual(site.leaf.served, [])
+
+    def test_hostIDNACannotEncode(self):
+        for host in (b"\xef\xbf\xb9", b"a..b", b"a" * 64 + b".example", b".", b"x\xe2\x80\xae:80"):
+            site, (status, _, body) = self.send(b"GET /v2/ HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+            self.assertEqual((status, errorCode(body)), (400, "UNSUPPORTED"), host)
+            self.assertEqual(site.leaf.served, [])
+
+    def test_headGetsNoBody(self):
+        site, (status, headers, body) = self.send(b"HEAD /v2/%ff HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual((status, body), (400, b""))
+
+    def test_validURLsPassThrough(self):
+        site, (status, _, body) = self.send(b"GET /v2/%c3%a9/x?%ff HTTP/1.1\r\nHost: h\xc3\xa9:5000\r\n\r\n")
+        self.assertEqual((status, body), (200, b"ok"))
+        self.assertEqual(site.leaf.served, [(b"GET", b"/v2/%c3%a9/x")])

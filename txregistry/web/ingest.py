@@ -20,6 +20,8 @@ import io
 from twisted.logger import Logger
 from twisted.web import http, server
 
+from txregistry.web.guard import URLGuard
+
 _HEADERS_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 )
@@ -167,7 +169,7 @@ class RegistryChannel(http.HTTPChannel):
 
 class RegistrySite(server.Site):
     """A L{Site} whose requests stream their bodies where L{chooseBody}
-    says."""
+    says, behind a L{URLGuard}."""
 
     requestFactory = IngestRequest
     protocol = RegistryChannel
@@ -178,7 +180,7 @@ class RegistrySite(server.Site):
     def __init__(self, resource, chooseBody, accessLog=True, maxHeaders=100, maxHeaderBytes=64 * 1024, **kwargs):
         kwargs.setdefault("parsePOSTFormSubmission", False)
         kwargs.setdefault("timeout", self.IDLE_TIMEOUT)
-        server.Site.__init__(self, resource, **kwargs)
+        server.Site.__init__(self, URLGuard(resource), **kwargs)
         self._chooseBody = chooseBody
         self._accessLog = accessLog
         self._maxHeaders = maxHeaders
