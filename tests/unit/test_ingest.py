@@ -201,11 +201,28 @@ class AppenderRefusalTests(unittest.TestCase):
         self.assertEqual(uploads.active, 0)
 
 
-# --- the URL guard ---------------------------------------------------------------
+# --- refusals, the URL guard -----------------------------------------------------
 
 import json
 
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.task import Clock
+from zope.interface import implementer
+
+from txregistry.web.ingest import RegistryChannel
+
+
+@implementer(ITCPTransport)
+class TCPStringTransport(StringTransport):
+    """A StringTransport that can half-close, like TCP."""
+
+    writeClosed = False
+
+    def setTcpNoDelay(self, enabled):
+        pass
+
+    def loseWriteConnection(self):
+        self.writeClosed = True
 
 
 class Leaf(Resource):
@@ -255,6 +272,56 @@ def errorCode(body):
     doc = json.loads(body)
     assert set(doc["errors"][0]) >= {"code", "message", "detail"}, doc
     return doc["errors"][0]["code"]
+
+
+class FramingTests(unittest.TestCase):
+    FOLLOWER = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def test_twoTransferEncodingsRefused(self):
+        site = LimitSite()
+        channel, transport = connect(site)
+        channel.dataReceived(b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                             b"Transfer-Encoding: identity\r\n\r\n0\r\n\r\n" + self.FOLLOWER)
+        status, headers, body = response(transport)
+        self.assertEqual((status, errorCode(body)), (400, "UNSUPPORTED"))
+        self.assertEqual(headers[b"connection"], b"close")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(site.leaf.served, [])
+        self.assertEqual(transport.value().count(b"HTTP/1.1 "), 1)
+
+    def test_onlyChunkedAccepted(self):
+        for value in (b"identity", b"chunked, identity", b"gzip", b"\x0bchunked"):
+            site = LimitSite()
+            channel, transport = connect(site)
+            channel.dataReceived(b"POST /a HTTP/1.1\r\nTransfer-Encoding: " + value + b"\r\nHost: x\r\n\r\n"
+                                 + b"0\r\n\r\n" + self.FOLLOWER)
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), (value, transport.value()))
+            self.assertEqual(site.leaf.served, [], value)
+
+    def test_oneChunkedAccepted(self):
+        site = LimitSite()
+        channel, transport = connect(site)
+        channel.dataReceived(b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        self.assertEqual(site.leaf.served, [(b"POST", b"/a")])
+        self.assertEqual(site.bodies[0].getvalue(), b"abc")
+
+    def test_lingeringCloseOnTCP(self):
+        """On TCP a refusal half-closes, drops what the client still sends,
+        and aborts after LINGER seconds."""
+        clock = Clock()
+        site = LimitSite(clock=clock)
+        channel, transport = connect(site, TCPStringTransport())
+        channel.dataReceived(b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "))
+        self.assertTrue(transport.writeClosed)
+        self.assertFalse(transport.disconnecting)
+        written = transport.value()
+        channel.dataReceived(b"0\r\n\r\n" + self.FOLLOWER)
+        self.assertEqual(transport.value(), written)
+        self.assertEqual(site.leaf.served, [])
+        clock.advance(RegistryChannel.LINGER)
+        self.assertTrue(transport.disconnected)
 
 
 class URLGuardTests(unittest.TestCase):

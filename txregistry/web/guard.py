@@ -1,5 +1,6 @@
-"""The registry's error envelope for answers given below the Klein app, by
-L{URLGuard}: a request whose URL Klein cannot decode."""
+"""The registry's error envelope for answers given below the Klein app: by
+the HTTP channel (a request refused before its body is read) and by
+L{URLGuard} (a request whose URL Klein cannot decode)."""
 
 import json
 
@@ -9,9 +10,26 @@ from txregistry.errors import RegistryError
 
 API_VERSION = b"registry/2.0"
 
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 413: b"Content Too Large"}
+
+
 def errorBody(error):
     """C{{"errors":[{"code","message","detail"}]}} for a L{RegistryError}."""
     return json.dumps({"errors": [error.asDict()]}, separators=(",", ":")).encode("utf-8")
+
+
+def rawErrorResponse(error):
+    """A whole HTTP/1.1 response carrying C{error}, ending the connection:
+    for the channel to write itself when no L{Request} will answer."""
+    body = errorBody(error)
+    return b"".join([
+        b"HTTP/1.1 %d %s\r\n" % (error.status, _REASONS.get(error.status, b"Error")),
+        b"Content-Type: application/json\r\n",
+        b"Content-Length: %d\r\n" % (len(body),),
+        b"Docker-Distribution-API-Version: %s\r\n" % (API_VERSION,),
+        b"Connection: close\r\n\r\n",
+        body,
+    ])
 
 
 def urlProblem(request):

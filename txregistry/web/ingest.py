@@ -17,10 +17,12 @@ for them.
 
 import io
 
+from twisted.internet.interfaces import ISSLTransport, ITCPTransport
 from twisted.logger import Logger
 from twisted.web import http, server
 
-from txregistry.web.guard import URLGuard
+from txregistry.errors import RegistryError
+from txregistry.web.guard import URLGuard, rawErrorResponse
 
 _HEADERS_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -143,15 +145,25 @@ class IngestRequest(server.Request):
 
 
 class RegistryChannel(http.HTTPChannel):
-    """HTTP/1.1 that answers a TLS handshake on a plain port at once.
+    """HTTP/1.1 that answers a TLS handshake on a plain port at once, and
+    refuses ambiguous framing.
 
     Clients told a registry is "insecure" (docker, podman, skopeo) try HTTPS
     first; a ClientHello rarely holds a CRLF, so the line-based parser would
     wait for one until the client's handshake timeout (10 s per command)."""
 
+    log = Logger()
     _sniffed = False
+    _refused = False
+    # Seconds a refused connection is still read (and the bytes dropped)
+    # after the answer, so that a client still sending sees the answer, not
+    # a reset (RFC 9112 9.6).
+    LINGER = 5
+    _lingerCall = None
 
     def dataReceived(self, data):
+        if self._refused:
+            return
         if not self._sniffed and data:
             self._sniffed = True
             if data[0] in _TLS_FIRST_BYTES:
@@ -160,11 +172,62 @@ class RegistryChannel(http.HTTPChannel):
                 return
         http.HTTPChannel.dataReceived(self, data)
 
+    def lineReceived(self, line):
+        if self._refused:
+            return
+        http.HTTPChannel.lineReceived(self, line)
+
+    def rawDataReceived(self, data):
+        if self._refused:
+            return
+        http.HTTPChannel.rawDataReceived(self, data)
+
+    def headerReceived(self, line):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"transfer-encoding":
+            # RFC 9112 6.1, 6.3: one coding we know, once, or the framing is
+            # ambiguous (whatever follows could be taken for a request).
+            if self.requests[-1].requestHeaders.hasHeader(b"transfer-encoding") or (
+                value.strip(b" \t").lower() != b"chunked"
+            ):
+                self.refuse(RegistryError(
+                    "UNSUPPORTED", "ambiguous message framing: only one Transfer-Encoding, chunked, is accepted",
+                    status=400,
+                ))
+                return False
+        return http.HTTPChannel.headerReceived(self, line)
+
     def lineLengthExceeded(self, line):
         # One header line longer than all headers may be: say so, then close
         # (Twisted's line parser would just drop the connection).
         self.transport.write(_HEADERS_TOO_LARGE)
         self.transport.loseConnection()
+
+    def refuse(self, error):
+        """Answer C{error} (a L{RegistryError}) before the request's body,
+        and end the connection: nothing more the client sends is parsed.
+        On plain TCP the connection is half-closed and read (the bytes
+        dropped) for up to L{LINGER} seconds, so the client sees the answer."""
+        if self._refused:
+            return
+        self._refused = True
+        transport = self.transport
+        transport.write(rawErrorResponse(error))
+        if ITCPTransport.providedBy(transport) and not ISSLTransport.providedBy(transport):
+            transport.loseWriteConnection()
+            self._lingerCall = self.callLater(self.LINGER, self._lingerOver)
+        else:
+            self.loseConnection()
+
+    def _lingerOver(self):
+        self._lingerCall = None
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason):
+        if self._lingerCall is not None:
+            self._lingerCall.cancel()
+            self._lingerCall = None
+        http.HTTPChannel.connectionLost(self, reason)
 
 
 class RegistrySite(server.Site):
