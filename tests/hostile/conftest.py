@@ -4,7 +4,6 @@ they should pass and marked xfail (not strict) until the findings are fixed."""
 import pytest
 
 OPEN = {
-    "test_declared_length_over_the_manifest_limit": "no early 413 on a huge declared Content-Length",
     "test_random_manifests": "lone surrogates in descriptions poison the search index",
     "test_lone_surrogate_description_does_not_poison_the_index": "lone surrogates poison the search index",
     "test_trickling_client_is_cut_off": "no minimum-rate (slowloris) timeout yet",

@@ -201,7 +201,7 @@ class AppenderRefusalTests(unittest.TestCase):
         self.assertEqual(uploads.active, 0)
 
 
-# --- refusals, the URL guard -----------------------------------------------------
+# --- refusals, early 413, the URL guard -------------------------------------------
 
 import json
 
@@ -322,6 +322,56 @@ class FramingTests(unittest.TestCase):
         self.assertEqual(site.leaf.served, [])
         clock.advance(RegistryChannel.LINGER)
         self.assertTrue(transport.disconnected)
+
+
+class DeclaredLengthTests(unittest.TestCase):
+    def test_overTheLimitAtOnce(self):
+        site = LimitSite(limit=100)
+        channel, transport = connect(site)
+        channel.dataReceived(b"PUT /v2/a/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n"
+                             b"Expect: 100-continue\r\n\r\n")
+        status, headers, body = response(transport)
+        self.assertEqual((status, errorCode(body)), (413, "MANIFEST_INVALID"))
+        self.assertEqual(headers[b"docker-distribution-api-version"], b"registry/2.0")
+        self.assertNotIn(b"100 Continue", transport.value())
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(site.leaf.served, [])
+
+    def test_otherBodiesSizeInvalid(self):
+        site = LimitSite(limit=100)
+        channel, transport = connect(site)
+        channel.dataReceived(b"POST /v2/a/x HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n")
+        status, _, body = response(transport)
+        self.assertEqual((status, errorCode(body)), (413, "SIZE_INVALID"))
+
+    def test_atTheLimitOrChunkedServed(self):
+        site = LimitSite(limit=3)
+        channel, transport = connect(site)
+        channel.dataReceived(b"PUT /v2/a/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        channel.dataReceived(b"PUT /v2/a/manifests/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"4\r\nabcd\r\n0\r\n\r\n")
+        self.assertEqual(len(site.leaf.served), 2)
+        self.assertTrue(site.bodies[1].overflow)  # counted; the handler answers
+
+    def test_uploadRefusedBeforeItsBody(self):
+        writer = StalledWriter()
+        uploads = FakeUploads(writer)
+        uploads.maxBlobSize = 50
+        bodies = []
+
+        def body():
+            appender = U.Appender(uploads, "n", "u1", None, ("sha256",), None, None)
+            bodies.append(UploadBody(appender, None))
+            return bodies[-1]
+
+        site = LimitSite(body=body)
+        channel, transport = connect(site)
+        channel.dataReceived(b"PATCH /v2/n/blobs/uploads/u1 HTTP/1.1\r\nHost: x\r\nContent-Length: 51\r\n\r\n")
+        status, _, answer = response(transport)
+        self.assertEqual((status, errorCode(answer)), (413, "SIZE_INVALID"))
+        self.assertEqual(bodies[0].maxLength, 50)
+        self.assertEqual(writer.pending, [])  # nothing written
+        self.assertEqual(uploads.released, ["u1"])
 
 
 class URLGuardTests(unittest.TestCase):

@@ -10,6 +10,10 @@ as soon as the headers are in, where the body should go:
 - any other body is kept in memory up to a limit and counted, not kept,
   beyond it (L{BoundedBody}).
 
+A body may say how long it may be (C{maxLength}): a request declaring a
+longer Content-Length is answered 413 at once, before any of the body is
+read.
+
 Twisted gives a request no public way to know its method and path before the
 body is read; L{requestLine} is the one place that reaches into the channel
 for them.
@@ -55,6 +59,10 @@ class BoundedBody:
         self.size = 0
         self.overflow = False
 
+    @property
+    def maxLength(self):
+        return self._limit
+
     def write(self, data):
         self.size += len(data)
         if self.overflow:
@@ -94,6 +102,15 @@ class UploadBody:
         appender._onResume = self._resume
         self._paused = False
 
+    @property
+    def maxLength(self):
+        return self.appender.limit
+
+    def refuse(self, error):
+        """The request is refused before its body: write none of it."""
+        self.complete = True
+        self.appender.refuse(error)
+
     def _pause(self):
         if not self.complete and self._transport is not None:
             self._paused = True
@@ -127,21 +144,43 @@ class UploadBody:
             self.appender.abort()
 
 
+def bodyTooLarge(body, uri, limit):
+    """The 413 for a request declaring a body longer than C{limit}."""
+    detail = {"limit": limit}
+    if isinstance(body, UploadBody):
+        return RegistryError("SIZE_INVALID", "blob exceeds the limit of %d bytes" % (limit,), detail, status=413)
+    if uri is not None and b"/manifests/" in uri.split(b"?", 1)[0]:
+        return RegistryError("MANIFEST_INVALID", "manifest exceeds %d bytes" % (limit,), detail, status=413)
+    return RegistryError("SIZE_INVALID", "request body exceeds %d bytes" % (limit,), detail, status=413)
+
+
 class IngestRequest(server.Request):
     log = Logger()
 
     def gotLength(self, length):
-        site = self.channel.site
+        channel = self.channel
+        site = channel.site
         body = None
+        uri = None
         chooser = getattr(site, "chooseBody", None)
         if chooser is not None:
-            method, uri = requestLine(self.channel)
+            method, uri = requestLine(channel)
             if method is not None:
                 body = chooser(self, method, uri, length)
         if body is None:
             server.Request.gotLength(self, length)
         else:
             self.content = body
+        limit = getattr(body, "maxLength", None)
+        refuse = getattr(channel, "refuse", None)
+        if limit and length is not None and length > limit and refuse is not None:
+            # Refuse now, without reading (or waiting for) the body.
+            error = bodyTooLarge(body, uri, limit)
+            if hasattr(body, "refuse"):
+                body.refuse(error)
+            self.content = BoundedBody(0)
+            self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the 413
+            refuse(error)
 
 
 class RegistryChannel(http.HTTPChannel):
