@@ -6,8 +6,6 @@ import pytest
 OPEN = {
     "test_random_manifests": "lone surrogates in descriptions poison the search index",
     "test_lone_surrogate_description_does_not_poison_the_index": "lone surrogates poison the search index",
-    "test_trickling_client_is_cut_off": "no minimum-rate (slowloris) timeout yet",
-    "test_client_that_stops_reading_is_cut_off": "no timeout on a client that stops reading",
 }
 
 

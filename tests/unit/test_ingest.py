@@ -201,15 +201,16 @@ class AppenderRefusalTests(unittest.TestCase):
         self.assertEqual(uploads.active, 0)
 
 
-# --- refusals, early 413, the URL guard -------------------------------------------
+# --- refusals, early 413, slow clients, the URL guard -----------------------------
 
 import json
 
 from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.task import Clock
+from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from txregistry.web.ingest import RegistryChannel
+from txregistry.web.ingest import BodyRateWatch, RegistryChannel
 
 
 @implementer(ITCPTransport)
@@ -372,6 +373,125 @@ class DeclaredLengthTests(unittest.TestCase):
         self.assertEqual(bodies[0].maxLength, 50)
         self.assertEqual(writer.pending, [])  # nothing written
         self.assertEqual(uploads.released, ["u1"])
+
+
+class SlowClientTests(unittest.TestCase):
+    def test_headDeadline(self):
+        clock = Clock()
+        site = LimitSite(clock=clock, headerTimeout=10)
+        channel, transport = connect(site)
+        for _ in range(9):  # a byte a second: never idle
+            channel.dataReceived(b"G")
+            clock.advance(1)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_headInTimeThenIdleIsNotCut(self):
+        clock = Clock()
+        site = LimitSite(clock=clock, headerTimeout=10, timeout=300)
+        channel, transport = connect(site)
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n")
+        clock.advance(9)
+        channel.dataReceived(b"\r\n")
+        self.assertEqual(site.leaf.served, [(b"GET", b"/a")])
+        clock.advance(100)  # keep-alive, between requests
+        self.assertFalse(transport.disconnecting)
+        # The next head has its own deadline, from its first byte.
+        channel.dataReceived(b"GET /b HTTP/1.1\r\n")
+        clock.advance(10)
+        self.assertTrue(transport.disconnecting)
+
+    def test_pipelinedHeadHasADeadline(self):
+        """A head replayed from the buffer after the previous response
+        (not through dataReceived) is timed too."""
+        clock = Clock()
+        site = LimitSite(clock=clock, headerTimeout=10)
+        pending = []
+
+        class Slow(Resource):
+            isLeaf = True
+
+            def render(self, request):
+                pending.append(request)
+                return NOT_DONE_YET
+
+        site.resource.wrapped = Slow()
+        channel, transport = connect(site)
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo")
+        clock.advance(20)  # the first request takes its time: not the head's
+        self.assertFalse(transport.disconnecting)
+        pending[0].finish()
+        clock.advance(9)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_sendStall(self):
+        clock = Clock()
+        site = LimitSite(clock=clock, sendTimeout=5)
+        channel, transport = connect(site)
+        channel.pauseProducing()  # the transport's buffer is full
+        clock.advance(4)
+        channel.resumeProducing()  # it drained
+        clock.advance(10)
+        self.assertFalse(transport.disconnected)
+        channel.pauseProducing()
+        clock.advance(5)
+        self.assertTrue(transport.disconnected)
+
+    def test_slowBodyCutOff(self):
+        clock = Clock()
+        site = LimitSite(limit=10**6, clock=clock, minBodyRate=100, bodyRateWindow=10, timeout=300)
+        channel, transport = connect(site)
+        channel.dataReceived(b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(10):
+            channel.dataReceived(b"x" * 200)  # 200 bytes/s
+            clock.advance(1)
+        self.assertFalse(transport.disconnected)
+        for _ in range(10):
+            channel.dataReceived(b"x" * 50)  # 50 bytes/s
+            clock.advance(1)
+        self.assertTrue(transport.disconnected)
+
+    def test_completeBodyStopsTheWatch(self):
+        clock = Clock()
+        site = LimitSite(clock=clock, minBodyRate=100, bodyRateWindow=10, timeout=300)
+        channel, transport = connect(site)
+        channel.dataReceived(b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        clock.advance(100)
+        self.assertFalse(transport.disconnected)
+        self.assertEqual(site.leaf.served, [(b"PUT", b"/a")])
+
+
+class BodyRateWatchTests(unittest.TestCase):
+    def test_pausedWindowNotJudged(self):
+        clock = Clock()
+        slow = []
+
+        class Body:
+            paused = False
+            pauses = 0
+
+        body = Body()
+        watch = BodyRateWatch(clock.callLater, 100, 10, body, slow.append)
+        body.paused, body.pauses = True, 1  # storage fell behind
+        clock.advance(10)
+        self.assertEqual(slow, [])
+        body.paused = False
+        clock.advance(10)  # a whole window without pause and without bytes
+        self.assertEqual(slow, [0])
+        watch.stop()
+
+    def test_stop(self):
+        clock = Clock()
+        slow = []
+        watch = BodyRateWatch(clock.callLater, 100, 10, object(), slow.append)
+        watch.feed(5)
+        watch.stop()
+        clock.advance(100)
+        self.assertEqual(slow, [])
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 class URLGuardTests(unittest.TestCase):
