@@ -76,6 +76,15 @@ LIMITS = {
     "max_headers": (100, 10),
     "max_header_bytes": (64 * 1024, 1024),
     "idle_timeout": (300, 1),
+    # Slow clients (0 turns each off): seconds from the first byte of a
+    # request head to its end; a request body averaging fewer than
+    # min_body_rate bytes/s over any body_rate_window seconds (time the
+    # registry itself paused the body is not counted); seconds a response
+    # may sit unread in a full send buffer.
+    "header_timeout": (30, 0),
+    "min_body_rate": (1024, 0),
+    "body_rate_window": (30, 1),
+    "send_timeout": (60, 0),
 }
 
 

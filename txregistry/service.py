@@ -129,6 +129,12 @@ class RegistryService(service.MultiService):
             timeout=limits.get("idle_timeout", 300),
             logFormatter=accessLogFormatter,
         )
+        # Connection timers (idle, slow clients) on the service's reactor.
+        self.site.reactor = reactor
+        self.site.headerTimeout = limits.get("header_timeout", RegistrySite.HEADER_TIMEOUT)
+        self.site.minBodyRate = limits.get("min_body_rate", RegistrySite.MIN_BODY_RATE)
+        self.site.bodyRateWindow = limits.get("body_rate_window", RegistrySite.BODY_RATE_WINDOW)
+        self.site.sendTimeout = limits.get("send_timeout", RegistrySite.SEND_TIMEOUT)
         self.endpoint = endpoints.serverFromString(reactor, self.description)
         self.port = None
         purger = internet.TimerService(UPLOAD_PURGE_INTERVAL, self.purgeUploads)

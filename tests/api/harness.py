@@ -4,10 +4,12 @@ import json
 import shutil
 import socket
 import tempfile
+import time
 
 import treq
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, succeed
+from twisted.internet.task import deferLater
 from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
 from twisted.web.client import HTTPConnectionPool
@@ -94,8 +96,21 @@ class RegistryTestCase(unittest.TestCase):
         self.site = RegistrySite(self.app.resource(), self.app.chooseBody)
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
+        self.addCleanup(self.serverConnectionsClosed)
         self.base = "http://127.0.0.1:%d" % (self.port.getHost().port,)
         self.http = HTTPConnectionPool(reactor, persistent=False)
+
+    async def serverConnectionsClosed(self, timeout=10):
+        """Wait (polling) until the server has seen every client close: a
+        refused request's connection lingers until the client closes it."""
+        deadline = time.monotonic() + timeout
+
+        def open_():
+            return [r for r in reactor.getReaders() + reactor.getWriters()
+                    if getattr(getattr(r, "protocol", None), "factory", None) is self.site]
+
+        while open_() and time.monotonic() < deadline:
+            await deferLater(reactor, 0.01, lambda: None)
 
     def makeSearch(self):
         """An IndexUpdater for the app, or None (search off)."""

@@ -93,3 +93,122 @@ class HeaderLimitTests(RegistryTestCase):
             ("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n" % ("a" * 70000)).encode(),
         )
         self.assertTrue(out.startswith(b"HTTP/1.1 431"), out[:100])
+
+
+def _sendHead(port, data, timeout=5):
+    """Send C{data} (a request head, maybe part of a body) and read until the
+    server closes; returns (what came, whether it closed in time).  Run it
+    in a thread."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    out = b""
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                return out, False
+            except ConnectionResetError:
+                return out, True
+            if not chunk:
+                return out, True
+            out += chunk
+    finally:
+        s.close()
+
+
+def _envelope(raw):
+    import json
+
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)["errors"][0]["code"]
+
+
+class DeclaredLengthTests(RegistryTestCase):
+    """A body declared longer than its limit is refused when the headers
+    arrive, without waiting for it, and the connection closed."""
+
+    def setUp(self):
+        RegistryTestCase.setUp(self)
+        self.registry.uploads.maxBlobSize = 1000
+        self.app.maxBodySize = 2000
+
+    async def _refused(self, head):
+        raw, closed = await deferToThread(_sendHead, self.port.getHost().port, head)
+        self.assertTrue(closed, raw)
+        return _envelope(raw)
+
+    async def _poll(self, condition, timeout=10):
+        """Wait until C{condition()} is true (polling), at most C{timeout} s."""
+        import time
+
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            await deferLater(reactor, 0.01, lambda: None)
+        return condition()
+
+    async def _noUploadsLeft(self, name):
+        import os
+
+        uploads = os.path.join(self.root, "docker/registry/v2/repositories", name, "_uploads")
+
+        def left():
+            return os.listdir(uploads) if os.path.isdir(uploads) else [], self.registry.uploads.active
+
+        await self._poll(lambda: left() == ([], 0))
+        self.assertEqual(left(), ([], 0))
+
+    @async_test
+    async def test_monolithicPost(self):
+        head = ("POST /v2/big/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n"
+                % (digests.of(b"q" * 1001),)).encode()
+        self.assertEqual(await self._refused(head), (413, "SIZE_INVALID"))
+        await self._noUploadsLeft("big")  # the upload begun for it is gone again
+
+    @async_test
+    async def test_patchLeavesTheUploadUsable(self):
+        r = await self.request("POST", "/v2/big/blobs/uploads/")
+        loc = r.header("Location").decode()
+        r = await self.request("PATCH", loc, b"a" * 10, {"Content-Type": "application/octet-stream"})
+        self.assertEqual(r.code, 202)
+        head = ("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000000\r\n"
+                "Expect: 100-continue\r\n\r\n" % (loc,)).encode()
+        raw, closed = await deferToThread(_sendHead, self.port.getHost().port, head)
+        self.assertTrue(closed)
+        self.assertNotIn(b"100 Continue", raw)
+        self.assertEqual(_envelope(raw), (413, "SIZE_INVALID"))
+        # Not locked, not changed: it goes on at once.
+        r = await self.request("GET", loc)
+        self.assertEqual((r.code, r.header("Range")), (204, b"0-9"))
+        r = await self.request("PATCH", loc, b"b" * 10, {"Content-Type": "application/octet-stream",
+                                                          "Content-Range": "10-19"})
+        self.assertEqual(r.code, 202)
+        r = await self.request("PUT", "%s?digest=%s" % (loc, digests.of(b"a" * 10 + b"b" * 10)))
+        self.assertEqual(r.code, 201, r.body)
+
+    @async_test
+    async def test_manifest(self):
+        head = b"PUT /v2/big/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Length: 2001\r\n\r\n"
+        self.assertEqual(await self._refused(head), (413, "MANIFEST_INVALID"))
+
+    @async_test
+    async def test_bodySentAnywayStillSeesThe413(self):
+        """A client that sends its whole (large) body at once reads the
+        answer, not a reset (the server reads and drops for a while)."""
+        body = b"m" * (4 * 1024 * 1024)
+        head = b"PUT /v2/big/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (len(body),)
+        self.assertEqual(await self._refused(head + body), (413, "MANIFEST_INVALID"))
+
+    @async_test
+    async def test_atTheLimit(self):
+        r, _ = await self.pushManifest("big", "t", b"{" + b" " * 1998 + b"}")
+        self.assertNotEqual(r.code, 413)
+        await self.pushBlob("big", b"w" * 1000)

@@ -62,3 +62,35 @@ def test_tls_on_plain_port_fails_fast(tmp_path):
         assert time.monotonic() - t < 5
     finally:
         d.stop()
+
+
+def test_refusals_before_the_body_over_tls(tlsDaemon):
+    """Over TLS (no half-close) the answers given before a body still
+    arrive whole: 413 for a declared length over the manifest limit, 400
+    for two Transfer-Encoding lines, and nothing after them is served."""
+    import json
+
+    context = ssl.create_default_context(cafile=tlsDaemon["ca"])
+    cases = [
+        (b"PUT /v2/tls/manifests/t HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n", 413,
+         "MANIFEST_INVALID"),
+        (b"POST /v2/tls/blobs/uploads/ HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+         b"Transfer-Encoding: identity\r\n\r\n0\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400, "UNSUPPORTED"),
+    ]
+    for data, status, code in cases:
+        with socket.create_connection(("127.0.0.1", tlsDaemon["port"]), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(data)
+                out = b""
+                while True:
+                    try:
+                        chunk = s.recv(65536)
+                    except (ssl.SSLError, ConnectionResetError):
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % (status,)), out
+        assert json.loads(body)["errors"][0]["code"] == code, out
+        assert out.count(b"HTTP/1.1 ") == 1, out

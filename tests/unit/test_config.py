@@ -116,12 +116,26 @@ def test_limitsAndReadonly(tmp_path):
     assert config.load(environ={"READONLY": "false"}).readonly is False
 
 
+def test_slowClientLimits(tmp_path):
+    s = config.load(environ={})
+    assert (s.limits["header_timeout"], s.limits["min_body_rate"], s.limits["body_rate_window"],
+            s.limits["send_timeout"]) == (30, 1024, 30, 60)
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n  limits:\n    header_timeout: 0\n    min_body_rate: 0\n    send_timeout: 5\n")
+    s = config.load(configFile=str(p), environ={})
+    assert (s.limits["header_timeout"], s.limits["min_body_rate"], s.limits["send_timeout"]) == (0, 0, 5)
+
+
 @pytest.mark.parametrize(
     "text,fragment",
     [
         ("dev:\n  limits:\n    max_blob_size: -1\n", "limits.max_blob_size must be an integer"),
         ("dev:\n  limits:\n    idle_timeout: soon\n", "limits.idle_timeout must be an integer"),
         ("dev:\n  limits:\n    max_speed: 3\n", "unknown limits: max_speed"),
+        ("dev:\n  limits:\n    header_timeout: -1\n", "limits.header_timeout must be an integer of at least 0"),
+        ("dev:\n  limits:\n    min_body_rate: 1.5\n", "limits.min_body_rate must be an integer"),
+        ("dev:\n  limits:\n    body_rate_window: 0\n", "limits.body_rate_window must be an integer of at least 1"),
+        ("dev:\n  limits:\n    send_timeout: never\n", "limits.send_timeout must be an integer"),
         ("dev:\n  readonly: perhaps\n", "readonly must be true or false"),
     ],
 )

@@ -78,12 +78,36 @@ class ReaderProducerTests(unittest.TestCase):
         producer = ReaderProducer(reader, consumer, 100, chunkSize=10)
         done = producer.start()
         reader.deliver()
-        producer.stopProducing()
-        self.assertTrue(reader.closed)
+        producer.stopProducing()  # while the next read is in flight
+        self.assertFalse(reader.closed, "closed under a read in flight")
+        self.assertIsNone(consumer.producer, "unregistered before the request may finish")
         self.successResultOf(done)
         reader.deliver()  # a late read result is dropped
+        self.assertTrue(reader.closed)
         self.assertEqual(len(consumer.written), 1)
         self.assertIsNone(reader.pending)
+
+    def test_stopBetweenReads(self):
+        reader = SlowReader(b"z" * 100)
+        consumer = Consumer()
+        producer = ReaderProducer(reader, consumer, 100, chunkSize=10)
+        done = producer.start()
+        producer.pauseProducing()
+        reader.deliver()
+        producer.stopProducing()
+        self.assertTrue(reader.closed)
+        self.assertIsNone(consumer.producer)
+        self.successResultOf(done)
+
+    def test_failedReadAfterStopIsQuiet(self):
+        reader = SlowReader(b"z" * 100)
+        producer = ReaderProducer(reader, Consumer(), 100, chunkSize=10)
+        done = producer.start()
+        producer.stopProducing()
+        reader.pending[0].errback(ValueError("read of closed file"))
+        self.assertTrue(reader.closed)
+        self.successResultOf(done)
+        self.assertEqual(self.flushLoggedErrors(ValueError), [])
 
     def test_shortFileFails(self):
         class Short:

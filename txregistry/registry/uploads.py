@@ -255,6 +255,9 @@ class Appender:
         self._waiters = []
         self._base = 0  # bytes in the upload before this body
         self._counted = False
+        self._opening = False
+        self._created = False  # this appender created the upload (a monolithic POST)
+        self._dropCreated = False
         if uploads.maxConcurrent and uploads.active >= uploads.maxConcurrent:
             self._reject(RegistryError(
                 "TOOMANYREQUESTS", "too many uploads at once (%d); retry later" % (uploads.maxConcurrent,),
@@ -263,7 +266,13 @@ class Appender:
             return
         uploads.active += 1
         self._counted = True
-        Deferred.fromCoroutine(self._open()).addErrback(self._fail)
+        self._opening = True
+        Deferred.fromCoroutine(self._open()).addCallbacks(self._opened, self._fail)
+
+    @property
+    def limit(self):
+        """The most bytes a blob may have (C{None}: no limit)."""
+        return self._uploads.maxBlobSize or None
 
     # --- opening ---
 
@@ -271,6 +280,7 @@ class Appender:
         uploads = self._uploads
         if self.uploadID is None:
             self.uploadID = await uploads.create(self.name)
+            self._created = True
         await uploads._checkExists(self.name, self.uploadID)
         self._state = await uploads._acquire(self.uploadID)
         await uploads._checkExists(self.name, self.uploadID)  # it may be gone meanwhile
@@ -290,9 +300,13 @@ class Appender:
         elif state.offset != writer.size:
             state.hashers = {}
         self._hashers = list(state.hashers.values())
+
+    def _opened(self, _):
+        self._opening = False
         self._kick()
 
     def _fail(self, failure):
+        self._opening = False
         if self.error is None:
             if failure.check(RegistryError):
                 self.error = failure.value
@@ -341,7 +355,10 @@ class Appender:
             self._onResume()
 
     def _kick(self):
-        if self._busy or self._writer is None or self.error is not None:
+        if self._opening or self._busy:
+            return
+        if self._writer is None or self.error is not None:
+            self._maybeDone()
             return
         if not self._queue:
             self._maybeDone()
@@ -394,11 +411,20 @@ class Appender:
         self.end()
         self._maybeDone()
 
+    def refuse(self, error):
+        """Refuse the whole body before any of it arrived (its declared
+        length is over the limit): nothing is written, the upload is
+        released, and an upload this appender was creating is removed."""
+        self._dropCreated = self.received == 0
+        self._reject(error)
+        self.end()
+        self._maybeDone()
+
     def _maybeDone(self):
         if not self._ended or self._busy or self._queue or self._closed:
             return
-        if self.error is None and self._writer is None:
-            return  # still opening
+        if self._opening:
+            return  # closed once open (or failed)
         self._closed = True
         Deferred.fromCoroutine(self._close()).addBoth(self._closedWith)
 
@@ -410,6 +436,8 @@ class Appender:
         try:
             if writer is not None:
                 await writer.close()
+            if self._dropCreated and self._created:
+                await self._uploads._forget(self.name, self.uploadID)
         finally:
             if self._state is not None:
                 self._uploads._release(self.uploadID)

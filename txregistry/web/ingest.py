@@ -10,6 +10,12 @@ as soon as the headers are in, where the body should go:
 - any other body is kept in memory up to a limit and counted, not kept,
   beyond it (L{BoundedBody}).
 
+A body may say how long it may be (C{maxLength}): a request declaring a
+longer Content-Length is answered 413 at once, before any of the body is
+read.  A request body that arrives too slowly (L{BodyRateWatch}), a request
+head that takes too long, and a response nobody reads (L{RegistryChannel})
+end the connection.
+
 Twisted gives a request no public way to know its method and path before the
 body is read; L{requestLine} is the one place that reaches into the channel
 for them.
@@ -17,8 +23,12 @@ for them.
 
 import io
 
+from twisted.internet.interfaces import ISSLTransport, ITCPTransport
 from twisted.logger import Logger
 from twisted.web import http, server
+
+from txregistry.errors import RegistryError
+from txregistry.web.guard import URLGuard, rawErrorResponse
 
 _HEADERS_TOO_LARGE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -50,6 +60,10 @@ class BoundedBody:
         self._buffer = io.BytesIO()
         self.size = 0
         self.overflow = False
+
+    @property
+    def maxLength(self):
+        return self._limit
 
     def write(self, data):
         self.size += len(data)
@@ -89,10 +103,25 @@ class UploadBody:
         appender._onPause = self._pause
         appender._onResume = self._resume
         self._paused = False
+        self.pauses = 0  # times the connection was paused for storage
+
+    @property
+    def maxLength(self):
+        return self.appender.limit
+
+    @property
+    def paused(self):
+        return self._paused
+
+    def refuse(self, error):
+        """The request is refused before its body: write none of it."""
+        self.complete = True
+        self.appender.refuse(error)
 
     def _pause(self):
         if not self.complete and self._transport is not None:
             self._paused = True
+            self.pauses += 1
             self._transport.pauseProducing()
 
     def _resume(self):
@@ -123,40 +152,194 @@ class UploadBody:
             self.appender.abort()
 
 
+def bodyTooLarge(body, uri, limit):
+    """The 413 for a request declaring a body longer than C{limit}."""
+    detail = {"limit": limit}
+    if isinstance(body, UploadBody):
+        return RegistryError("SIZE_INVALID", "blob exceeds the limit of %d bytes" % (limit,), detail, status=413)
+    if uri is not None and b"/manifests/" in uri.split(b"?", 1)[0]:
+        return RegistryError("MANIFEST_INVALID", "manifest exceeds %d bytes" % (limit,), detail, status=413)
+    return RegistryError("SIZE_INVALID", "request body exceeds %d bytes" % (limit,), detail, status=413)
+
+
+class BodyRateWatch:
+    """Calls C{onSlow(received)} when fewer than C{rate * window} bytes of a
+    request body arrived in a window of C{window} seconds (the first window
+    starts when the headers are in).  A window in which the body paused the
+    connection itself (storage fell behind: the body's C{paused} and
+    C{pauses}) is not judged; a new one starts."""
+
+    def __init__(self, callLater, rate, window, body, onSlow):
+        self._callLater = callLater
+        self._rate = rate
+        self._window = window
+        self._body = body
+        self._onSlow = onSlow
+        self._call = None
+        self._startWindow()
+
+    def _startWindow(self):
+        self.received = 0
+        self._pauses = getattr(self._body, "pauses", 0)
+        self._call = self._callLater(self._window, self._check)
+
+    def feed(self, n):
+        self.received += n
+
+    def _check(self):
+        self._call = None
+        body = self._body
+        if (self.received >= self._rate * self._window or getattr(body, "paused", False)
+                or getattr(body, "pauses", 0) != self._pauses):
+            self._startWindow()
+        else:
+            self._onSlow(self.received)
+
+    def stop(self):
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+
 class IngestRequest(server.Request):
     log = Logger()
+    _bodyWatch = None
 
     def gotLength(self, length):
-        site = self.channel.site
+        channel = self.channel
+        site = channel.site
         body = None
+        uri = None
         chooser = getattr(site, "chooseBody", None)
         if chooser is not None:
-            method, uri = requestLine(self.channel)
+            method, uri = requestLine(channel)
             if method is not None:
                 body = chooser(self, method, uri, length)
         if body is None:
             server.Request.gotLength(self, length)
         else:
             self.content = body
+        limit = getattr(body, "maxLength", None)
+        refuse = getattr(channel, "refuse", None)
+        if limit and length is not None and length > limit and refuse is not None:
+            # Refuse now, without reading (or waiting for) the body.
+            error = bodyTooLarge(body, uri, limit)
+            if hasattr(body, "refuse"):
+                body.refuse(error)
+            self.content = BoundedBody(0)
+            self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the 413
+            refuse(error)
+            return
+        rate = getattr(site, "minBodyRate", 0)
+        window = getattr(site, "bodyRateWindow", 0)
+        if length != 0 and rate and window:
+            self._bodyWatch = BodyRateWatch(channel.callLater, rate, window, self.content, self._bodyTooSlow)
+
+    def handleContentChunk(self, data):
+        if self._bodyWatch is not None:
+            self._bodyWatch.feed(len(data))
+        server.Request.handleContentChunk(self, data)
+
+    def _stopWatch(self):
+        if self._bodyWatch is not None:
+            self._bodyWatch.stop()
+            self._bodyWatch = None
+
+    def _bodyTooSlow(self, received):
+        self._bodyWatch = None
+        channel = self.channel
+        if channel is None or channel.transport is None:
+            return
+        site = channel.site
+        self.log.info(
+            "request body from {peer} too slow ({received} bytes in {window} s, min_body_rate {rate} bytes/s): "
+            "closing",
+            peer=str(channel.transport.getPeer()), received=received, window=site.bodyRateWindow,
+            rate=site.minBodyRate,
+        )
+        # The body's close() (from connectionLost) releases an upload it was
+        # feeding; what arrived stays, so the client can resume.
+        channel.transport.abortConnection()
+
+    def requestReceived(self, command, path, version):
+        self._stopWatch()
+        server.Request.requestReceived(self, command, path, version)
+
+    def connectionLost(self, reason):
+        self._stopWatch()
+        server.Request.connectionLost(self, reason)
 
 
 class RegistryChannel(http.HTTPChannel):
-    """HTTP/1.1 that answers a TLS handshake on a plain port at once.
+    """HTTP/1.1 that answers a TLS handshake on a plain port at once, refuses
+    ambiguous framing, and bounds slow clients.
 
     Clients told a registry is "insecure" (docker, podman, skopeo) try HTTPS
     first; a ClientHello rarely holds a CRLF, so the line-based parser would
-    wait for one until the client's handshake timeout (10 s per command)."""
+    wait for one until the client's handshake timeout (10 s per command).
 
+    Besides the idle timeout (silence), three limits (0 turns one off):
+    C{headerTimeout}, seconds from the first byte of a request head to its
+    end; C{sendTimeout}, seconds the transport's send buffer may stay full
+    (the client reads nothing); and the minimum body rate (see
+    L{IngestRequest} and L{BodyRateWatch})."""
+
+    log = Logger()
     _sniffed = False
+    _refused = False
+    headerTimeout = 0
+    sendTimeout = 0
+    # Seconds a refused connection is still read (and the bytes dropped)
+    # after the answer, so that a client still sending sees the answer, not
+    # a reset (RFC 9112 9.6).
+    LINGER = 5
+    _headCall = None
+    _stallCall = None
+    _lingerCall = None
 
     def dataReceived(self, data):
+        if self._refused:
+            return
         if not self._sniffed and data:
             self._sniffed = True
             if data[0] in _TLS_FIRST_BYTES:
                 self.transport.write(_HTTPS_TO_HTTP)
                 self.transport.loseConnection()
                 return
+        if data and self.line_mode:
+            self._startHead()  # the first byte of a request head
         http.HTTPChannel.dataReceived(self, data)
+
+    def lineReceived(self, line):
+        if self._refused:
+            return
+        # (A pipelined head is replayed from the buffer without dataReceived.)
+        self._startHead()
+        http.HTTPChannel.lineReceived(self, line)
+
+    def rawDataReceived(self, data):
+        if self._refused:
+            return
+        http.HTTPChannel.rawDataReceived(self, data)
+
+    def headerReceived(self, line):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"transfer-encoding":
+            # RFC 9112 6.1, 6.3: one coding we know, once, or the framing is
+            # ambiguous (whatever follows could be taken for a request).
+            if self.requests[-1].requestHeaders.hasHeader(b"transfer-encoding") or (
+                value.strip(b" \t").lower() != b"chunked"
+            ):
+                self.refuse(RegistryError(
+                    "UNSUPPORTED", "ambiguous message framing: only one Transfer-Encoding, chunked, is accepted",
+                    status=400,
+                ))
+                return False
+        return http.HTTPChannel.headerReceived(self, line)
+
+    def allHeadersReceived(self):
+        self._stopHead()
+        http.HTTPChannel.allHeadersReceived(self)
 
     def lineLengthExceeded(self, line):
         # One header line longer than all headers may be: say so, then close
@@ -164,31 +347,119 @@ class RegistryChannel(http.HTTPChannel):
         self.transport.write(_HEADERS_TOO_LARGE)
         self.transport.loseConnection()
 
+    def refuse(self, error):
+        """Answer C{error} (a L{RegistryError}) before the request's body,
+        and end the connection: nothing more the client sends is parsed.
+        On plain TCP the connection is half-closed and read (the bytes
+        dropped) for up to L{LINGER} seconds, so the client sees the answer."""
+        if self._refused:
+            return
+        self._refused = True
+        self._stopHead()
+        transport = self.transport
+        transport.write(rawErrorResponse(error))
+        if ITCPTransport.providedBy(transport) and not ISSLTransport.providedBy(transport):
+            transport.loseWriteConnection()
+            self._lingerCall = self.callLater(self.LINGER, self._lingerOver)
+        else:
+            self.loseConnection()
+
+    def _lingerOver(self):
+        self._lingerCall = None
+        self.transport.abortConnection()
+
+    # --- the request head deadline ---
+
+    def _startHead(self):
+        if self.headerTimeout and self._headCall is None:
+            self._headCall = self.callLater(self.headerTimeout, self._headTimedOut)
+
+    def _stopHead(self):
+        if self._headCall is not None:
+            self._headCall.cancel()
+            self._headCall = None
+
+    def _headTimedOut(self):
+        self._headCall = None
+        self.log.info(
+            "request head from {peer} not complete after {seconds} s: closing",
+            peer=str(self.transport.getPeer()), seconds=self.headerTimeout,
+        )
+        self.timeoutConnection()
+
+    # --- a client that does not read: the transport's buffer stays full ---
+
+    def pauseProducing(self):
+        if self.sendTimeout and self._stallCall is None:
+            self._stallCall = self.callLater(self.sendTimeout, self._sendStalled)
+        http.HTTPChannel.pauseProducing(self)
+
+    def resumeProducing(self):
+        self._stopStall()
+        http.HTTPChannel.resumeProducing(self)
+
+    def _stopStall(self):
+        if self._stallCall is not None:
+            self._stallCall.cancel()
+            self._stallCall = None
+
+    def _sendStalled(self):
+        self._stallCall = None
+        self.log.info(
+            "client {peer} read nothing for {seconds} s: aborting the connection",
+            peer=str(self.transport.getPeer()), seconds=self.sendTimeout,
+        )
+        # connectionLost stops the response's producer.
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason):
+        self._stopHead()
+        self._stopStall()
+        if self._lingerCall is not None:
+            self._lingerCall.cancel()
+            self._lingerCall = None
+        http.HTTPChannel.connectionLost(self, reason)
+
 
 class RegistrySite(server.Site):
     """A L{Site} whose requests stream their bodies where L{chooseBody}
-    says."""
+    says, behind a L{URLGuard}, with the slow-client limits of
+    L{RegistryChannel}."""
 
     requestFactory = IngestRequest
     protocol = RegistryChannel
     # Idle connections (between requests, or a client that stops sending its
     # request) are closed after this many seconds.
     IDLE_TIMEOUT = 300
+    # The defaults of limits.header_timeout, min_body_rate, body_rate_window
+    # and send_timeout (see txregistry.config.LIMITS).
+    HEADER_TIMEOUT = 30
+    MIN_BODY_RATE = 1024
+    BODY_RATE_WINDOW = 30
+    SEND_TIMEOUT = 60
 
-    def __init__(self, resource, chooseBody, accessLog=True, maxHeaders=100, maxHeaderBytes=64 * 1024, **kwargs):
+    def __init__(self, resource, chooseBody, accessLog=True, maxHeaders=100, maxHeaderBytes=64 * 1024,
+                 headerTimeout=HEADER_TIMEOUT, minBodyRate=MIN_BODY_RATE, bodyRateWindow=BODY_RATE_WINDOW,
+                 sendTimeout=SEND_TIMEOUT, **kwargs):
         kwargs.setdefault("parsePOSTFormSubmission", False)
         kwargs.setdefault("timeout", self.IDLE_TIMEOUT)
-        server.Site.__init__(self, resource, **kwargs)
+        server.Site.__init__(self, URLGuard(resource), **kwargs)
         self._chooseBody = chooseBody
         self._accessLog = accessLog
         self._maxHeaders = maxHeaders
         self._maxHeaderBytes = maxHeaderBytes
+        self.headerTimeout = headerTimeout
+        self.minBodyRate = minBodyRate
+        self.bodyRateWindow = bodyRateWindow
+        self.sendTimeout = sendTimeout
 
     def buildProtocol(self, addr):
         channel = server.Site.buildProtocol(self, addr)
         channel.maxHeaders = self._maxHeaders
         channel.totalHeadersSize = self._maxHeaderBytes
         channel.MAX_LENGTH = self._maxHeaderBytes
+        channel.headerTimeout = self.headerTimeout
+        channel.sendTimeout = self.sendTimeout
         return channel
 
     def log(self, request):

@@ -50,6 +50,7 @@ class ReaderProducer:
     def _gotData(self, data):
         self._reading = False
         if self._stopped:
+            self._reader.close()  # (put off by stopProducing)
             return
         if not data:
             # The file is shorter than announced: we cannot make the response
@@ -63,6 +64,9 @@ class ReaderProducer:
 
     def _readFailed(self, failure):
         self._reading = False
+        if self._stopped:
+            self._reader.close()
+            return
         self.log.failure("reading a stored file failed", failure)
         self._finish(failure)
 
@@ -91,5 +95,14 @@ class ReaderProducer:
         if self._done.called:
             return
         self._stopped = True
-        self._reader.close()
+        if not self._reading:
+            # (A read in flight, maybe in a thread, finishes first.)
+            self._reader.close()
+        # The transport stops its producer before the request hears that
+        # the connection is gone, so the request may finish (when _done
+        # fires) before that: it must find no producer registered.
+        try:
+            self._consumer.unregisterProducer()
+        except Exception:
+            pass
         self._done.callback(None)

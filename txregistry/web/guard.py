@@ -1,0 +1,80 @@
+"""The registry's error envelope for answers given below the Klein app: by
+the HTTP channel (a request refused before its body is read) and by
+L{URLGuard} (a request whose URL Klein cannot decode)."""
+
+import json
+
+from twisted.web.resource import Resource
+
+from txregistry.errors import RegistryError
+
+API_VERSION = b"registry/2.0"
+
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 413: b"Content Too Large"}
+
+
+def errorBody(error):
+    """C{{"errors":[{"code","message","detail"}]}} for a L{RegistryError}."""
+    return json.dumps({"errors": [error.asDict()]}, separators=(",", ":")).encode("utf-8")
+
+
+def rawErrorResponse(error):
+    """A whole HTTP/1.1 response carrying C{error}, ending the connection:
+    for the channel to write itself when no L{Request} will answer."""
+    body = errorBody(error)
+    return b"".join([
+        b"HTTP/1.1 %d %s\r\n" % (error.status, _REASONS.get(error.status, b"Error")),
+        b"Content-Type: application/json\r\n",
+        b"Content-Length: %d\r\n" % (len(body),),
+        b"Docker-Distribution-API-Version: %s\r\n" % (API_VERSION,),
+        b"Connection: close\r\n\r\n",
+        body,
+    ])
+
+
+def urlProblem(request):
+    """The L{RegistryError} for a request whose Host header or
+    percent-decoded path is not UTF-8, or whose host name is not one IDNA can
+    encode (what Klein needs to route it), or C{None}.  Checks the same bytes
+    Klein decodes: the host name and the request's prepath and postpath."""
+    try:
+        host = request.getRequestHostname().decode("utf-8")
+    except UnicodeDecodeError:
+        return RegistryError("UNSUPPORTED", "the Host header is not UTF-8", status=400)
+    try:
+        # What Klein's router (werkzeug) does with it.
+        host.lower().partition(":")[0].encode("idna")
+    except UnicodeError:
+        return RegistryError("UNSUPPORTED", "the Host header is not a host name", status=400)
+    try:
+        b"/".join(request.prepath).decode("utf-8")
+        b"/".join(request.postpath).decode("utf-8")
+    except UnicodeDecodeError:
+        if request.path.startswith(b"/v2"):
+            return RegistryError("NAME_INVALID", "the path is not UTF-8 once percent-decoded")
+        return RegistryError("UNSUPPORTED", "the path is not UTF-8 once percent-decoded", status=400)
+    return None
+
+
+class URLGuard(Resource):
+    """Wraps the Klein resource: a request Klein could not decode (it would
+    answer a text/plain 400 and log a traceback) gets the registry's error
+    envelope instead; every other request goes to the wrapped resource
+    untouched (this is a leaf, so the path is not consumed)."""
+
+    isLeaf = True
+
+    def __init__(self, wrapped):
+        Resource.__init__(self)
+        self.wrapped = wrapped
+
+    def render(self, request):
+        error = urlProblem(request)
+        if error is None:
+            return self.wrapped.render(request)
+        body = errorBody(error)
+        request.setResponseCode(error.status)
+        request.setHeader(b"Docker-Distribution-API-Version", API_VERSION)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Content-Length", b"%d" % (len(body),))
+        return body
