@@ -13,8 +13,10 @@ storage as it was: zero wrong grants.
 import base64
 import json
 import os
+import socket
 
 from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
 from twisted.python.threadpool import ThreadPool
 
 from tests.api.harness import ChunkedBody, RegistryTestCase, async_test
@@ -306,6 +308,38 @@ class BasicTests(MatrixTests, AuthTestCase):
         r = await self.request("HEAD", "/v2/secret/app/blobs/%s" % digests.of(other),
                                headers=await self.headersFor("root"))
         self.assertEqual(r.code, 404)
+
+
+    @async_test
+    async def test_refusedUploadBodyIsAnsweredAtOnce(self):
+        # A chunked body that never ends, from a caller who may not push
+        # there: answered as soon as the caller is known, not read to the end.
+        def send(port, authorization):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            try:
+                s.sendall(b"PATCH /v2/secret/app/blobs/uploads/x HTTP/1.1\r\nHost: x\r\n"
+                          b"Authorization: " + authorization.encode() + b"\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n" + b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+                out = b""
+                while b"\r\n\r\n" not in out:
+                    data = s.recv(65536)
+                    if not data:
+                        break
+                    out += data
+                return out
+            finally:
+                s.close()
+
+        port = self.port.getHost().port
+        for cache in (60, 0):  # known at once, and after the check in the pool
+            self.app.auth = Authorizer(
+                settingsFrom(self.authDir, "auth:\n  htpasswd: htpasswd\n  mode: basic\n  cache_seconds: %d\n"
+                             % cache + POLICY), reactor, self.authPool)
+            for who, status in (("alice", b"403"), ("mallory", b"401")):
+                out = await deferToThread(send, port, basicHeader(*CREDENTIALS[who]))
+                self.assertTrue(out.startswith(b"HTTP/1.1 " + status), (cache, who, out))
+                if status == b"401":
+                    self.assertIn(b"WWW-Authenticate: Basic", out)
 
 
 class BearerTests(MatrixTests, AuthTestCase):

@@ -96,3 +96,26 @@ class PendingBodyTests(unittest.TestCase):
         body.decide(Target(10))
         self.assertEqual(closed, [True])
         self.assertRaises(RuntimeError, body.decide, Target(10))
+
+    def test_pausedWhileUndecided(self):
+        body = PendingBody(StringTransport(), maxLength=100)
+        self.assertEqual((body.paused, body.maxLength), (True, 100))
+        body.decide(BoundedBody(10))
+        self.assertFalse(body.paused)
+        self.assertEqual(body.pauses, 1)
+
+    def test_refusedBeforeDecided(self):
+        refused = []
+
+        class Target(BoundedBody):
+            def refuse(self, error):
+                refused.append(error)
+
+        t = StringTransport()
+        body = PendingBody(t)
+        body.write(b"abc")
+        body.refuse("too big")
+        target = Target(10)
+        body.decide(target)
+        self.assertEqual((refused, target.getvalue()), (["too big"], b""))
+        self.assertEqual(t.producerState, "paused")  # the channel ends the connection

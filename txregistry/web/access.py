@@ -78,6 +78,11 @@ class Authentication:
             waiter.callback(self._result)
 
     @property
+    def outcome(self):
+        """Once L{done}: the identity, or the L{Failure}."""
+        return self._result
+
+    @property
     def identity(self):
         """The identity if authentication succeeded already, else None."""
         if self.done and not isinstance(self._result, Failure):
@@ -104,14 +109,37 @@ class PendingBody:
     one: C{write}, C{seek(0)} at the end of the body, C{close} if the client
     went away first."""
 
-    def __init__(self, transport):
+    def __init__(self, transport, maxLength=None):
         self._transport = transport
         self._chunks = []
         self._ended = False
         self._closed = False
+        self._refusal = None
         self.target = None
+        # The most bytes the body may have, whatever it turns out to go to
+        # (a request declaring more is refused at once).
+        self.maxLength = maxLength
         if transport is not None:
             transport.pauseProducing()
+
+    @property
+    def paused(self):
+        """Whether the connection is paused for the body's sake (it is
+        while undecided): the slow-body watch does not count that time."""
+        return self.target is None or getattr(self.target, "paused", False)
+
+    @property
+    def pauses(self):
+        return 1 + getattr(self.target, "pauses", 0)
+
+    def refuse(self, error):
+        """The request is refused before its body: the target gets none of
+        it (and is told, if it can be)."""
+        if self.target is not None:
+            if hasattr(self.target, "refuse"):
+                self.target.refuse(error)
+        else:
+            self._refusal = error
 
     def write(self, data):
         if self.target is not None:
@@ -145,6 +173,11 @@ class PendingBody:
         if self.target is not None:
             raise RuntimeError("decided already")
         self.target = body
+        if self._refusal is not None:
+            if hasattr(body, "refuse"):
+                body.refuse(self._refusal)
+            self._chunks = []
+            return
         if self._transport is not None and not self._ended and not self._closed:
             # Resume first: the target may pause again as it takes the
             # buffered bytes (the reading itself starts on the next turn).

@@ -18,7 +18,7 @@ from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
 from txregistry.web.access import Authentication, PendingBody, routeScopes
-from txregistry.web.ingest import BoundedBody, UploadBody
+from txregistry.web.ingest import BoundedBody, RefusedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
 
 API_VERSION = b"registry/2.0"
@@ -138,6 +138,13 @@ def uploadPlan(method, rawName, uploadID, query, contentRange):
     return name, unquote(uploadID), start, tuple(algorithms)
 
 
+def _accessRegistryError(e):
+    """The L{RegistryError} of an L{Unauthorized} or L{Forbidden}."""
+    if isinstance(e, Unauthorized):
+        return RegistryError("UNAUTHORIZED", e.message, headers={b"WWW-Authenticate": e.challenge.encode("latin-1")})
+    return RegistryError("DENIED", e.message)
+
+
 def _body(request):
     """The request body, through the L{PendingBody} it may have waited in."""
     content = request.content
@@ -221,16 +228,31 @@ class RegistryApp:
         scopes = routeScopes("upload", "PATCH", name)
         authentication = self._authentication(request, scopes)
 
-        def decide():
-            identity = authentication.identity
-            if identity is not None and self._permits(identity, scopes):
-                return upload()
-            return BoundedBody(0)
+        def decide(outcome):
+            """The body's destination: the upload, or (the caller may not
+            push here) nowhere, with the 401/403 answered at once."""
+            if isinstance(outcome, Failure):
+                if outcome.check(Unauthorized, Forbidden):
+                    return RefusedBody(_accessRegistryError(outcome.value))
+                return BoundedBody(0)  # the handler answers what went wrong
+            try:
+                self.auth.require(outcome, scopes, baseURL=self._baseURL(request))
+            except (Unauthorized, Forbidden) as e:
+                return RefusedBody(_accessRegistryError(e))
+            return upload()
 
         if authentication.done:
-            return decide()
-        pending = PendingBody(transport)
-        authentication.wait().addBoth(lambda _: pending.decide(decide()))
+            return decide(authentication.outcome)
+        pending = PendingBody(transport, self.registry.uploads.maxBlobSize or None)
+
+        def decided(outcome):
+            body = decide(outcome)
+            pending.decide(body)
+            refusal = getattr(body, "refusal", None)
+            if refusal is not None and hasattr(request, "refuseBody"):
+                request.refuseBody(refusal)
+
+        authentication.wait().addBoth(decided)
         return pending
 
     # --- authentication and access ---
@@ -315,13 +337,7 @@ class RegistryApp:
 
     def _accessError(self, request, e):
         """The answer to an L{Unauthorized} or L{Forbidden}."""
-        if isinstance(e, Unauthorized):
-            err = RegistryError(
-                "UNAUTHORIZED", e.message, headers={b"WWW-Authenticate": e.challenge.encode("latin-1")}
-            )
-        else:
-            err = RegistryError("DENIED", e.message)
-        return self._error(request, err)
+        return self._error(request, _accessRegistryError(e))
 
     # --- entry points ---
 

@@ -27,6 +27,9 @@ def rawErrorResponse(error):
         b"Content-Type: application/json\r\n",
         b"Content-Length: %d\r\n" % (len(body),),
         b"Docker-Distribution-API-Version: %s\r\n" % (API_VERSION,),
+    ] + [
+        b"%s: %s\r\n" % (name, value) for name, value in error.headers.items()
+    ] + [
         b"Connection: close\r\n\r\n",
         body,
     ])

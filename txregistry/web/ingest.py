@@ -152,6 +152,15 @@ class UploadBody:
             self.appender.abort()
 
 
+class RefusedBody(BoundedBody):
+    """The body of a request refused before its body (C{refusal}: the
+    L{RegistryError} to answer at once): nothing of it is kept."""
+
+    def __init__(self, refusal):
+        BoundedBody.__init__(self, 0)
+        self.refusal = refusal
+
+
 def bodyTooLarge(body, uri, limit):
     """The 413 for a request declaring a body longer than C{limit}."""
     detail = {"limit": limit}
@@ -219,21 +228,34 @@ class IngestRequest(server.Request):
             server.Request.gotLength(self, length)
         else:
             self.content = body
+        refusal = getattr(body, "refusal", None)
+        if refusal is not None and self.refuseBody(refusal):
+            return
         limit = getattr(body, "maxLength", None)
-        refuse = getattr(channel, "refuse", None)
-        if limit and length is not None and length > limit and refuse is not None:
+        if limit and length is not None and length > limit and getattr(channel, "refuse", None) is not None:
             # Refuse now, without reading (or waiting for) the body.
             error = bodyTooLarge(body, uri, limit)
             if hasattr(body, "refuse"):
                 body.refuse(error)
-            self.content = BoundedBody(0)
-            self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the 413
-            refuse(error)
+            self.refuseBody(error)
             return
         rate = getattr(site, "minBodyRate", 0)
         window = getattr(site, "bodyRateWindow", 0)
         if length != 0 and rate and window:
             self._bodyWatch = BodyRateWatch(channel.callLater, rate, window, self.content, self._bodyTooSlow)
+
+    def refuseBody(self, error):
+        """Answer C{error} now, before (the rest of) the body, and end the
+        connection; C{False} if this channel cannot (then the handler
+        answers once the body is in)."""
+        refuse = getattr(self.channel, "refuse", None)
+        if refuse is None:
+            return False
+        self._stopWatch()
+        self.content = BoundedBody(0)
+        self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the answer
+        refuse(error)
+        return True
 
     def handleContentChunk(self, data):
         if self._bodyWatch is not None:
