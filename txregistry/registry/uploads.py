@@ -108,13 +108,14 @@ class Uploads:
         state.busy = True
         return state
 
-    def _release(self, uploadID):
-        state = self._states.get(uploadID)
-        if state is not None:
-            state.busy = False
-            waiting, state.waiting = state.waiting, []
-            for d in waiting:
-                d.callback(None)
+    def _release(self, state):
+        """Give up the claim on C{state} (from L{_acquire}) and wake those
+        waiting for it, also when the upload was forgotten meanwhile (they
+        then find it gone)."""
+        state.busy = False
+        waiting, state.waiting = state.waiting, []
+        for d in waiting:
+            d.callback(None)
 
     async def _idle(self, uploadID):
         """Wait for the requests writing to this upload to finish."""
@@ -171,7 +172,7 @@ class Uploads:
             await self._forget(name, uploadID)
             return size
         finally:
-            self._release(uploadID)
+            self._release(state)
 
     async def _forget(self, name, uploadID):
         self._states.pop(uploadID, None)
@@ -211,11 +212,12 @@ class Uploads:
 
     async def cancel(self, name, uploadID):
         await self._checkExists(name, uploadID)
-        await self._acquire(uploadID)
+        state = await self._acquire(uploadID)
         try:
+            await self._checkExists(name, uploadID)  # it may be gone meanwhile
             await self._forget(name, uploadID)
         finally:
-            self._release(uploadID)
+            self._release(state)
 
 
 class Appender:
@@ -440,7 +442,7 @@ class Appender:
                 await self._uploads._forget(self.name, self.uploadID)
         finally:
             if self._state is not None:
-                self._uploads._release(self.uploadID)
+                self._uploads._release(self._state)
         if self.error is not None:
             return self.error
         return writer.size
