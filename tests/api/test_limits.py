@@ -3,6 +3,7 @@
 from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.threads import deferToThread
 
+from tests.hostile.checks import isErrorEnvelope
 from tests.api.harness import ChunkedBody, RegistryTestCase, async_test, rawRequest
 from txregistry import digest as digests
 from txregistry.registry import Registry
@@ -92,7 +93,8 @@ class HeaderLimitTests(RegistryTestCase):
             rawRequest, self.port.getHost().port,
             ("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n" % ("a" * 70000)).encode(),
         )
-        self.assertTrue(out.startswith(b"HTTP/1.1 431"), out[:100])
+        self.assertTrue(out.startswith(b"HTTP/1.1 431 Request Header Fields Too Large"), out[:100])
+        self.assertTrue(isErrorEnvelope(out.partition(b"\r\n\r\n")[2]), out)
 
 
 def _sendHead(port, data, timeout=5):

@@ -88,10 +88,11 @@ class FakeUploads:
         pass
 
     async def _acquire(self, uploadID):
+        self.state.uploadID = uploadID
         return self.state
 
-    def _release(self, uploadID):
-        self.released.append(uploadID)
+    def _release(self, state):
+        self.released.append(state.uploadID)
 
     async def _forget(self, name, uploadID):
         self.forgotten.append(uploadID)

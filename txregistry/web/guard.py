@@ -4,13 +4,13 @@ L{URLGuard} (a request whose URL Klein cannot decode)."""
 
 import json
 
+from twisted.web.http import RESPONSES
 from twisted.web.resource import Resource
 
 from txregistry.errors import RegistryError
 
 API_VERSION = b"registry/2.0"
 
-_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 413: b"Content Too Large"}
 
 
 def errorBody(error):
@@ -23,7 +23,7 @@ def rawErrorResponse(error):
     for the channel to write itself when no L{Request} will answer."""
     body = errorBody(error)
     return b"".join([
-        b"HTTP/1.1 %d %s\r\n" % (error.status, _REASONS.get(error.status, b"Error")),
+        b"HTTP/1.1 %d %s\r\n" % (error.status, RESPONSES.get(error.status, b"Error")),
         b"Content-Type: application/json\r\n",
         b"Content-Length: %d\r\n" % (len(body),),
         b"Docker-Distribution-API-Version: %s\r\n" % (API_VERSION,),

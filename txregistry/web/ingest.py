@@ -30,9 +30,6 @@ from twisted.web import http, server
 from txregistry.errors import RegistryError
 from txregistry.web.guard import URLGuard, rawErrorResponse
 
-_HEADERS_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-)
 # First bytes of a TLS handshake record (0x16) or an SSLv2 hello (0x80).
 _TLS_FIRST_BYTES = (0x16, 0x80)
 _HTTPS_TO_HTTP = (
@@ -366,8 +363,8 @@ class RegistryChannel(http.HTTPChannel):
     def lineLengthExceeded(self, line):
         # One header line longer than all headers may be: say so, then close
         # (Twisted's line parser would just drop the connection).
-        self.transport.write(_HEADERS_TOO_LARGE)
-        self.transport.loseConnection()
+        self.refuse(RegistryError(
+            "UNSUPPORTED", "a request line or header line is longer than %d bytes" % (self.MAX_LENGTH,), status=431))
 
     def refuse(self, error):
         """Answer C{error} (a L{RegistryError}) before the request's body,
