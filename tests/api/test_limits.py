@@ -1,12 +1,10 @@
 """Read-only mode and the configurable limits."""
 
-from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
 from twisted.internet.threads import deferToThread
 
 from tests.hostile.checks import isErrorEnvelope
 from tests.api.harness import ChunkedBody, RegistryTestCase, async_test, rawRequest
 from txregistry import digest as digests
-from txregistry.registry import Registry
 
 
 class ReadonlyTests(RegistryTestCase):

@@ -7,7 +7,6 @@ import os
 
 import oras.oci
 import oras.provider
-import pytest
 
 from tests.e2e import clients
 

@@ -13,6 +13,12 @@ API_VERSION = b"registry/2.0"
 
 
 
+def _reason(status):
+    # twisted.web's table lacks the newer ones (RFC 6585, RFC 9110 names).
+    return {413: b"Content Too Large", 431: b"Request Header Fields Too Large"}.get(
+        status, RESPONSES.get(status, b"Error"))
+
+
 def errorBody(error):
     """C{{"errors":[{"code","message","detail"}]}} for a L{RegistryError}."""
     return json.dumps({"errors": [error.asDict()]}, separators=(",", ":")).encode("utf-8")
@@ -23,7 +29,7 @@ def rawErrorResponse(error):
     for the channel to write itself when no L{Request} will answer."""
     body = errorBody(error)
     return b"".join([
-        b"HTTP/1.1 %d %s\r\n" % (error.status, RESPONSES.get(error.status, b"Error")),
+        b"HTTP/1.1 %d %s\r\n" % (error.status, _reason(error.status)),
         b"Content-Type: application/json\r\n",
         b"Content-Length: %d\r\n" % (len(body),),
         b"Docker-Distribution-API-Version: %s\r\n" % (API_VERSION,),
