@@ -42,6 +42,27 @@ class ContractMixin:
             await self.driver.getContent("/nope")
 
     @async_test
+    async def test_contentChain(self):
+        await self.driver.putContent("/links/a", b"/links/b")
+        await self.driver.putContent("/links/b", b"/links/c")
+        await self.driver.putContent("/links/c", b"end")
+        follow = lambda content: content.decode() if content.startswith(b"/") else None  # noqa: E731
+        self.assertEqual(await self.driver.getContentChain("/links/a", follow), [b"/links/b", b"/links/c", b"end"])
+        self.assertEqual(await self.driver.getContentChain("/links/c", follow), [b"end"])
+        # a link to nothing ends the chain with None; so does a missing start
+        await self.driver.putContent("/links/d", b"/links/missing")
+        self.assertEqual(await self.driver.getContentChain("/links/d", follow), [b"/links/missing", None])
+        self.assertEqual(await self.driver.getContentChain("/nope", follow), [None])
+        # a loop is cut off
+        await self.driver.putContent("/links/loop", b"/links/loop")
+        self.assertEqual(len(await self.driver.getContentChain("/links/loop", follow)), 8)
+        with self.assertRaises(InvalidPath):
+            await self.driver.getContentChain("/a/../b", follow)
+        await self.driver.putContent("/links/bad", b"/x/../y")
+        with self.assertRaises(InvalidPath):
+            await self.driver.getContentChain("/links/bad", follow)
+
+    @async_test
     async def test_invalidPaths(self):
         for bad in ("relative", "/a/../b", "/a/./b", "/a//b", "/a/b/", "/a\x00b", "/a b", "/a\\b", "", "/"):
             with self.assertRaises(InvalidPath, msg=bad):

@@ -6,17 +6,24 @@ from txregistry.registry import layout
 from txregistry.storage import PathNotFound
 
 
-async def readLink(driver, path):
-    """The digest a link file names, or C{None} when there is no link (or it
-    is unreadable garbage, which we treat as absent)."""
-    try:
-        data = await driver.getContent(path)
-    except PathNotFound:
+def linkDigest(data):
+    """The digest a link file's content names, or C{None} for no content (or
+    unreadable garbage, which we treat as absent)."""
+    if data is None:
         return None
     try:
         return digests.parse(data.strip())
     except digests.InvalidDigest:
         return None
+
+
+async def readLink(driver, path):
+    """The digest the link file at C{path} names, or C{None}."""
+    try:
+        data = await driver.getContent(path)
+    except PathNotFound:
+        return None
+    return linkDigest(data)
 
 
 async def exists(driver, path):

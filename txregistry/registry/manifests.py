@@ -13,7 +13,7 @@ from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
-from txregistry.registry.blobs import exists, readLink
+from txregistry.registry.blobs import exists, linkDigest, readLink
 from txregistry.storage import PathNotFound
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -200,13 +200,21 @@ class Manifests:
     async def resolve(self, name, reference):
         """The digest a reference names in C{name}, or MANIFEST_UNKNOWN."""
         digest, tag = parseReference(reference)
-        if tag is not None:
-            digest = await readLink(self.driver, layout.tagCurrentLink(name, tag))
-            if digest is None:
-                raise RegistryError(
-                    "MANIFEST_UNKNOWN", "manifest tagged %r is not known" % (tag,), {"tag": tag}
-                )
-        if not await self._isRevision(name, digest):
+        if tag is None:
+            if not await self._isRevision(name, digest):
+                raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
+            return digest
+
+        def revisionOf(content):
+            linked = linkDigest(content)
+            return None if linked is None else layout.revisionLink(name, linked)
+
+        # The tag's link and the revision link it names, read in one go.
+        chain = await self.driver.getContentChain(layout.tagCurrentLink(name, tag), revisionOf)
+        digest = linkDigest(chain[0])
+        if digest is None:
+            raise RegistryError("MANIFEST_UNKNOWN", "manifest tagged %r is not known" % (tag,), {"tag": tag})
+        if len(chain) < 2 or linkDigest(chain[1]) != digest:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
         return digest
 

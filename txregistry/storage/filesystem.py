@@ -10,14 +10,15 @@ from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
 from txregistry.storage.interface import (
+    checkPath,
     FileInfo,
     InvalidOffset,
     IReader,
     IStorageDriver,
     IWriter,
+    MAX_CHAIN,
     PathNotFound,
     StorageError,
-    checkPath,
 )
 
 TEMP_PREFIX = ".tmp-"
@@ -106,10 +107,14 @@ class _FileWriter:
 class FilesystemDriver:
     name = "filesystem"
 
-    def __init__(self, root, reactor, threadpool):
+    def __init__(self, root, reactor, threadpool, lookupPool=None):
         self.root = os.path.abspath(root)
         self._reactor = reactor
         self._pool = threadpool
+        # Small reads (links, manifests, stat, list): a few threads of
+        # their own, so a burst of them does not spread over (and contend
+        # for the GIL in) every thread of the big pool.
+        self._lookupPool = lookupPool or threadpool
 
     def __repr__(self):
         return "<FilesystemDriver %s>" % (self.root,)
@@ -121,9 +126,12 @@ class FilesystemDriver:
         checkPath(path)
         return self.root + path
 
-    def _call(self, path, f, *args):
-        """Run C{f(localPath, *args)} in the pool, mapping ENOENT to
-        L{PathNotFound}."""
+    def _lookup(self, f, *args):
+        return deferToThreadPool(self._reactor, self._lookupPool, f, *args)
+
+    def _call(self, path, f, *args, lookup=False):
+        """Run C{f(localPath, *args)} in the pool (the lookup pool with
+        C{lookup}), mapping ENOENT to L{PathNotFound}."""
         local = self._local(path)
 
         def call():
@@ -132,7 +140,7 @@ class FilesystemDriver:
             except OSError as e:
                 raise _notFound(e, path)
 
-        return self._run(call)
+        return self._lookup(call) if lookup else self._run(call)
 
     # --- small content ---
 
@@ -141,7 +149,30 @@ class FilesystemDriver:
             with open(local, "rb") as f:
                 return f.read()
 
-        return self._call(path, get)
+        return self._call(path, get, lookup=True)
+
+    def getContentChain(self, path, follow):
+        """All in one step of the thread pool (a tag's link, then the
+        revision link it names: one hop for a manifest GET by tag)."""
+
+        def chain():
+            found = []
+            current = path
+            while current is not None and len(found) < MAX_CHAIN:
+                try:
+                    with open(self._local(current), "rb") as f:
+                        content = f.read()
+                except OSError as e:
+                    if not isinstance(_notFound(e, current), PathNotFound):
+                        raise
+                    found.append(None)
+                    break
+                found.append(content)
+                current = follow(content)
+            return found
+
+        checkPath(path)
+        return self._lookup(chain)
 
     def putContent(self, path, data):
         def put(local):
@@ -195,7 +226,7 @@ class FilesystemDriver:
             isDir = os.path.isdir(local)
             return FileInfo(path, 0 if isDir else st.st_size, st.st_mtime, isDir)
 
-        return self._call(path, stat)
+        return self._call(path, stat, lookup=True)
 
     def list(self, path):
         def list_(local):
@@ -204,8 +235,8 @@ class FilesystemDriver:
             return sorted(prefix + "/" + n for n in names if not n.startswith(TEMP_PREFIX))
 
         if path == "/":
-            return self._run(lambda: list_(self.root) if os.path.isdir(self.root) else [])
-        return self._call(path, list_)
+            return self._lookup(lambda: list_(self.root) if os.path.isdir(self.root) else [])
+        return self._call(path, list_, lookup=True)
 
     def move(self, source, dest):
         localDest = self._local(dest)

@@ -90,6 +90,13 @@ class IStorageDriver(Interface):
     def getContent(path):
         """Deferred firing with the bytes at C{path} (small content only)."""
 
+    def getContentChain(path, follow):
+        """Deferred firing with a list of contents: C{path}'s, then, as long
+        as C{follow(content)} names another path, that path's.  A path with
+        nothing stored at it ends the list with C{None}.  C{follow} is pure
+        (no I/O) and cheap; it may run in any thread, so that a driver can
+        read a link and what it names in one step."""
+
     def putContent(path, data):
         """Deferred firing once C{data} replaced the content at C{path}
         atomically: readers see the old or the new content, never a mix."""
@@ -117,3 +124,21 @@ class IStorageDriver(Interface):
     def redirectURL(path, method="GET"):
         """Deferred firing with a URL a client can fetch the content from
         directly, or C{None}."""
+
+
+MAX_CHAIN = 8  # links followed at most by getContentChain
+
+
+async def followChain(getContent, path, follow):
+    """L{IStorageDriver.getContentChain} on top of a C{getContent}
+    returning Deferreds (for drivers without a faster way)."""
+    found = []
+    while path is not None and len(found) < MAX_CHAIN:
+        try:
+            content = await getContent(path)
+        except PathNotFound:
+            found.append(None)
+            break
+        found.append(content)
+        path = follow(content)
+    return found

@@ -2,17 +2,18 @@
 
 import time
 
-from twisted.internet.defer import maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from zope.interface import implementer
 
 from txregistry.storage.interface import (
+    checkPath,
     FileInfo,
+    followChain,
     InvalidOffset,
     IReader,
     IStorageDriver,
     IWriter,
     PathNotFound,
-    checkPath,
 )
 
 
@@ -85,6 +86,9 @@ class MemoryDriver:
 
     def getContent(self, path):
         return maybeDeferred(self._get, path)
+
+    def getContentChain(self, path, follow):
+        return Deferred.fromCoroutine(followChain(self.getContent, path, follow))
 
     def putContent(self, path, data):
         def put():

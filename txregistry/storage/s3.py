@@ -32,14 +32,15 @@ from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 from txregistry.storage.interface import (
+    checkPath,
     FileInfo,
+    followChain,
     InvalidOffset,
     IReader,
     IStorageDriver,
     IWriter,
     PathNotFound,
     StorageError,
-    checkPath,
 )
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -576,6 +577,9 @@ class S3Driver:
             return await self._call("GET", self._key(path))
 
         return Deferred.fromCoroutine(get())
+
+    def getContentChain(self, path, follow):
+        return Deferred.fromCoroutine(followChain(self.getContent, path, follow))
 
     def putContent(self, path, data):
         async def put():
