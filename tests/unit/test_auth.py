@@ -465,3 +465,46 @@ class LongPasswordTests(unittest.TestCase):
         self.assertEqual((await authorizer.authenticate(basic("u", long + "yz"), [])).name, "u")
         with self.assertRaises(Unauthorized):
             await authorizer.authenticate(basic("u", long[:-1]), [])
+
+
+class TokenCacheTests(AuthTestCase):
+    """A verified token is remembered, never past its expiry, and only for
+    exactly its own bytes."""
+
+    async def token(self):
+        answer = await self.authorizer.issueToken(self.header("alice"), "txregistry",
+                                                  ["repository:team-a/app:pull"])
+        return answer["token"]
+
+    @async_test
+    async def test_cachedUntilExpiry(self):
+        token = await self.token()
+        calls = []
+        real = module._tokens.verify
+
+        def counting(*args):
+            calls.append(1)
+            return real(*args)
+
+        self.patch(module._tokens, "verify", counting)
+        for _ in range(3):
+            identity = await self.authorizer.authenticate(bearer(token), [])
+            self.assertEqual(identity.name, "alice")
+        self.assertEqual(len(calls), 1)
+        self.clock.advance(61)  # past the cache's own limit: verified again
+        await self.authorizer.authenticate(bearer(token), [])
+        self.assertEqual(len(calls), 2)
+        # past exp (300 s) and the leeway: refused although it was cached
+        self.clock.advance(300)
+        with self.assertRaises(Unauthorized):
+            await self.authorizer.authenticate(bearer(token), [])
+
+    @async_test
+    async def test_otherBytesAreVerified(self):
+        token = await self.token()
+        await self.authorizer.authenticate(bearer(token), [])
+        header, payload, signature = token.split(".")
+        for forged in (header + "." + payload + "." + signature[:-2] + "AA", header + "." + payload + ".",
+                       token + "x"):
+            with self.assertRaises(Unauthorized):
+                await self.authorizer.authenticate(bearer(forged), [])

@@ -21,6 +21,7 @@ from txregistry.auth.scopes import formatScope, normalizeScopes, parseScope
 from txregistry.auth.settings import AuthSettings
 
 MAX_CACHE_ENTRIES = 1024
+TOKEN_CACHE_SECONDS = 60
 CHALLENGE_ERRORS = ("invalid_request", "invalid_token", "insufficient_scope")
 CATALOG = ("registry", "catalog")
 
@@ -121,6 +122,7 @@ class Authorizer:
         self._cacheKey = os.urandom(32)
         self._cache = OrderedDict()  # hmac(credentials) -> (user, expires)
         self._pending = {}  # hmac(credentials) -> [Deferred] of checks under way
+        self._tokenCache = OrderedDict()  # sha256(token) -> (valid until, identity parts)
         costs = [bcryptCost(h) for h in settings.users.values()]
         cost = max(set(costs), key=costs.count) if costs else 10
         # Unknown users cost a bcrypt check too, so timing does not tell
@@ -211,24 +213,35 @@ class Authorizer:
         if scheme == "bearer":
             if self.settings.mode != "bearer":
                 raise Unauthorized(self._basicChallenge(), "bearer tokens are not accepted here: log in with a password")
-            token = self.settings.token
-            try:
-                claims, access, verifiedBy = _tokens.verify(
-                    credentials,
-                    self._trusted,
-                    token.rootCerts,
-                    token.issuers,
-                    token.service,
-                    self._clock.seconds(),
-                    token.leeway,
-                )
-            except _tokens.TokenError as e:
-                raise Unauthorized(
-                    self.challenge(scopes, error="invalid_token", baseURL=baseURL), "invalid token: %s" % (e,)
-                )
-            external = verifiedBy is not self._ownPublicKey
-            return self._identityOf(claims.get("sub") or None, "bearer", access, external)
+            return self._identityOf(*self._verifyToken(credentials, scopes, baseURL))
         raise Unauthorized(self.challenge(scopes, baseURL=baseURL), "unsupported authorization scheme")
+
+    def _verifyToken(self, credentials, scopes, baseURL):
+        """C{(subject, "bearer", access, external)} of a good token.  A
+        token that verified is remembered (by its hash) until it expires, at
+        most L{TOKEN_CACHE_SECONDS}: clients send the same one with every
+        request, and checking a signature is most of a request's work."""
+        now = self._clock.seconds()
+        key = hashlib.sha256(credentials.encode("utf-8", "surrogatepass")).digest()
+        hit = self._tokenCache.get(key)
+        if hit is not None:
+            if hit[0] > now:
+                return hit[1]
+            del self._tokenCache[key]
+        token = self.settings.token
+        try:
+            claims, access, verifiedBy = _tokens.verify(
+                credentials, self._trusted, token.rootCerts, token.issuers, token.service, now, token.leeway
+            )
+        except _tokens.TokenError as e:
+            raise Unauthorized(
+                self.challenge(scopes, error="invalid_token", baseURL=baseURL), "invalid token: %s" % (e,)
+            )
+        result = (claims.get("sub") or None, "bearer", access, verifiedBy is not self._ownPublicKey)
+        self._tokenCache[key] = (min(claims["exp"] + token.leeway, now + TOKEN_CACHE_SECONDS), result)
+        while len(self._tokenCache) > MAX_CACHE_ENTRIES:
+            self._tokenCache.popitem(last=False)
+        return result
 
     def _identityOf(self, user, scheme, access=None, external=False):
         policy = self.settings.policy
