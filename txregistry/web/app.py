@@ -18,10 +18,10 @@ from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
 from txregistry.web.access import Authentication, PendingBody, routeScopes
+from txregistry.web.guard import API_VERSION
 from txregistry.web.ingest import BoundedBody, RefusedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
 
-API_VERSION = b"registry/2.0"
 DEFAULT_CATALOG_PAGE = 1000
 # Searching for a caller who may not see every repository: how many ranked
 # matches are read and filtered at most.

@@ -12,7 +12,6 @@ from txregistry.errors import RegistryError
 API_VERSION = b"registry/2.0"
 
 
-
 def _reason(status):
     # twisted.web's table lacks the newer ones (RFC 6585, RFC 9110 names).
     return {413: b"Content Too Large", 431: b"Request Header Fields Too Large"}.get(
