@@ -3,6 +3,7 @@
 from twisted.internet.threads import deferToThread
 
 from tests.hostile.checks import isErrorEnvelope
+from tests.hostile.rawhttp import converse
 from tests.api.harness import ChunkedBody, RegistryTestCase, async_test, rawRequest
 from txregistry import digest as digests
 
@@ -99,27 +100,7 @@ def _sendHead(port, data, timeout=5):
     """Send C{data} (a request head, maybe part of a body) and read until the
     server closes; returns (what came, whether it closed in time).  Run it
     in a thread."""
-    import socket
-
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    out = b""
-    try:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                return out, False
-            except ConnectionResetError:
-                return out, True
-            if not chunk:
-                return out, True
-            out += chunk
-    finally:
-        s.close()
+    return converse(port, data, timeout=timeout)
 
 
 def _envelope(raw):
