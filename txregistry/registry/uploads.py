@@ -175,11 +175,16 @@ class Uploads:
             self._release(state)
 
     async def _forget(self, name, uploadID):
-        self._states.pop(uploadID, None)
+        # The state goes only once the files are gone: until then a request
+        # that found the upload still there waits on it (the state is busy)
+        # and then finds it gone, instead of claiming a fresh state and
+        # forgetting the upload a second time.
         try:
             await self.driver.delete(layout.uploadDir(name, uploadID))
         except PathNotFound:
             pass
+        finally:
+            self._states.pop(uploadID, None)
 
     async def purge(self, olderThan, now=None):
         """Remove uploads started more than C{olderThan} seconds ago and not
