@@ -11,6 +11,7 @@ storage as it was: zero wrong grants.
 """
 
 import base64
+import dataclasses
 import json
 import os
 import socket
@@ -76,6 +77,9 @@ class AuthTestCase(RegistryTestCase):
 
     __test__ = False
     authConfig = "auth:\n  htpasswd: htpasswd\n  mode: basic\n" + POLICY
+    # The matrix sends many wrong passwords from 127.0.0.1: no throttling
+    # here (ThrottleTests test it), unless the config sets it.
+    loginFailures = 0
 
     def makeAuthorizer(self):
         self.authDir = self.mktemp()
@@ -84,7 +88,10 @@ class AuthTestCase(RegistryTestCase):
         self.authPool = ThreadPool(0, 2, name="test-auth")
         self.authPool.start()
         self.addCleanup(self.authPool.stop)
-        return Authorizer(settingsFrom(self.authDir, self.authConfig), reactor, self.authPool)
+        settings = settingsFrom(self.authDir, self.authConfig)
+        if "login_failures" not in self.authConfig:
+            settings = dataclasses.replace(settings, loginFailures=self.loginFailures)
+        return Authorizer(settings, reactor, self.authPool)
 
     async def headersFor(self, who, repository=None):
         creds = CREDENTIALS[who]
@@ -340,6 +347,88 @@ class BasicTests(MatrixTests, AuthTestCase):
                 self.assertTrue(out.startswith(b"HTTP/1.1 " + status), (cache, who, out))
                 if status == b"401":
                     self.assertIn(b"WWW-Authenticate: Basic", out)
+
+
+class ThrottleTests(AuthTestCase):
+    """Failed logins over HTTP: past auth.login_failures from one address,
+    429 TOOMANYREQUESTS with Retry-After, the right password included, until
+    the window has passed; other addresses are not affected."""
+
+    __test__ = True
+    authConfig = "auth:\n  htpasswd: htpasswd\n  mode: basic\n  login_failures: 3\n" + POLICY
+
+    def assertThrottled(self, r):
+        self.assertEqual(r.code, 429, r.body)
+        self.assertEqual(r.error(), "TOOMANYREQUESTS")
+        self.assertTrue(1 <= int(r.header("Retry-After")) <= 60, r.header("Retry-After"))
+        self.assertIsNone(r.header("WWW-Authenticate"))
+
+    @async_test
+    async def test_basicLogins(self):
+        wrong = {"Authorization": basicHeader("alice", "guess")}
+        for _ in range(3):
+            r = await self.request("GET", "/v2/", headers=wrong)
+            self.assertEqual((r.code, r.error()), (401, "UNAUTHORIZED"))
+        self.assertThrottled(await self.request("GET", "/v2/", headers=wrong))
+        self.assertThrottled(await self.request("GET", "/v2/", headers={"Authorization": basicHeader("bob", "bob-pw")}))
+        # An upload body of a throttled caller is refused, and nothing stored.
+        data = os.urandom(1024 * 1024)
+        r = await self.request("POST", "/v2/team-b/app/blobs/uploads/?digest=%s" % digests.of(data), data,
+                               {"Authorization": basicHeader("bob", "bob-pw")})
+        self.assertThrottled(r)
+        # Anonymous requests need no password check: still answered.
+        r = await self.request("GET", "/v2/public/app/tags/list")
+        self.assertEqual(r.code, 404)
+        self.app.auth._failures.clear()  # as if the window had passed
+        r = await self.request("POST", "/v2/team-b/app/blobs/uploads/?digest=%s" % digests.of(data), data,
+                               {"Authorization": basicHeader("bob", "bob-pw")})
+        self.assertEqual(r.code, 201, r.body)
+
+    @async_test
+    async def test_clientAddressFromTheProxyHeader(self):
+        self.app.auth = Authorizer(
+            settingsFrom(self.authDir, "auth:\n  htpasswd: htpasswd\n  mode: basic\n  login_failures: 2\n"
+                         "  client_address_header: X-Forwarded-For\n" + POLICY),
+            reactor, self.authPool,
+        )
+
+        def via(address, user="alice", password="guess"):
+            # What a client sends is kept; the proxy appends the address it saw.
+            return {"Authorization": basicHeader(user, password), "X-Forwarded-For": "1.2.3.4, " + address}
+
+        for _ in range(2):
+            self.assertEqual((await self.request("GET", "/v2/", headers=via("10.0.0.5"))).code, 401)
+        self.assertThrottled(await self.request("GET", "/v2/", headers=via("10.0.0.5", "bob", "bob-pw")))
+        r = await self.request("GET", "/v2/", headers=via("10.0.0.6", "bob", "bob-pw"))
+        self.assertEqual(r.code, 200)
+        # Without the header: the TCP peer.
+        r = await self.request("GET", "/v2/", headers={"Authorization": basicHeader("bob", "bob-pw")})
+        self.assertEqual(r.code, 200)
+
+
+class ThrottleBearerTests(ThrottleTests):
+    """The same at the token endpoint (GET and POST)."""
+
+    authConfig = "auth:\n  htpasswd: htpasswd\n  login_failures: 2\n" + POLICY
+    test_basicLogins = test_clientAddressFromTheProxyHeader = None
+
+    @async_test
+    async def test_tokenEndpoint(self):
+        r = await self.request("GET", "/auth/token?service=txregistry",
+                               headers={"Authorization": basicHeader("carol", "carol-pw")})
+        self.token = r.json()["token"]
+        wrong = {"Authorization": basicHeader("carol", "guess")}
+        for _ in range(2):
+            r = await self.request("GET", "/auth/token?service=txregistry&scope=repository:team-a/app:pull",
+                                   headers=wrong)
+            self.assertEqual(r.code, 401)
+        self.assertThrottled(await self.request("GET", "/auth/token?service=txregistry", headers=wrong))
+        form = b"grant_type=password&username=bob&password=bob-pw&service=txregistry"
+        self.assertThrottled(await self.request(
+            "POST", "/auth/token", form, {"Content-Type": "application/x-www-form-urlencoded"}))
+        # /v2/ takes tokens only: a token got before is not throttled.
+        r = await self.request("GET", "/v2/", headers={"Authorization": "Bearer " + self.token})
+        self.assertEqual(r.code, 200)
 
 
 class BearerTests(MatrixTests, AuthTestCase):

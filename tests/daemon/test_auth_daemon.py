@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 
@@ -100,6 +101,39 @@ def test_basic_daemon(tmp_path):
         status, _, _ = call("GET", d.url + "/auth/token?service=txregistry")
         assert status == 404
         assert PASSWORDS["alice"] not in d.log()
+    finally:
+        d.stop()
+
+
+def test_failed_logins_are_throttled(tmp_path):
+    from tests.e2e.clients import skopeo
+
+    conf = tmp_path / "conf"
+    secure.writeConfig(str(conf), "basic", config=CONFIG.replace(
+        "        mode: %(mode)s\n", "        mode: %(mode)s\n        login_failures: 3\n        login_failure_window: 3\n"))
+    d = startSecure(tmp_path, conf)
+    try:
+        authfile = str(tmp_path / "auth.json")
+        host = d.url.split("//", 1)[1]
+        for attempt in range(3):
+            r = skopeo("login", "--tls-verify=false", "--authfile", authfile, "-u", "alice", "-p",
+                       "guess-%d" % attempt, host, check=False)
+            assert r.returncode != 0
+        # Now even the right password is refused for a while.
+        status, headers, body = call("GET", d.url + "/v2/", headers={"Authorization": basic("bob", PASSWORDS["bob"])})
+        assert status == 429 and json.loads(body)["errors"][0]["code"] == "TOOMANYREQUESTS"
+        assert 1 <= int(headers["Retry-After"]) <= 3
+        # Anonymous pulls need no password: still served.
+        status, _, _ = call("GET", d.url + "/v2/public/app/tags/list")
+        assert status == 404
+        # skopeo honours Retry-After: its login waits out the window, then succeeds.
+        skopeo("login", "--tls-verify=false", "--authfile", authfile, "-u", "alice", "-p", PASSWORDS["alice"], host)
+        log = d.log()
+        assert "login throttled: 3 failed logins from 127.0.0.1 within 3 s" in log
+        assert re.search(r'"GET /v2/ HTTP/1\.1" 429 \d+ "-" "skopeo/', log), log[-3000:]
+        assert '- alice [' in log
+        for secret in ["guess-%d" % i for i in range(3)] + [PASSWORDS["alice"], PASSWORDS["bob"]]:
+            assert secret not in log
     finally:
         d.stop()
 

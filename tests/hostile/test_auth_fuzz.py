@@ -143,8 +143,10 @@ def target(tmp_path_factory):
     with open(keyPath, "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
-    config = secure.CONFIG.replace("        mode: %(mode)s\n", "        mode: bearer\n        token:\n"
-                                   "            key: token.pem\n")
+    # Throttling off: the fuzz sends thousands of wrong passwords from one
+    # address, and each must reach the password check (429 would hide it).
+    config = secure.CONFIG.replace("        mode: %(mode)s\n", "        mode: bearer\n        login_failures: 0\n"
+                                   "        token:\n            key: token.pem\n")
     path = secure.writeConfig(conf, config=config)
     d = env.start(args=("--config", path, "--flavor", "secure"))
     t = AuthTarget(env, d, keyPath)

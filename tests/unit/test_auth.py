@@ -22,7 +22,7 @@ from tests.unit.test_auth_helpers import (
     startPool,
     writeHtpasswd,
 )
-from txregistry.auth import ACTIONS, Authorizer, Forbidden, Identity, TokenRequestError, Unauthorized
+from txregistry.auth import ACTIONS, Authorizer, Forbidden, Identity, LoginThrottled, TokenRequestError, Unauthorized
 from txregistry.auth import authorizer as module
 from txregistry.auth.policy import Policy
 
@@ -447,6 +447,112 @@ class CacheTests(AuthTestCase):
         await self.authorizer.authenticate(self.header("dave"), [])
         self.assertEqual(len(threads), 1)
         self.assertIsNot(threads[0], threading.main_thread())
+
+
+class ThrottleTests(AuthTestCase):
+    """Failed logins are counted per client address: past the limit, its
+    password checks are refused (429) without running bcrypt, until the
+    oldest failure leaves the window."""
+
+    mode = "basic"
+    extra = POLICY + "  login_failures: 3\n  login_failure_window: 60\n"
+
+    async def guess(self, client, authorizer=None):
+        with self.assertRaises(Unauthorized):
+            await (authorizer or self.authorizer).authenticate(basic("alice", "guess"), [], client=client)
+
+    @async_test
+    async def test_limitThenRefusedWithoutBcrypt(self):
+        for _ in range(3):
+            await self.guess("10.0.0.1")
+        self.assertEqual(self.pool.calls, 3)
+        # Even the right password is not checked now: that would be a guess.
+        with self.assertRaises(LoginThrottled) as caught:
+            await self.authorizer.authenticate(self.header("alice"), [], client="10.0.0.1")
+        self.assertEqual(caught.exception.retryAfter, 60)
+        self.assertEqual(self.pool.calls, 3)
+        # Other addresses are not affected.
+        self.assertEqual((await self.authorizer.authenticate(self.header("bob"), [], client="10.0.0.2")).name, "bob")
+
+    @async_test
+    async def test_windowSlides(self):
+        await self.guess("c")
+        self.clock.advance(20)
+        await self.guess("c")
+        await self.guess("c")
+        self.clock.advance(30)
+        with self.assertRaises(LoginThrottled) as caught:
+            await self.authorizer.authenticate(self.header("alice"), [], client="c")
+        self.assertEqual(caught.exception.retryAfter, 10)  # the first failure is 50 s old
+        self.clock.advance(10)
+        self.assertEqual((await self.authorizer.authenticate(self.header("alice"), [], client="c")).name, "alice")
+        # Two failures are still in the window: one more and it is closed again.
+        await self.guess("c")
+        with self.assertRaises(LoginThrottled):
+            await self.authorizer.authenticate(basic("alice", "guess"), [], client="c")
+
+    @async_test
+    async def test_rememberedPasswordsStillWork(self):
+        await self.authorizer.authenticate(self.header("carol"), [], client="nat")
+        for _ in range(3):
+            await self.guess("nat")
+        # Carol's login was checked before: no guess, no bcrypt.
+        self.assertEqual((await self.authorizer.authenticate(self.header("carol"), [], client="nat")).name, "carol")
+        self.assertEqual(self.pool.calls, 4)
+
+    @async_test
+    async def test_checksUnderWayCount(self):
+        # A burst of different guesses at once: no more than the limit are
+        # checked, the rest refused at once.
+        tries = [
+            ensureDeferred(self.authorizer.authenticate(basic("alice", "guess%d" % i), [], client="burst"))
+            for i in range(8)
+        ]
+        outcomes = []
+        for d in tries:
+            try:
+                await d
+            except LoginThrottled:
+                outcomes.append("throttled")
+            except Unauthorized:
+                outcomes.append("wrong")
+        self.assertEqual(sorted(outcomes), ["throttled"] * 5 + ["wrong"] * 3)
+        self.assertEqual(self.pool.calls, 3)
+
+    @async_test
+    async def test_tokenEndpointToo(self):
+        authorizer = Authorizer(
+            settingsFrom(self.tmp, "auth:\n  htpasswd: htpasswd\n  login_failures: 2\n"), reactor, self.pool,
+            clock=self.clock,
+        )
+        for _ in range(2):
+            with self.assertRaises(Unauthorized):
+                await authorizer.issueToken(basic("bob", "guess"), None, [], client="t")
+        with self.assertRaises(LoginThrottled):
+            await authorizer.issueToken(self.header("bob"), None, [], client="t")
+        # Bearer mode takes Basic only at the token endpoint and /v1/search.
+        with self.assertRaises(LoginThrottled):
+            await authorizer.authenticate(self.header("bob"), [], passwords=True, client="t")
+        token = await authorizer.issueToken(self.header("bob"), None, [], client="u")
+        self.assertTrue(token["token"])
+
+    @async_test
+    async def test_noLimit(self):
+        authorizer = Authorizer(dataclasses.replace(self.settings, loginFailures=0), reactor, self.pool,
+                                clock=self.clock)
+        for _ in range(6):
+            await self.guess("x", authorizer)
+        self.assertEqual((await authorizer.authenticate(self.header("alice"), [], client="x")).name, "alice")
+
+    @async_test
+    async def test_manyAddressesAreForgottenOldestFirst(self):
+        self.patch(module, "MAX_THROTTLED_CLIENTS", 4)
+        for _ in range(3):
+            await self.guess("first")
+        for client in ("b", "c", "d", "e"):
+            await self.guess(client)
+        self.assertEqual(len(self.authorizer._failures), 4)
+        self.assertEqual((await self.authorizer.authenticate(self.header("alice"), [], client="first")).name, "alice")
 
 
 class LongPasswordTests(unittest.TestCase):

@@ -67,6 +67,14 @@ def test_basicMode(tmp_path, users):
     assert (s.mode, s.realm, s.token, s.cacheSeconds, s.tokenEndpointPath) == ("basic", "My Registry", None, 0, None)
 
 
+def test_loginThrottleSettings(tmp_path, users):
+    s = settingsFrom(tmp_path, "auth: {htpasswd: htpasswd}")
+    assert (s.loginFailures, s.loginFailureWindow, s.clientAddressHeader) == (10, 60, None)
+    s = settingsFrom(tmp_path, "auth: {htpasswd: htpasswd, login_failures: 0, login_failure_window: 600, "
+                               "client_address_header: X-Forwarded-For}")
+    assert (s.loginFailures, s.loginFailureWindow, s.clientAddressHeader) == (0, 600, "X-Forwarded-For")
+
+
 def test_fullExample(tmp_path, users):
     key = ecKey()
     (tmp_path / "key.pem").write_bytes(privatePEM(key))
@@ -241,6 +249,11 @@ def test_parseHtpasswdDirect():
         ("auth: {htpasswd: htpasswd, realm: 'a\"b'}", ["auth.realm must not contain quotes"]),
         ("auth: {htpasswd: htpasswd, cache_seconds: -1}", ["auth.cache_seconds must be an integer from 0 to 3600"]),
         ("auth: {htpasswd: htpasswd, cache_seconds: true}", ["auth.cache_seconds"]),
+        ("auth: {htpasswd: htpasswd, login_failures: -1}", ["auth.login_failures must be an integer from 0"]),
+        ("auth: {htpasswd: htpasswd, login_failure_window: 0}", ["auth.login_failure_window must be an integer from 1"]),
+        ("auth: {htpasswd: htpasswd, client_address_header: 'X Forwarded'}",
+         ["auth.client_address_header must be an HTTP header name"]),
+        ("auth: {htpasswd: htpasswd, client_address_header: ''}", ["auth.client_address_header must be a non-empty"]),
         ("auth: {htpasswd: htpasswd, token: {expiration: 10}}", ["auth.token.expiration", "60 to 86400"]),
         ("auth: {htpasswd: htpasswd, token: {expiration: '300'}}", ["auth.token.expiration"]),
         ("auth: {htpasswd: htpasswd, token: {issue: yes please}}", ["auth.token.issue must be true or false"]),

@@ -19,6 +19,7 @@ from txregistry.auth.authorizer import (
     Authorizer,
     Forbidden,
     Identity,
+    LoginThrottled,
     TokenRequestError,
     Unauthorized,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Authorizer",
     "Forbidden",
     "Identity",
+    "LoginThrottled",
     "TokenRequestError",
     "Unauthorized",
     "formatScope",

@@ -5,13 +5,14 @@ import binascii
 import hashlib
 import hmac
 import os
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import bcrypt
 from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 
 from txregistry.auth import keys as _keys
 from txregistry.auth import tokens as _tokens
@@ -21,6 +22,7 @@ from txregistry.auth.scopes import formatScope, normalizeScopes, parseScope
 from txregistry.auth.settings import AuthSettings
 
 MAX_CACHE_ENTRIES = 1024
+MAX_THROTTLED_CLIENTS = 65536  # client addresses whose failed logins are remembered
 TOKEN_CACHE_SECONDS = 60
 CHALLENGE_ERRORS = ("invalid_request", "invalid_token", "insufficient_scope")
 CATALOG = ("registry", "catalog")
@@ -75,6 +77,15 @@ class Forbidden(Exception):
         self.message = message
 
 
+class LoginThrottled(Forbidden):
+    """429 ``TOOMANYREQUESTS``: this client address failed to log in too
+    often lately; no password of it is checked for C{retryAfter} seconds."""
+
+    def __init__(self, retryAfter):
+        Forbidden.__init__(self, "too many failed logins from this address: retry in %d s" % (retryAfter,))
+        self.retryAfter = retryAfter
+
+
 class TokenRequestError(Exception):
     """400 from the token endpoint: unknown service, malformed scope, or no
     built-in endpoint."""
@@ -104,6 +115,13 @@ def _splitAuthorization(authorization):
 class Authorizer:
     """Authentication and access policy for one registry.
 
+    Password checks are throttled per client address: once
+    C{settings.loginFailures} of them failed within
+    C{settings.loginFailureWindow} seconds (or that many are under way at
+    once), further ones get L{LoginThrottled} without costing a bcrypt check,
+    until the oldest failure is that old.  Passwords remembered after a
+    success and bearer tokens are not affected.
+
     @param settings: an L{AuthSettings} from L{parseAuth}.
     @param reactor: delivers thread-pool results (C{callFromThread}).
     @param threadpool: a started L{twisted.python.threadpool.ThreadPool}
@@ -111,6 +129,8 @@ class Authorizer:
     @param clock: C{seconds()} for token times and the login cache;
         the reactor by default.
     """
+
+    log = Logger()
 
     def __init__(self, settings, reactor, threadpool, clock=None):
         if not isinstance(settings, AuthSettings):
@@ -123,6 +143,8 @@ class Authorizer:
         self._cache = OrderedDict()  # hmac(credentials) -> (user, expires)
         self._pending = {}  # hmac(credentials) -> [Deferred] of checks under way
         self._tokenCache = OrderedDict()  # sha256(token) -> (valid until, identity parts)
+        self._failures = OrderedDict()  # client address -> deque of failure times
+        self._checking = {}  # client address -> password checks under way
         costs = [bcryptCost(h) for h in settings.users.values()]
         cost = max(set(costs), key=costs.count) if costs else 10
         # Unknown users cost a bcrypt check too, so timing does not tell
@@ -185,7 +207,7 @@ class Authorizer:
 
     # -- authentication -------------------------------------------------
 
-    async def authenticate(self, authorization, scopes=(), *, baseURL=None, passwords=False):
+    async def authenticate(self, authorization, scopes=(), *, baseURL=None, passwords=False, client=None):
         """The L{Identity} of a request from its ``Authorization`` header.
 
         No header: anonymous.  ``Basic`` (basic mode): the htpasswd password,
@@ -195,7 +217,9 @@ class Authorizer:
         L{Unauthorized} whose challenge names C{scopes} (what the request
         needs: scope strings or C{(type, name, actions)}).  With
         C{passwords}, ``Basic`` is checked in bearer mode too (for the V1
-        search endpoint, where clients send the password itself).
+        search endpoint, where clients send the password itself).  C{client}
+        (the caller's address) is what failed logins are counted by; a
+        throttled one gets L{LoginThrottled}.
         """
         if not authorization or not authorization.strip():
             return ANONYMOUS
@@ -206,7 +230,7 @@ class Authorizer:
                     self.challenge(scopes, baseURL=baseURL),
                     "this registry takes bearer tokens: get one from the token endpoint",
                 )
-            user = await self._checkBasic(credentials)
+            user = await self._checkBasic(credentials, client)
             if user is None:
                 raise Unauthorized(self.challenge(scopes, baseURL=baseURL), "invalid username or password")
             return self._identityOf(user, "basic")
@@ -249,9 +273,44 @@ class Authorizer:
             return Identity(user, frozenset(), False, access, scheme, external)
         return Identity(user, policy.groupsOf(user), policy.isAdmin(user), access, scheme, external)
 
-    async def _checkBasic(self, credentials):
+    def _throttle(self, client, now):
+        """Raise L{LoginThrottled} if C{client} may not try a password now."""
+        limit = self.settings.loginFailures
+        if not limit or client is None:
+            return
+        failures = self._failures.get(client)
+        if failures is not None:
+            window = self.settings.loginFailureWindow
+            while failures and failures[0] <= now - window:
+                failures.popleft()
+            if not failures:
+                del self._failures[client]
+            elif len(failures) >= limit:
+                raise LoginThrottled(max(1, int(failures[0] + window - now + 0.999)))
+        if self._checking.get(client, 0) >= limit:
+            raise LoginThrottled(1)
+
+    def _failed(self, client, now):
+        """Count a failed password check of C{client}."""
+        if not self.settings.loginFailures or client is None:
+            return
+        failures = self._failures.pop(client, None)
+        if failures is None:
+            failures = deque(maxlen=self.settings.loginFailures)
+        failures.append(now)
+        self._failures[client] = failures  # most recent last
+        while len(self._failures) > MAX_THROTTLED_CLIENTS:
+            self._failures.popitem(last=False)
+        if len(failures) == self.settings.loginFailures:
+            self.log.warn(
+                "login throttled: {count} failed logins from {client} within {window} s",
+                count=len(failures), client=client, window=self.settings.loginFailureWindow,
+            )
+
+    async def _checkBasic(self, credentials, client=None):
         """The user name if C{credentials} (base64 of ``user:password``)
-        are right, else None."""
+        are right, else None.  Raises L{LoginThrottled} when C{client} may
+        not try now."""
         try:
             raw = base64.b64decode(credentials, validate=True)
         except (binascii.Error, ValueError):
@@ -279,8 +338,10 @@ class Authorizer:
             waiter = Deferred()
             waiters.append(waiter)
             return name if await waiter else None
+        self._throttle(client, now)
         waiters = self._pending[key] = []
         stored = self.settings.users.get(name)
+        self._checking[client] = self._checking.get(client, 0) + 1
         try:
             ok = await deferToThreadPool(
                 self._reactor, self._threadpool, _checkPassword, password, stored or self._dummyHash
@@ -291,7 +352,13 @@ class Authorizer:
             for waiter in waiters:
                 waiter.callback(False)
             raise
+        finally:
+            left = self._checking.pop(client) - 1
+            if left:
+                self._checking[client] = left
         del self._pending[key]
+        if not ok:
+            self._failed(client, self._clock.seconds())
         if ok and self.settings.cacheSeconds > 0:
             self._cache[key] = (name, self._clock.seconds() + self.settings.cacheSeconds)
             while len(self._cache) > MAX_CACHE_ENTRIES:
@@ -368,7 +435,7 @@ class Authorizer:
 
     # -- the built-in token endpoint --------------------------------------
 
-    async def issueToken(self, authorization, service, scopes):
+    async def issueToken(self, authorization, service, scopes, client=None):
         """Answer a token request (``GET <token realm>?service=...&scope=...``).
 
         Authenticates with ``Basic`` (or none: anonymous), grants for each
@@ -394,7 +461,7 @@ class Authorizer:
             scheme, credentials = _splitAuthorization(authorization)
             if scheme != "basic":
                 raise Unauthorized(self._basicChallenge(), "the token endpoint takes a user name and password")
-            user = await self._checkBasic(credentials)
+            user = await self._checkBasic(credentials, client)
             if user is None:
                 raise Unauthorized(self._basicChallenge(), "invalid username or password")
         grants = OrderedDict()

@@ -8,6 +8,9 @@ everything.  Otherwise::
       htpasswd: /etc/txregistry/htpasswd   # Apache htpasswd file, bcrypt only (htpasswd -B)
       mode: bearer                         # basic | bearer; default bearer
       cache_seconds: 60                    # remember a good password this long (0: never)
+      login_failures: 10                   # failed logins per client address and window (0: no limit)
+      login_failure_window: 60             #   then 429 until the oldest is this many seconds old
+      client_address_header: X-Forwarded-For   # behind a proxy: the client is its last entry
       token:                               # bearer mode only
         service: txregistry                # the aud of tokens; default txregistry
         issuer: txregistry                 # iss; a list accepts several, the first is used to sign
@@ -61,7 +64,10 @@ from txregistry.auth.htpasswd import HtpasswdError, parseHtpasswd
 from txregistry.auth.policy import Group, Policy, Rule, expandActions
 
 MODES = ("basic", "bearer")
-SECTION_KEYS = ("realm", "htpasswd", "mode", "cache_seconds", "token", "policy")
+SECTION_KEYS = (
+    "realm", "htpasswd", "mode", "cache_seconds", "login_failures", "login_failure_window",
+    "client_address_header", "token", "policy",
+)
 TOKEN_KEYS = ("service", "issuer", "realm", "issue", "key", "expiration", "rootcertbundle", "jwks")
 POLICY_KEYS = ("admins", "anonymous", "users", "groups")
 RULE_KEYS = ("repository", "actions")
@@ -75,6 +81,11 @@ DEFAULT_EXPIRATION = 300
 EXPIRATION_RANGE = (60, 86400)  # the spec: never less than 60 s
 DEFAULT_CACHE_SECONDS = 60
 CACHE_RANGE = (0, 3600)
+DEFAULT_LOGIN_FAILURES = 10
+LOGIN_FAILURES_RANGE = (0, 100000)
+DEFAULT_LOGIN_FAILURE_WINDOW = 60
+LOGIN_FAILURE_WINDOW_RANGE = (1, 86400)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 LEEWAY = 30  # seconds of clock skew tolerated on exp/nbf
 
 # Values that end up inside a quoted WWW-Authenticate parameter.
@@ -112,6 +123,13 @@ class AuthSettings:
     token: TokenSettings = None  # bearer mode only
     policy: Policy = None  # None: logged-in users may do everything
     cacheSeconds: int = DEFAULT_CACHE_SECONDS
+    # Password checks that failed, per client address, before more get 429
+    # (0: no limit), counted over the last loginFailureWindow seconds.
+    loginFailures: int = DEFAULT_LOGIN_FAILURES
+    loginFailureWindow: int = DEFAULT_LOGIN_FAILURE_WINDOW
+    # A header whose last entry is the client's address (set by a proxy in
+    # front); None: the TCP peer is the client.
+    clientAddressHeader: str = None
     warnings: tuple = ()  # lines to log at start
 
     @property
@@ -297,6 +315,18 @@ class _Parser:
         section = self.mapping(raw, "auth", SECTION_KEYS)
         realm = self.string(section.get("realm", DEFAULT_REALM), "auth.realm", headerSafe=True)
         cacheSeconds = self.integer(section.get("cache_seconds"), "auth.cache_seconds", DEFAULT_CACHE_SECONDS, CACHE_RANGE)
+        loginFailures = self.integer(
+            section.get("login_failures"), "auth.login_failures", DEFAULT_LOGIN_FAILURES, LOGIN_FAILURES_RANGE
+        )
+        loginFailureWindow = self.integer(
+            section.get("login_failure_window"), "auth.login_failure_window",
+            DEFAULT_LOGIN_FAILURE_WINDOW, LOGIN_FAILURE_WINDOW_RANGE,
+        )
+        clientAddressHeader = section.get("client_address_header")
+        if clientAddressHeader is not None:
+            clientAddressHeader = self.string(clientAddressHeader, "auth.client_address_header")
+            if not _HEADER_NAME.match(clientAddressHeader):
+                raise self.fail("auth.client_address_header", "must be an HTTP header name, not %r" % (clientAddressHeader,))
         htpasswd = None
         users = {}
         if "htpasswd" in section:
@@ -338,6 +368,9 @@ class _Parser:
             token=token,
             policy=policy,
             cacheSeconds=cacheSeconds,
+            loginFailures=loginFailures,
+            loginFailureWindow=loginFailureWindow,
+            clientAddressHeader=clientAddressHeader,
             warnings=tuple(self.warnings),
         )
 

@@ -12,7 +12,7 @@ from twisted.python.failure import Failure
 
 from txregistry import digest as digests
 from txregistry import names
-from txregistry.auth import Forbidden, TokenRequestError, Unauthorized
+from txregistry.auth import Forbidden, LoginThrottled, TokenRequestError, Unauthorized
 from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
@@ -26,6 +26,7 @@ DEFAULT_CATALOG_PAGE = 1000
 # Searching for a caller who may not see every repository: how many ranked
 # matches are read and filtered at most.
 MAX_FILTERED_SEARCH = 5000
+MAX_CLIENT_ADDRESS = 128  # bytes of a client address taken from a proxy's header
 
 # Routes below /v2/, matched against the raw (undecoded) path.
 _NAME = r"(?P<name>[^?#]+?)"
@@ -140,6 +141,8 @@ def uploadPlan(method, rawName, uploadID, query, contentRange):
 
 def _accessRegistryError(e):
     """The L{RegistryError} of an L{Unauthorized} or L{Forbidden}."""
+    if isinstance(e, LoginThrottled):
+        return RegistryError("TOOMANYREQUESTS", e.message, headers={b"Retry-After": b"%d" % (e.retryAfter,)})
     if isinstance(e, Unauthorized):
         return RegistryError("UNAUTHORIZED", e.message, headers={b"WWW-Authenticate": e.challenge.encode("latin-1")})
     return RegistryError("DENIED", e.message)
@@ -261,13 +264,27 @@ class RegistryApp:
         host = request.getHeader(b"host") or b""
         return (b"https://" if request.isSecure() else b"http://") + host
 
+    def _client(self, request):
+        """The caller's address, by which failed logins are counted: the
+        last entry of C{auth.client_address_header} when that is set (a
+        proxy in front adds it), else the TCP peer's host."""
+        header = self.auth.settings.clientAddressHeader
+        if header:
+            values = request.requestHeaders.getRawHeaders(header.encode("ascii"))
+            if values:
+                last = values[-1].split(b",")[-1].strip()[:MAX_CLIENT_ADDRESS]
+                if last:
+                    return last.decode("latin-1")
+        return getattr(request.getClientAddress(), "host", None) or "local"
+
     def _authentication(self, request, scopes):
         """The request's L{Authentication}, started now if not yet."""
         authentication = getattr(request, "txrAuthentication", None)
         if authentication is None:
             d = Deferred.fromCoroutine(
                 self.auth.authenticate(
-                    request.getHeader(b"authorization"), scopes, baseURL=self._baseURL(request)
+                    request.getHeader(b"authorization"), scopes, baseURL=self._baseURL(request),
+                    client=self._client(request),
                 )
             )
             authentication = request.txrAuthentication = Authentication(d)
@@ -379,7 +396,7 @@ class RegistryApp:
             else:
                 request.setHeader(b"Allow", b"GET, POST")
                 raise RegistryError("UNSUPPORTED", "the token endpoint takes GET or POST")
-            answer = await self.auth.issueToken(authorization, service, scopes)
+            answer = await self.auth.issueToken(authorization, service, scopes, client=self._client(request))
         except TokenRequestError as e:
             return self._error(request, RegistryError("UNSUPPORTED", e.message, status=400))
         except (Unauthorized, Forbidden) as e:
@@ -431,7 +448,8 @@ class RegistryApp:
             if self.auth is not None:
                 identity = await Deferred.fromCoroutine(
                     self.auth.authenticate(
-                        request.getHeader(b"authorization"), baseURL=self._baseURL(request), passwords=True
+                        request.getHeader(b"authorization"), baseURL=self._baseURL(request), passwords=True,
+                        client=self._client(request),
                     )
                 )
                 request.txrUser = identity.name
