@@ -29,6 +29,40 @@ class ReadonlyTests(RegistryTestCase):
         self.app.readonly = False
         await self.pushBlob("ro/app", b"x")
 
+    @async_test
+    async def test_uploadBodyAnsweredAtOnce(self):
+        # A pull-only registry does not read a push's body, however long it
+        # says it is: 405 when the headers are in.
+        r = await self.request("POST", "/v2/ro/app/blobs/uploads/")
+        loc = r.header("Location").decode()
+        self.app.readonly = True
+        for head in ("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000000\r\nExpect: 100-continue\r\n\r\n"
+                     % (loc,),
+                     "POST /v2/ro/app/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                     "\r\n\r\n10\r\n" % (digests.of(b"x"),)):
+            raw, closed = await deferToThread(_sendHead, self.port.getHost().port, head.encode())
+            self.assertTrue(closed, raw)
+            self.assertNotIn(b"100 Continue", raw)
+            self.assertEqual(_envelope(raw), (405, "UNSUPPORTED"), raw)
+        self.app.readonly = False
+        r = await self.request("GET", loc)
+        self.assertEqual((r.code, r.header("Range")), (204, b"0-0"))
+
+
+class FramingTests(RegistryTestCase):
+    @async_test
+    async def test_transferEncodingInHTTP10(self):
+        # RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
+        # framing: refused, and what follows is not taken for a request.
+        follower = b"GET /v2/smuggled/tags/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        head = (b"POST /v2/x/blobs/uploads/ HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                b"Content-Length: 4\r\n\r\n0\r\n\r\n")
+        raw, closed = await deferToThread(_sendHead, self.port.getHost().port, head + follower)
+        self.assertTrue(closed, raw)
+        self.assertEqual(_envelope(raw), (400, "UNSUPPORTED"), raw)
+        self.assertIn(b"HTTP/1.0", raw)
+        self.assertNotIn(b"smuggled", raw)
+
 
 class LimitTests(RegistryTestCase):
     def setUp(self):

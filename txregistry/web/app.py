@@ -148,6 +148,10 @@ def _accessRegistryError(e):
     return RegistryError("DENIED", e.message)
 
 
+def _readonlyError():
+    return RegistryError("UNSUPPORTED", "the registry is read-only: pulls only")
+
+
 def _body(request):
     """The request body, through the L{PendingBody} it may have waited in."""
     content = request.content
@@ -196,7 +200,7 @@ class RegistryApp:
     # --- body routing (called by RegistrySite when headers are in) ---
 
     def chooseBody(self, request, method, uri, length):
-        if method in (b"PATCH", b"PUT", b"POST") and length != 0 and not self.readonly:
+        if method in (b"PATCH", b"PUT", b"POST") and length != 0:
             m = _UPLOAD_PATH.fullmatch(uri)
             if m is not None:
                 try:
@@ -218,11 +222,14 @@ class RegistryApp:
 
     def _uploadBody(self, request, plan):
         """The body of an upload request: into the upload if the caller may
-        push there, else discarded (the handler answers 401/403)."""
+        push there, else discarded (the handler answers 401/403).  In
+        read-only mode a caller who may push is answered 405 at once."""
         name, uploadID, start, algorithms = plan
         transport = request.channel.transport if request.channel else None
 
         def upload():
+            if self.readonly:
+                return RefusedBody(_readonlyError())
             appender = self.registry.uploads.appender(name, uploadID or None, start, algorithms)
             return UploadBody(appender, transport)
 
@@ -516,7 +523,7 @@ class RegistryApp:
                     _checkName(name)
                 request.txrIdentity = await self._authorize(request, route, method, name)
             if self.readonly and method in ("POST", "PUT", "PATCH", "DELETE"):
-                raise RegistryError("UNSUPPORTED", "the registry is read-only: pulls only")
+                raise _readonlyError()
             handler = getattr(self, "_%s_%s" % (route, method.lower()), None) or getattr(
                 self, "_%s" % (route,)
             )

@@ -354,6 +354,12 @@ class RegistryChannel(http.HTTPChannel):
                     status=400,
                 ))
                 return False
+            if getattr(self, "_version", b"HTTP/1.1") != b"HTTP/1.1":
+                # RFC 9112 6.1: in an HTTP/1.0 message the framing is faulty.
+                self.refuse(RegistryError(
+                    "UNSUPPORTED", "ambiguous message framing: Transfer-Encoding in an HTTP/1.0 request", status=400,
+                ))
+                return False
         return http.HTTPChannel.headerReceived(self, line)
 
     def allHeadersReceived(self):
