@@ -9,6 +9,8 @@ from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from txregistry import digest as digests
 from txregistry import names
@@ -178,6 +180,49 @@ def shield(coroutine):
     return outer
 
 
+class _V2Resource(Resource):
+    """The root resource: C{/v2} and below go straight to
+    L{RegistryApp._handle}, which routes them itself (every pull and push;
+    Klein's URL map would only match them a second time), the rest (V1
+    search, the token endpoint) through Klein."""
+
+    isLeaf = True
+
+    def __init__(self, app):
+        Resource.__init__(self)
+        self.app = app
+        self.klein = app.app.resource()
+
+    def render(self, request):
+        path = request.path
+        if path != b"/v2" and not path.startswith(b"/v2/"):
+            return self.klein.render(request)
+        gone = []
+        request.notifyFinish().addBoth(gone.append)
+        d = shield(self.app._handle(request))
+
+        def write(body):
+            if gone:
+                return
+            if body:
+                request.write(body)
+            request.finish()
+
+        def failed(failure):
+            if gone:
+                if not failure.check(CancelledError):
+                    self.app.log.failure("request failed after it ended", failure)
+                return
+            self.app.log.failure("internal error on {method} {uri}", failure, method=request.method, uri=request.uri)
+            request.processingFailed(failure)
+
+        d.addCallbacks(write, failed)
+        if not gone:
+            # The client left: stop waiting (shield lets storage writes end).
+            request.notifyFinish().addErrback(lambda _: d.cancel())
+        return NOT_DONE_YET
+
+
 class RegistryApp:
     app = Klein()
     log = Logger()
@@ -195,7 +240,7 @@ class RegistryApp:
             self.tokenPath = authorizer.settings.tokenEndpointPath.encode("ascii")
 
     def resource(self):
-        return self.app.resource()
+        return _V2Resource(self)
 
     # --- body routing (called by RegistrySite when headers are in) ---
 
@@ -365,13 +410,7 @@ class RegistryApp:
 
     # --- entry points ---
 
-    @app.route("/v2/", branch=True)
-    def v2(self, request):
-        return shield(self._handle(request))
-
-    @app.route("/v2")
-    def v2base(self, request):
-        return shield(self._handle(request))
+    # /v2 and below: _V2Resource sends them to _handle.
 
     @app.route("/", branch=True)
     def other(self, request):
