@@ -51,6 +51,7 @@ class ConcurrentRequestsTests(unittest.TestCase):
             consumeErrors=True,
         )
         self.assertEqual(outcomes(results), [len(data), "BLOB_UPLOAD_UNKNOWN"])
+        self.assertEqual(self.uploads._states, {})  # nothing kept of it
 
     @async_test
     async def test_cancelWhileAnotherWaits(self):
@@ -58,3 +59,4 @@ class ConcurrentRequestsTests(unittest.TestCase):
         cancels = [Deferred.fromCoroutine(self.uploads.cancel("team/app", uploadID)) for _ in range(2)]
         results = await DeferredList(cancels, consumeErrors=True)
         self.assertEqual(outcomes(results), [None, "BLOB_UPLOAD_UNKNOWN"])
+        self.assertEqual(self.uploads._states, {})

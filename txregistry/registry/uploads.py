@@ -108,6 +108,16 @@ class Uploads:
         state.busy = True
         return state
 
+    async def _stillThere(self, name, uploadID, state):
+        """Check, holding C{state}, that the upload was not completed or
+        cancelled meanwhile; if it was, the state is dropped again."""
+        try:
+            await self._checkExists(name, uploadID)
+        except RegistryError:
+            if self._states.get(uploadID) is state:
+                del self._states[uploadID]
+            raise
+
     def _release(self, state):
         """Give up the claim on C{state} (from L{_acquire}) and wake those
         waiting for it, also when the upload was forgotten meanwhile (they
@@ -147,7 +157,7 @@ class Uploads:
         await self._checkExists(name, uploadID)
         state = await self._acquire(uploadID)
         try:
-            await self._checkExists(name, uploadID)  # it may be gone meanwhile
+            await self._stillThere(name, uploadID, state)
             dataPath = layout.uploadData(name, uploadID)
             writer = await self.driver.writer(dataPath, append=True)
             size = writer.size
@@ -219,7 +229,7 @@ class Uploads:
         await self._checkExists(name, uploadID)
         state = await self._acquire(uploadID)
         try:
-            await self._checkExists(name, uploadID)  # it may be gone meanwhile
+            await self._stillThere(name, uploadID, state)
             await self._forget(name, uploadID)
         finally:
             self._release(state)
