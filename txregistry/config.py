@@ -18,6 +18,7 @@ import yaml
 DEFAULT_FLAVOR = "dev"
 DEFAULT_STORAGE_PATH = "/tmp/registry"
 LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
 STORAGES = ("local", "s3")
 SEARCH_BACKENDS = ("sqlalchemy", "none")
 
@@ -63,7 +64,7 @@ s3: &s3
 # Keys of the classic registry that we read now; others are accepted (old
 # files carry many) and reported once at start.
 KNOWN_KEYS = (
-    "loglevel", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
+    "loglevel", "log_format", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
     "s3_bucket", "boto_bucket", "s3_access_key", "s3_secret_key", "s3_region", "s3_endpoint", "boto_host",
     "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth",
 )
@@ -99,6 +100,7 @@ class Settings:
     loglevel: str
     storage: str
     storagePath: str
+    logFormat: str = "text"
     searchBackend: str = "sqlalchemy"
     searchDatabase: str = ""
     s3: object = None  # S3Settings when storage is s3
@@ -224,7 +226,7 @@ def _s3Settings(values, environ, path, source):
     )
 
 
-def load(configFile=None, flavor=None, storagePath=None, environ=None):
+def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat=None):
     """Build L{Settings} from the command line values given, the
     environment and the file; raise L{ConfigError} with one clear line."""
     environ = os.environ if environ is None else environ
@@ -247,6 +249,18 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None):
     loglevel = "info" if loglevel is None else loglevel
     if not isinstance(loglevel, str) or loglevel.lower() not in LOGLEVELS:
         raise ConfigError("%s: loglevel must be one of %s, not %r" % (source, ", ".join(LOGLEVELS), loglevel))
+
+    if logFormat is not None:
+        formatSource = "--log-format"
+    elif "LOG_FORMAT" in environ:
+        logFormat, formatSource = environ["LOG_FORMAT"], "LOG_FORMAT"
+    else:
+        logFormat, formatSource = values.get("log_format"), source
+    logFormat = "text" if logFormat in (None, "") else logFormat
+    if not isinstance(logFormat, str) or logFormat.lower() not in LOG_FORMATS:
+        raise ConfigError(
+            "%s: log_format must be one of %s, not %r" % (formatSource, ", ".join(LOG_FORMATS), logFormat)
+        )
 
     storage = values.get("storage", "local")
     storage = "local" if storage is None else storage
@@ -305,6 +319,7 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None):
         flavor=flavor,
         configFile=configFile or "",
         loglevel=loglevel.lower(),
+        logFormat=logFormat.lower(),
         storage=storage,
         storagePath=os.path.abspath(path) if s3 is None else "/" + path.strip("/"),
         s3=s3,

@@ -7,16 +7,18 @@ import signal
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred
 from twisted.internet import endpoints
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from txregistry.registry import Registry
 from txregistry.storage.filesystem import FilesystemDriver
-from txregistry.web.accesslog import accessLogFormatter
+from txregistry.logs import LEVELS, STARTUP_NAMESPACE
 from txregistry.web.app import RegistryApp
 from txregistry.web.ingest import RegistrySite
 
+
+startupLog = Logger(namespace=STARTUP_NAMESPACE)
 
 CREDENTIALS_REFRESH_INTERVAL = 300
 LOOKUP_THREADS = 2
@@ -87,6 +89,9 @@ def checkSearchDatabase(settings):
 
 class RegistryService(service.MultiService):
     log = Logger()
+    # The log observer for the application (see txregistry.logs), set by
+    # makeService; None leaves twistd's own.
+    logObserver = None
 
     def __init__(self, settings, port, reactor, ioThreads=16):
         service.MultiService.__init__(self)
@@ -129,11 +134,12 @@ class RegistryService(service.MultiService):
         self.site = RegistrySite(
             self.app.resource(),
             self.app.chooseBody,
-            accessLog=settings.loglevel in ("debug", "info"),
+            # The level filter would drop the access events too; not making
+            # them at all saves the work.
+            accessLog=LEVELS[settings.loglevel] <= LEVELS["info"],
             maxHeaders=limits.get("max_headers", 100),
             maxHeaderBytes=limits.get("max_header_bytes", 64 * 1024),
             timeout=limits.get("idle_timeout", 300),
-            logFormatter=accessLogFormatter,
         )
         # Connection timers (idle, slow clients) on the service's reactor.
         self.site.reactor = reactor
@@ -152,6 +158,17 @@ class RegistryService(service.MultiService):
             )
             refresher.clock = reactor
             refresher.setServiceParent(self)
+
+    def setServiceParent(self, parent):
+        # twistd's AppLogger.start logs to the application's ILogObserver
+        # component when there is one, instead of building its own observer
+        # (see txregistry.logs for why this is the hook).  The application
+        # object itself is only seen here: twistd makes it after
+        # makeService, and a .tac makes it before.
+        if self.logObserver is not None and hasattr(parent, "setComponent"):
+            if parent.getComponent(ILogObserver, None) is None:
+                parent.setComponent(ILogObserver, self.logObserver)
+        service.MultiService.setServiceParent(self, parent)
 
     def purgeUploads(self):
         """Remove uploads abandoned for a week, as Distribution does."""
@@ -203,7 +220,9 @@ class RegistryService(service.MultiService):
         service.MultiService.startService(self)
         s = self.settings
         address = self.port.getHost() if self.port is not None else self.description
-        self.log.info(
+        # In a namespace of its own, which the loglevel never hides (see
+        # txregistry.logs.filtered): the one line saying the daemon is up.
+        startupLog.info(
             "txregistry listening on {address}, storage {storage} at {path}, flavor {flavor}",
             address=_describeAddress(address),
             storage=self.driver.name,
@@ -222,6 +241,16 @@ class RegistryService(service.MultiService):
             self._logAuth(s.auth)
         if s.ignoredKeys:
             self.log.info("configuration keys not used by txregistry: {keys}", keys=", ".join(s.ignoredKeys))
+        self.log.debug(
+            # (not log_format=: that key is the event's format)
+            "settings: loglevel {loglevel}, log_format {logFormat}, search {search}, read-only {readonly}, "
+            "limits {limits}",
+            loglevel=s.loglevel,
+            logFormat=s.logFormat,
+            search=s.searchBackend,
+            readonly=s.readonly,
+            limits=dict(s.limits or {}),
+        )
 
     def _logAuth(self, auth):
         parts = ["%s mode" % (auth.mode,)]

@@ -13,7 +13,7 @@ class Options(usage.Options):
         "Serve a container image registry (OCI Distribution Spec v1.1, what "
         "docker, podman, skopeo and oras speak).  Settings come from the command "
         "line, then the environment (STORAGE_PATH, SETTINGS_FLAVOR, "
-        "DOCKER_REGISTRY_CONFIG, LOGLEVEL, REGISTRY_PORT), then the config file, "
+        "DOCKER_REGISTRY_CONFIG, LOGLEVEL, LOG_FORMAT, REGISTRY_PORT), then the config file, "
         "then built-in defaults."
     )
     optParameters = [
@@ -41,10 +41,22 @@ class Options(usage.Options):
             "Default: $DOCKER_REGISTRY_CONFIG, else built-in settings.",
         ],
         ["flavor", "f", None, "The flavor (section) of the config file to use.  Default: $SETTINGS_FLAVOR, else dev."],
+        [
+            "log-format",
+            None,
+            None,
+            "text (twistd's lines) or json (one JSON object a line), written where twistd writes its log "
+            "(stdout with -n, --logfile, twistd.log).  Default: $LOG_FORMAT, else the config file's "
+            "log_format, else text.  The config file's loglevel (or $LOGLEVEL) filters both.",
+        ],
     ]
 
 
-def makeService(options, reactor=None, environ=None):
+def makeService(options, reactor=None, environ=None, serverOptions=None):
+    """The registry service for C{options}.  C{serverOptions}: twistd's own
+    options (its logging ones: nodaemon, logfile, syslog, prefix, logger),
+    by default the parent of C{options} when twistd parsed them; without
+    any the service leaves twistd's log observer alone."""
     environ = os.environ if environ is None else environ
     try:
         settings = config.load(
@@ -52,6 +64,7 @@ def makeService(options, reactor=None, environ=None):
             flavor=options["flavor"],
             storagePath=options["storage-path"],
             environ=environ,
+            logFormat=options["log-format"],
         )
     except config.ConfigError as e:
         raise SystemExit("txregistry: configuration error: %s" % (e,))
@@ -66,7 +79,15 @@ def makeService(options, reactor=None, environ=None):
     from txregistry.storage import StorageError
 
     try:
-        return RegistryService(settings, port, reactor)
+        registry = RegistryService(settings, port, reactor)
     except StorageError as e:  # e.g. no S3 credentials anywhere
         raise SystemExit("txregistry: configuration error: %s" % (e,))
+    if serverOptions is None:
+        serverOptions = getattr(options, "parent", None)
+    if serverOptions is not None:
+        from txregistry.logs import makeObserver
+
+        # Last, once nothing else can fail: this may open the log file.
+        registry.logObserver = makeObserver(settings.logFormat, settings.loglevel, serverOptions)
+    return registry
 

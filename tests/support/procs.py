@@ -95,7 +95,7 @@ class Daemon:
 def twistdEnv(extra=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for key in ("STORAGE_PATH", "SETTINGS_FLAVOR", "DOCKER_REGISTRY_CONFIG", "REGISTRY_PORT", "LOGLEVEL"):
+    for key in ("STORAGE_PATH", "SETTINGS_FLAVOR", "DOCKER_REGISTRY_CONFIG", "REGISTRY_PORT", "LOGLEVEL", "LOG_FORMAT"):
         env.pop(key, None)
     env.update(extra or {})
     return env

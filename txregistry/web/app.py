@@ -20,6 +20,7 @@ from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
 from txregistry.web.access import Authentication, PendingBody, routeScopes
+from txregistry.web.accesslog import safePath
 from txregistry.web.guard import API_VERSION
 from txregistry.web.ingest import BoundedBody, RefusedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
@@ -575,7 +576,11 @@ class RegistryApp:
             return self._accessError(request, e)
         except Exception:
             self._abortBody(request)
-            self.log.failure("internal error on {method} {uri}", method=request.method, uri=request.uri)
+            self.log.failure(
+                "internal error on {method} {uri}",
+                method=request.method.decode("ascii", "replace"),
+                uri=safePath(request.uri),
+            )
             return self._error(request, RegistryError("UNAVAILABLE", "internal server error", status=500))
 
     def _abortBody(self, request):

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 
 from txregistry.errors import RegistryError
+from txregistry.web.accesslog import logAccess
 from txregistry.web.guard import URLGuard, rawErrorResponse
 
 # First bytes of a TLS handshake record (0x16) or an SSLv2 hello (0x80).
@@ -214,6 +215,10 @@ class IngestRequest(server.Request):
     def gotLength(self, length):
         channel = self.channel
         site = channel.site
+        clock = getattr(site, "reactor", None)
+        if clock is not None:
+            # The head is in: the access log's duration counts from here.
+            self.txrStarted = clock.seconds()
         body = None
         uri = None
         chooser = getattr(site, "chooseBody", None)
@@ -488,8 +493,12 @@ class RegistrySite(server.Site):
         return channel
 
     def log(self, request):
+        # One structured event per request (see txregistry.web.accesslog),
+        # instead of a line written to the legacy log file.
         if self._accessLog:
-            server.Site.log(self, request)
+            clock = getattr(self, "reactor", None)
+            now = clock.seconds() if clock is not None else None
+            logAccess(http.datetimeToLogString(now), request, now)
 
     def chooseBody(self, request, method, uri, length):
         return self._chooseBody(request, method, uri, length)

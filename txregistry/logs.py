@@ -1,0 +1,246 @@
+"""The registry's log: text (twistd's classic lines) or JSON (one object a
+line), filtered by level, written where twistd would have written.
+
+How it is hooked into twistd
+----------------------------
+
+twistd builds its log observer in C{AppLogger.start}, from its own options
+(C{--nodaemon}, C{--logfile}, C{--syslog}), after it has loaded the
+application (and so after our C{makeService} ran); a plugin never sees
+that observer.  What C{AppLogger.start} does look at first is an
+C{ILogObserver} component on the application: when one is set it is used
+instead of the one twistd would build.  So:
+
+- L{makeObserver} builds our observer over the destination twistd itself
+  would have used (L{destination} follows C{UnixAppLogger._getLogObserver}:
+  stdout with C{-n} and no C{--logfile} or C{--logfile -}, else the file,
+  C{twistd.log} by default, as a L{LogFile} that rotates by size exactly
+  as twistd's does; C{--syslog} goes to syslog, as text);
+- the service sets it as the application's C{ILogObserver} when it is
+  added to the application (L{RegistryService.setServiceParent}), which
+  happens both for C{twistd txregistry} and for C{twistd -y registry.tac}.
+
+The plugin reads twistd's options from its own options' C{parent} (the
+twistd command line the plugin's options hang under); a .tac file has no
+such parent, so it reads them again from C{sys.argv} with twistd's own
+option table (L{serverOptionsFromArgv}).  C{twistd --logger=...} still
+wins over all this: twistd then ignores the component, so neither our
+format nor our level filter applies.
+
+This replaces rather than wraps twistd's observer: twistd has no public
+way to hand us the file it opens, and replacing it means the very first
+lines (twistd's own "starting up") are already in the chosen format and
+level.  twistd would also rotate its log file on SIGUSR1; the registry
+uses SIGUSR1 and SIGUSR2 for read-only mode, so (as before) the log file
+rotates by size only.
+"""
+
+import getopt
+import json
+import sys
+import time
+from datetime import datetime, timezone
+
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    LegacyLogObserverWrapper,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+    textFileLogObserver,
+)
+
+from txregistry.auth.redact import REDACTED, SECRET_HEADERS
+
+LEVELS = {
+    "debug": LogLevel.debug,
+    "info": LogLevel.info,
+    "warn": LogLevel.warn,
+    "warning": LogLevel.warn,
+    "error": LogLevel.error,
+    "critical": LogLevel.critical,
+}
+FORMATS = ("text", "json")
+# The namespace of the line that says where the registry listens: shown
+# whatever the loglevel (an operator always needs it, and warn showed it
+# before the loglevel filtered everything).
+STARTUP_NAMESPACE = "txregistry.startup"
+
+# Top-level keys of a JSON line; an event field of one of these names is
+# written as "field_<name>" instead.
+_RESERVED = frozenset(["time", "level", "namespace", "message", "system", "exception", "traceback"])
+# Keys of old-style (twisted.python.log) events that are not fields.
+_LEGACY = frozenset(["message", "format", "isError", "system", "time", "printed", "why", "failure", "logLevel"])
+# Field names whose values are never written (besides SECRET_HEADERS).
+_SECRET_FIELDS = frozenset(
+    ["password", "passwd", "secret", "token", "access_token", "refresh_token", "credentials", "secret_key",
+     "secretkey", "private_key"]
+)
+
+
+def _level(event):
+    level = event.get("log_level")
+    return getattr(level, "name", None) or "info"
+
+
+def _timestamp(event):
+    when = event.get("log_time")
+    if not isinstance(when, (int, float)):
+        when = time.time()
+    # RFC 3339, UTC, milliseconds.
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _fallback(value):
+    """For json.dumps: anything it cannot write, as text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return _text(value)
+
+
+def _text(value):
+    try:
+        return str(value)
+    except Exception:
+        return "<unprintable %s>" % (type(value).__name__,)
+
+
+def _jsonValue(value):
+    """C{value} if json can write it, else its text; never raises."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    try:
+        json.dumps(value, default=_fallback, allow_nan=False)
+        return value
+    except Exception:
+        return _text(value)
+
+
+def _secretName(key):
+    name = key.lower().replace("-", "_")
+    return name in _SECRET_FIELDS or name.replace("_", "-") in SECRET_HEADERS
+
+
+def eventAsJSON(event):
+    """One log event as one line of JSON (with its newline); never raises."""
+    try:
+        return _eventAsJSON(event)
+    except Exception as e:
+        # Only if something above is broken: still one valid line.
+        return json.dumps(
+            {"time": _timestamp({}), "level": "error", "namespace": "txregistry.logs",
+             "message": "unable to write a log event as JSON: %s" % (_text(e),)}
+        ) + "\n"
+
+
+def _eventAsJSON(event):
+    out = {
+        "time": _timestamp(event),
+        "level": _level(event),
+        "namespace": event.get("log_namespace") or "-",
+        "message": formatEvent(event),
+    }
+    system = event.get("log_system")
+    if system and system != "-":
+        out["system"] = _text(system)
+    failure = event.get("log_failure")
+    if failure is None and event.get("isError"):
+        failure = event.get("failure")
+    if failure is not None:
+        value = getattr(failure, "value", failure)
+        out["exception"] = "%s: %s" % (type(value).__name__, _text(value))
+        if not out["message"]:
+            out["message"] = out["exception"]
+        try:
+            out["traceback"] = failure.getTraceback()
+        except Exception as e:
+            out["traceback"] = "(no traceback: %s)" % (_text(e),)
+    legacy = "log_legacy" in event or ("isError" in event and "message" in event)
+    for key, value in event.items():
+        if not isinstance(key, str) or key.startswith("log_") or (legacy and key in _LEGACY):
+            continue
+        name = "field_" + key if key in _RESERVED else key
+        out[name] = REDACTED if _secretName(key) else _jsonValue(value)
+    return json.dumps(out, default=_fallback, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def jsonFileLogObserver(outFile):
+    """An observer writing each event to C{outFile} as a line of JSON."""
+    return FileLogObserver(outFile, eventAsJSON)
+
+
+def filtered(observer, loglevel):
+    """C{observer}, seeing only events at C{loglevel} (a L{LEVELS} name) or
+    above, but for the startup line (L{STARTUP_NAMESPACE})."""
+    level = LEVELS[loglevel]
+    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    predicate.setLogLevelForNamespace(STARTUP_NAMESPACE, min(level, LogLevel.info))
+    return FilteringLogObserver(observer, [predicate])
+
+
+def serverOptionsFromArgv(argv=None):
+    """twistd's logging options as given on this process's command line
+    (for a .tac file, which twistd does not hand its options to): the
+    arguments read again with twistd's own option table, but none of its
+    option handlers run (C{--reactor} does not install a reactor again).
+    C{None} if they cannot be read."""
+    argv = sys.argv[1:] if argv is None else argv
+    from twisted.scripts.twistd import ServerOptions
+
+    table = ServerOptions()
+    try:
+        opts, _ = getopt.getopt(argv, table.shortOpt, table.longOpt)
+    except getopt.error:
+        return None
+    found = {"nodaemon": False, "logfile": None, "syslog": False, "prefix": "twisted", "logger": None}
+    for opt, value in opts:
+        name = table.synonyms.get(opt.lstrip("-"))
+        if name in ("nodaemon", "syslog"):
+            found[name] = True
+        elif name in found:
+            found[name] = value
+    return found
+
+
+def destination(serverOptions):
+    """Where twistd would write its log with C{serverOptions}: C{("file",
+    fileObject)}, C{("syslog", prefix)}, or C{None} when C{--logger} names
+    an observer of its own (twistd then uses it, whatever we do)."""
+    opts = serverOptions or {}
+    if opts.get("logger"):
+        return None
+    if opts.get("syslog"):
+        return ("syslog", opts.get("prefix") or "twisted")
+    logfile = opts.get("logfile") or ""
+    nodaemon = bool(opts.get("nodaemon"))
+    if logfile == "-":
+        if not nodaemon:
+            raise SystemExit("Daemons cannot log to stdout, exiting!")
+        return ("file", sys.stdout)
+    if nodaemon and not logfile:
+        return ("file", sys.stdout)
+    from twisted.python.logfile import LogFile
+
+    return ("file", LogFile.fromFullPath(logfile or "twistd.log"))
+
+
+def makeObserver(logFormat, loglevel, serverOptions):
+    """The registry's observer for twistd's C{serverOptions} (a mapping with
+    its keys nodaemon, logfile, syslog, prefix, logger), or C{None} if
+    twistd's own must stay (C{--logger})."""
+    where = destination(serverOptions)
+    if where is None:
+        return None
+    kind, target = where
+    if kind == "syslog":
+        from twisted.python import syslog
+
+        observer = LegacyLogObserverWrapper(syslog.SyslogObserver(target).emit)
+    elif logFormat == "json":
+        observer = jsonFileLogObserver(target)
+    else:
+        observer = textFileLogObserver(target)
+    return filtered(observer, loglevel)
