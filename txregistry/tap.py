@@ -88,6 +88,6 @@ def makeService(options, reactor=None, environ=None, serverOptions=None):
         from txregistry.logs import makeObserver
 
         # Last, once nothing else can fail: this may open the log file.
-        registry.logObserver = makeObserver(settings.logFormat, settings.loglevel, serverOptions)
+        registry.logObserver = makeObserver(settings.logFormat, settings.loglevel, serverOptions, reactor)
     return registry
 

@@ -73,7 +73,7 @@ def test_bearer_daemon_logs_users_never_secrets(tmp_path):
         # alice cannot push elsewhere
         status, _, _ = call("POST", d.url + "/v2/bob/x/blobs/uploads/", None, {"Authorization": "Bearer " + token})
         assert status == 401
-        log = d.log()
+        log = d.syncLog()
         assert "authentication: bearer mode, 3 user(s) from %s" % (conf / "users.htpasswd") in log
         assert "token endpoint /auth/token" in log
         assert '" - alice ' in log  # the access log names the user
@@ -100,7 +100,7 @@ def test_basic_daemon(tmp_path):
         # the built-in token endpoint is off in basic mode
         status, _, _ = call("GET", d.url + "/auth/token?service=txregistry")
         assert status == 404
-        assert PASSWORDS["alice"] not in d.log()
+        assert PASSWORDS["alice"] not in d.syncLog()
     finally:
         d.stop()
 
@@ -128,7 +128,7 @@ def test_failed_logins_are_throttled(tmp_path):
         assert status == 404
         # skopeo honours Retry-After: its login waits out the window, then succeeds.
         skopeo("login", "--tls-verify=false", "--authfile", authfile, "-u", "alice", "-p", PASSWORDS["alice"], host)
-        log = d.log()
+        log = d.syncLog()
         assert "login throttled: 3 failed logins from 127.0.0.1 within 3 s" in log
         assert re.search(r'"GET /v2/ HTTP/1\.1" 429 \d+ "-" "skopeo/', log), log[-3000:]
         assert '- alice [' in log

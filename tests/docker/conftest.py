@@ -69,14 +69,15 @@ class AccessLog:
 
     def mark(self):
         """A position: L{requests} C{since} it lists only later requests."""
-        return len(self.daemon.log())
+        return len(self.daemon.syncLog())
 
     def requests(self, since=0):
-        """C{[(method, path, status)]} in the order they were logged."""
+        """C{[(method, path, status)]} in the order they were logged (the
+        markers of L{Daemon.syncLog} left out)."""
         out = []
-        for line in self.daemon.log()[since:].splitlines():
+        for line in self.daemon.syncLog()[since:].splitlines():
             m = self.LINE.search(line)
-            if m:
+            if m and not m.group(2).startswith("/txregistry-log-mark/"):
                 out.append((m.group(1), m.group(2), int(m.group(3))))
         return out
 

@@ -95,7 +95,7 @@ def test_docker_login_push_pull(cli, tlsRegistry, tmp_path):
     # logged out: search shows the public repository only
     out = cli.docker("search", "--format", "{{.Name}}", "%s/app" % host).stdout.split()
     assert out == ["%s/public/app" % host], out
-    log = tlsRegistry.log()
+    log = tlsRegistry.syncLog()
     assert PW["alice"] not in log and "wrong-password" not in log
     assert '" - alice ' in log
 
@@ -170,7 +170,7 @@ def test_podman_search_with_nothing_public(cli, tmp_path):
         r = cli.podman("search", "--authfile", noLogin(tmp_path), "--format", "{{.Name}}", "%s/tool" % host,
                        check=False)
         assert r.stdout.split() == [], r.stdout
-        log = daemon.log()
+        log = daemon.syncLog()
         assert '"GET /v1/search?n=25&q=tool HTTP/1.1" 401' in log and '"GET /v2/_catalog' in log
     finally:
         shutil.rmtree(trusted, ignore_errors=True)

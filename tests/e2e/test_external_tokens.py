@@ -153,5 +153,5 @@ def test_skopeo_through_an_external_token_server(externalAuth, tmp_path):
     assert r.returncode != 0
     r = clients.skopeo("inspect", "--tls-verify=false", dest, check=False)
     assert r.returncode != 0
-    log = d.log()
+    log = d.syncLog()
     assert "authentication: bearer mode, 1 external token key(s)" in log

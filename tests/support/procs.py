@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -83,6 +84,23 @@ class Daemon:
     def log(self):
         with open(self.logPath, "rb") as f:
             return f.read().decode("utf-8", "replace")
+
+    def syncLog(self, timeout=10):
+        """The log once the access lines of every request answered so far
+        are in it (txregistry holds access lines for a few milliseconds to
+        write them together): a marker request is sent, and its own line
+        polled for.  Needs the access log on (loglevel info or debug)."""
+        mark = "/txregistry-log-mark/%s" % (uuid.uuid4().hex,)
+        try:
+            urllib.request.urlopen(self.url + mark, timeout=timeout, context=self.sslContext).close()
+        except urllib.error.HTTPError:
+            pass
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            if mark in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.01)  # polling interval
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         terminate(self.proc, timeout, sig)

@@ -103,7 +103,7 @@ def test_unformattableEventStillOneLine():
 )
 def test_levelFilter(fmt, loglevel, shown):
     out = io.StringIO()
-    observer = logs.jsonFileLogObserver(out) if fmt == "json" else logs.textFileLogObserver(out)
+    observer = logs.jsonFileLogObserver(out) if fmt == "json" else logs.textLogObserver(out)
     log = publish(logs.filtered(observer, loglevel))
     for level in LogLevel.iterconstants():
         log.emit(level, "event at {name}", name=level.name)
@@ -199,3 +199,90 @@ def test_logFormatFromFlavorAndErrors(tmp_path):
         config.load(configFile=str(p), flavor="bad", environ={})
     with pytest.raises(config.ConfigError, match="LOG_FORMAT: log_format must be one of"):
         config.load(environ={"LOG_FORMAT": "yaml"})
+
+
+class _FakeReactor:
+    running = True
+
+    def __init__(self):
+        self.calls = []
+        self.triggers = []
+
+    def callLater(self, delay, f, *args):
+        self.calls.append((delay, f, args))
+
+    def addSystemEventTrigger(self, phase, event, f):
+        self.triggers.append((phase, event, f))
+
+
+class _CountingFile(io.StringIO):
+    writes = 0
+
+    def write(self, text):
+        self.writes += 1
+        return io.StringIO.write(self, text)
+
+
+@pytest.fixture
+def batching(monkeypatch):
+    monkeypatch.setattr(logs, "isInIOThread", lambda: True)
+    reactor, out = _FakeReactor(), _CountingFile()
+    return reactor, out, Logger(namespace=logs.ACCESS_NAMESPACE, observer=logs.textLogObserver(out, reactor))
+
+
+def test_batchingWritesOncePerReactorTurn(batching):
+    reactor, out, log = batching
+    for i in range(3):
+        log.info("line {i}", i=i)
+    assert out.getvalue() == "" and len(reactor.calls) == 1  # one flush scheduled, for the end of the turn
+    delay, flush, args = reactor.calls[0]
+    assert delay == logs.BatchingFileLogObserver.DELAY
+    flush(*args)
+    assert out.writes == 1
+    assert [line.rsplit(" ", 2)[-2:] for line in out.getvalue().splitlines()] == [["line", str(i)] for i in range(3)]
+
+
+def test_batchingWritesOtherEventsAtOnceAndInOrder(batching):
+    reactor, out, log = batching
+    log.info("first")
+    Logger(namespace="txregistry.service", observer=log.observer).info("search index rebuilt")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].endswith("first") and lines[1].endswith("search index rebuilt")
+
+
+def test_batchingWritesOtherThreadsAtOnce(batching, monkeypatch):
+    reactor, out, log = batching
+    monkeypatch.setattr(logs, "isInIOThread", lambda: False)
+    log.info("from a pool thread")
+    assert out.getvalue().endswith("from a pool thread\n") and reactor.calls == []
+
+
+def test_batchingFlushesAtShutdownAndWhenFull(batching, monkeypatch):
+    reactor, out, log = batching
+    log.info("pending")
+    [(phase, event, flush)] = reactor.triggers
+    assert (phase, event) == ("after", "shutdown")
+    flush()
+    assert out.getvalue().endswith("pending\n")
+    monkeypatch.setattr(logs.BatchingFileLogObserver, "MAX_PENDING", 3)
+    for i in range(3):
+        log.info("many {i}", i=i)
+    assert out.getvalue().endswith("many 2\n")
+
+
+def test_batchingWithoutARunningReactorWritesAtOnce(monkeypatch):
+    monkeypatch.setattr(logs, "isInIOThread", lambda: True)
+    reactor, out = _FakeReactor(), _CountingFile()
+    reactor.running = False
+    Logger(namespace=logs.ACCESS_NAMESPACE, observer=logs.jsonFileLogObserver(out, reactor)).info("early")
+    assert json.loads(out.getvalue())["message"] == "early"
+
+
+def test_classicTextIsTwistedsFormat():
+    from twisted.logger import formatEventAsClassicLogText
+
+    text = logs._ClassicText()
+    for when in (1796130000.25, 1796130000.75, 1796130001.5):
+        event = {"log_format": "hello {who}", "who": "you", "log_time": when, "log_system": "sys",
+                 "log_level": LogLevel.info, "log_namespace": "n"}
+        assert text(event) == formatEventAsClassicLogText(event)

@@ -18,6 +18,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 
 from txregistry.auth.redact import REDACTED
+from txregistry.logs import ACCESS_NAMESPACE
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 # Query parameters whose values may be credentials.
@@ -30,7 +31,7 @@ SECRET_QUERY_NAMES = frozenset(
 )
 _QUERY_PAIR = re.compile(r"([^&=]*)(=?)([^&]*)")
 
-log = Logger(namespace="txregistry.access")
+log = Logger(namespace=ACCESS_NAMESPACE)
 
 
 def _user(name):
