@@ -34,8 +34,8 @@ MiB = 1024 * 1024
 # The most S3 requests each flow may take.
 BOUNDS = {
     "monolithic": 23,
-    "chunked": 33,
-    "multipart": 40,
+    "chunked": 27,
+    "multipart": 32,
     "head": 2,
     "get": 3,
     "head-redirect": 2,
