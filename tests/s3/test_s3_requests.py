@@ -33,9 +33,9 @@ MiB = 1024 * 1024
 
 # The most S3 requests each flow may take.
 BOUNDS = {
-    "monolithic": 23,
-    "chunked": 27,
-    "multipart": 32,
+    "monolithic": 20,
+    "chunked": 24,
+    "multipart": 29,
     "head": 2,
     "get": 3,
     "head-redirect": 2,

@@ -99,13 +99,33 @@ class Uploads:
         return Appender(self, name, uploadID, start, algorithms, onPause, onResume)
 
     async def _acquire(self, uploadID):
-        """Wait until no other request works on this upload, then claim it."""
+        """Wait until no other request works on this upload, then claim it.
+        Returns the state and whether it had to wait."""
         state = self._states.setdefault(uploadID, _State())
+        waited = False
         while state.busy:
+            waited = True
             d = Deferred()
             state.waiting.append(d)
             await d
         state.busy = True
+        return state, waited
+
+    async def _claim(self, name, uploadID, created=False):
+        """Claim an upload known to exist (BLOB_UPLOAD_UNKNOWN if it does
+        not); C{created}: the caller has just created it.  The existence
+        is checked again only after waiting for another request to be done
+        with the upload: it may be gone then.  Without a wait nothing in
+        this process ran between the check and the claim."""
+        if not created:
+            await self._checkExists(name, uploadID)
+        state, waited = await self._acquire(uploadID)
+        if waited:
+            try:
+                await self._checkExists(name, uploadID)
+            except BaseException:
+                self._release(state)
+                raise
         return state
 
     def _release(self, state):
@@ -144,10 +164,8 @@ class Uploads:
     async def complete(self, name, uploadID, expected):
         """Verify that the upload's content has digest C{expected}, make it a
         blob of C{name}, and forget the upload.  Returns the size."""
-        await self._checkExists(name, uploadID)
-        state = await self._acquire(uploadID)
+        state = await self._claim(name, uploadID)
         try:
-            await self._checkExists(name, uploadID)  # it may be gone meanwhile
             dataPath = layout.uploadData(name, uploadID)
             writer = await self.driver.writer(dataPath, append=True)
             size = writer.size
@@ -216,10 +234,8 @@ class Uploads:
         return purged
 
     async def cancel(self, name, uploadID):
-        await self._checkExists(name, uploadID)
-        state = await self._acquire(uploadID)
+        state = await self._claim(name, uploadID)
         try:
-            await self._checkExists(name, uploadID)  # it may be gone meanwhile
             await self._forget(name, uploadID)
         finally:
             self._release(state)
@@ -288,9 +304,7 @@ class Appender:
         if self.uploadID is None:
             self.uploadID = await uploads.create(self.name)
             self._created = True
-        await uploads._checkExists(self.name, self.uploadID)
-        self._state = await uploads._acquire(self.uploadID)
-        await uploads._checkExists(self.name, self.uploadID)  # it may be gone meanwhile
+        self._state = await uploads._claim(self.name, self.uploadID, created=self._created)
         writer = await uploads.driver.writer(layout.uploadData(self.name, self.uploadID), append=True)
         self._writer = writer
         self._base = writer.size
