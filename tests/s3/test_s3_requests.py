@@ -33,9 +33,9 @@ MiB = 1024 * 1024
 
 # The most S3 requests each flow may take.
 BOUNDS = {
-    "monolithic": 20,
-    "chunked": 24,
-    "multipart": 29,
+    "monolithic": 19,
+    "chunked": 23,
+    "multipart": 28,
     "head": 2,
     "get": 3,
     "head-redirect": 2,
