@@ -7,8 +7,9 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.support import s3servers
-from tests.unit.test_storage_contract import ContractMixin
-from txregistry.storage.s3 import S3Driver
+from tests.unit.test_storage_contract import ContractMixin, async_test
+from txregistry.storage import PathNotFound
+from txregistry.storage.s3 import PART_SIZE, S3Driver
 
 _servers = {}
 
@@ -45,6 +46,26 @@ class S3ContractMixin(ContractMixin):
         )
         self.addCleanup(driver._pool.closeCachedConnections)
         return driver
+
+    @async_test
+    async def test_deleteAbortsMultipartUploads(self):
+        # A file being written in parts, and a multipart upload no .partial
+        # names (its writer stopped before saving one): delete ends both.
+        d = self.driver
+        w = await d.writer("/mp/a/data")
+        await w.write(b"x" * (PART_SIZE + 10))
+        await w.close()
+        orphan = await d._call("POST", d._key("/mp/b/data"), query="uploads")
+        self.assertIn(b"UploadId", orphan)
+        self.assertEqual(len(await d._multipartUploads(d._key("/mp") + "/")), 2)
+        await d.delete("/mp/a/data")
+        with self.assertRaises(PathNotFound):
+            await d.stat("/mp/a/data")
+        self.assertEqual([k for k, _ in await d._multipartUploads(d._key("/mp") + "/")], [d._key("/mp/b/data")])
+        await d.delete("/mp")
+        self.assertEqual(await d._multipartUploads(d._key("/mp") + "/"), [])
+        with self.assertRaises(PathNotFound):
+            await d.delete("/mp")
 
 
 class MotoContractTests(S3ContractMixin, unittest.TestCase):

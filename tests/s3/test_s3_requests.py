@@ -33,9 +33,9 @@ MiB = 1024 * 1024
 
 # The most S3 requests each flow may take.
 BOUNDS = {
-    "monolithic": 19,
-    "chunked": 23,
-    "multipart": 28,
+    "monolithic": 18,
+    "chunked": 22,
+    "multipart": 27,
     "head": 2,
     "get": 3,
     "head-redirect": 2,

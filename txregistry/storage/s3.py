@@ -751,20 +751,22 @@ class S3Driver:
     def delete(self, path):
         async def delete():
             key = self._key(path)
-            found = False
-            if await self._head(key) is not None:
-                found = True
+            at = await self._besides(key)
+            found = bool(at)
+            if key in at:
                 await self._deleteKey(key)
-            if await self._partialState(key) is not None:
-                found = True
-                await self._discardPartial(key)
-            files, _ = await self._listObjects(key + "/")
-            for k, _, _ in files:
-                found = True
-                await self._deleteKey(k)
-            for k, uploadID in await self._multipartUploads(key + "/"):
-                found = True
-                await self._abort(k, uploadID)
+            if key + "/" in at:
+                files, _ = await self._listObjects(key + "/")
+                for k, _, _ in files:
+                    await self._deleteKey(k)
+            # Multipart uploads of the key and below it, also those that no
+            # .partial names yet (a writer stopped before saving one).
+            for k, uploadID in await self._multipartUploads(key):
+                if k == key or k.startswith(key + "/"):
+                    found = True
+                    await self._abort(k, uploadID)
+            if key + PARTIAL_SUFFIX in at:
+                await self._deleteKey(key + PARTIAL_SUFFIX)
             if not found:
                 raise PathNotFound(path)
 
