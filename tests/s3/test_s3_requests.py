@@ -33,9 +33,9 @@ MiB = 1024 * 1024
 
 # The most S3 requests each flow may take.
 BOUNDS = {
-    "monolithic": 18,
-    "chunked": 22,
-    "multipart": 27,
+    "monolithic": 17,
+    "chunked": 21,
+    "multipart": 26,
     "head": 2,
     "get": 3,
     "head-redirect": 2,

@@ -695,18 +695,28 @@ class S3Driver:
     def move(self, source, dest):
         async def move():
             src, dst = self._key(source), self._key(dest)
-            head = await self._head(src)
-            if head is None:
-                raise PathNotFound(source)
-            size = _contentLength(head)
             copySource = "/%s/%s" % (self.bucket, quote(src, safe="/-_.~"))
-            if size <= MAX_COPY:
+            # One copy, without asking the size first: only a source larger
+            # than a copy may be (5 GiB, then refused with a 400) is copied
+            # in parts.
+            try:
                 body = await self._call("PUT", dst, headers=self._copyHeaders(copySource), expect=(200,))
+            except PathNotFound:
+                raise PathNotFound(source)
+            except S3Error as e:
+                if e.status != 400:
+                    raise
+                head = await self._head(src)
+                if head is None:
+                    raise PathNotFound(source)
+                size = _contentLength(head)
+                if size <= MAX_COPY:
+                    raise
+                await self._multipartCopy(copySource, dst, size)
+            else:
                 doc = _xml(body)
                 if doc is not None and doc.tag.split("}")[-1] == "Error":
                     raise _errorOf(200, body, dst)
-            else:
-                await self._multipartCopy(copySource, dst, size)
             await self._deleteKey(src)
 
         return Deferred.fromCoroutine(move())
