@@ -7,8 +7,10 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.support import s3servers
-from tests.unit.test_storage_contract import ContractMixin
-from txregistry.storage.s3 import S3Driver
+from tests.unit.test_storage_contract import ContractMixin, async_test
+from txregistry.storage import PathNotFound
+from txregistry.storage import s3 as s3module
+from txregistry.storage.s3 import PART_SIZE, S3Driver, S3Error
 
 _servers = {}
 
@@ -45,6 +47,53 @@ class S3ContractMixin(ContractMixin):
         )
         self.addCleanup(driver._pool.closeCachedConnections)
         return driver
+
+    @async_test
+    async def test_moveTooLargeForOneCopy(self):
+        # A source over the copy limit (5 GiB; here 4 bytes) is refused
+        # with a 400, then copied in parts.
+        d = self.driver
+        self.patch(s3module, "MAX_COPY", 4)
+        call = d._call
+        refused = []
+
+        async def refusingCall(method, key, query="", body=None, headers=None, **kw):
+            if "x-amz-copy-source" in (headers or {}) and "partNumber" not in query:
+                refused.append(key)
+                raise S3Error(400, "InvalidRequest", "The specified copy source is larger than the maximum")
+            return await call(method, key, query, body, headers, **kw)
+
+        self.patch(d, "_call", refusingCall)
+        await d.putContent("/mv/src", b"payload")
+        await d.move("/mv/src", "/mv/dst")
+        self.assertEqual(refused, [d._key("/mv/dst")])
+        self.assertEqual(await d.getContent("/mv/dst"), b"payload")
+        with self.assertRaises(PathNotFound):
+            await d.stat("/mv/src")
+        await d.putContent("/mv/small", b"abc")  # under the limit: the 400 stands
+        with self.assertRaises(S3Error):
+            await d.move("/mv/small", "/mv/dst")
+        self.assertEqual(await d.getContent("/mv/small"), b"abc")
+
+    @async_test
+    async def test_deleteAbortsMultipartUploads(self):
+        # A file being written in parts, and a multipart upload no .partial
+        # names (its writer stopped before saving one): delete ends both.
+        d = self.driver
+        w = await d.writer("/mp/a/data")
+        await w.write(b"x" * (PART_SIZE + 10))
+        await w.close()
+        orphan = await d._call("POST", d._key("/mp/b/data"), query="uploads")
+        self.assertIn(b"UploadId", orphan)
+        self.assertEqual(len(await d._multipartUploads(d._key("/mp") + "/")), 2)
+        await d.delete("/mp/a/data")
+        with self.assertRaises(PathNotFound):
+            await d.stat("/mp/a/data")
+        self.assertEqual([k for k, _ in await d._multipartUploads(d._key("/mp") + "/")], [d._key("/mp/b/data")])
+        await d.delete("/mp")
+        self.assertEqual(await d._multipartUploads(d._key("/mp") + "/"), [])
+        with self.assertRaises(PathNotFound):
+            await d.delete("/mp")
 
 
 class MotoContractTests(S3ContractMixin, unittest.TestCase):

@@ -84,10 +84,7 @@ class FakeUploads:
     async def create(self, name):
         return "u1"
 
-    async def _checkExists(self, name, uploadID):
-        pass
-
-    async def _acquire(self, uploadID):
+    async def _claim(self, name, uploadID, created=False):
         self.state.uploadID = uploadID
         return self.state
 

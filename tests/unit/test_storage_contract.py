@@ -79,6 +79,32 @@ class ContractMixin:
             await self.driver.stat("/d/nope")
 
     @async_test
+    async def test_namesSharingAPrefix(self):
+        # Entries whose names begin with another's are neither that entry
+        # nor in it ("-" and "." sort before "/", "b" after it).
+        for p in ("/s/a-1", "/s/a.x/1", "/s/a.y", "/s/ab/1", "/s/ac"):
+            await self.driver.putContent(p, b"sibling")
+        with self.assertRaises(PathNotFound):
+            await self.driver.stat("/s/a")
+        with self.assertRaises(PathNotFound):
+            await self.driver.delete("/s/a")
+        w = await self.driver.writer("/s/a")
+        await w.write(b"abc")
+        await w.close()
+        self.assertEqual(((await self.driver.stat("/s/a")).size), 3)
+        await self.driver.delete("/s/a")
+        with self.assertRaises(PathNotFound):
+            await self.driver.stat("/s/a")
+        await self.driver.putContent("/s/a/1", b"1")
+        self.assertTrue((await self.driver.stat("/s/a")).isDir)
+        await self.driver.delete("/s/a")
+        with self.assertRaises(PathNotFound):
+            await self.driver.stat("/s/a")
+        self.assertEqual(await self.driver.list("/s"), ["/s/a-1", "/s/a.x", "/s/a.y", "/s/ab", "/s/ac"])
+        for p in ("/s/a-1", "/s/a.x/1", "/s/a.y", "/s/ab/1", "/s/ac"):
+            self.assertEqual(await self.driver.getContent(p), b"sibling")
+
+    @async_test
     async def test_list(self):
         await self.driver.putContent("/l/x/1", b"")
         await self.driver.putContent("/l/y", b"")

@@ -57,6 +57,7 @@ class Uploads:
         self._reactor = reactor
         self._pool = threadpool
         self._states = {}
+        self._forgotten = 0  # uploads forgotten so far (see _claim)
         self.maxBlobSize = maxBlobSize  # 0: no limit
         self.maxConcurrent = maxConcurrent  # request bodies being written at once; 0: no limit
         self.active = 0
@@ -99,24 +100,39 @@ class Uploads:
         return Appender(self, name, uploadID, start, algorithms, onPause, onResume)
 
     async def _acquire(self, uploadID):
-        """Wait until no other request works on this upload, then claim it."""
+        """Wait until no other request works on this upload, then claim it.
+        Returns the state and whether it had to wait."""
         state = self._states.setdefault(uploadID, _State())
+        waited = False
         while state.busy:
+            waited = True
             d = Deferred()
             state.waiting.append(d)
             await d
         state.busy = True
-        return state
+        return state, waited
 
-    async def _stillThere(self, name, uploadID, state):
-        """Check, holding C{state}, that the upload was not completed or
-        cancelled meanwhile; if it was, the state is dropped again."""
-        try:
+    async def _claim(self, name, uploadID, created=False):
+        """Claim an upload known to exist (BLOB_UPLOAD_UNKNOWN if it does
+        not); C{created}: the caller has just created it.  The existence is
+        checked again once claimed only if the claim had to wait for another
+        request, or some upload was forgotten here meanwhile (another
+        request may have completed or cancelled this one while the first
+        check ran, and dropped its state): otherwise nothing can have
+        removed it in between."""
+        forgotten = self._forgotten
+        if not created:
             await self._checkExists(name, uploadID)
-        except RegistryError:
-            if self._states.get(uploadID) is state:
-                del self._states[uploadID]
-            raise
+        state, waited = await self._acquire(uploadID)
+        if waited or self._forgotten != forgotten:
+            try:
+                await self._checkExists(name, uploadID)
+            except BaseException:
+                self._release(state)
+                if self._states.get(uploadID) is state:
+                    del self._states[uploadID]  # gone: keep nothing of it
+                raise
+        return state
 
     def _release(self, state):
         """Give up the claim on C{state} (from L{_acquire}) and wake those
@@ -154,10 +170,8 @@ class Uploads:
     async def complete(self, name, uploadID, expected):
         """Verify that the upload's content has digest C{expected}, make it a
         blob of C{name}, and forget the upload.  Returns the size."""
-        await self._checkExists(name, uploadID)
-        state = await self._acquire(uploadID)
+        state = await self._claim(name, uploadID)
         try:
-            await self._stillThere(name, uploadID, state)
             dataPath = layout.uploadData(name, uploadID)
             writer = await self.driver.writer(dataPath, append=True)
             size = writer.size
@@ -188,13 +202,17 @@ class Uploads:
         # The state goes only once the files are gone: until then a request
         # that found the upload still there waits on it (the state is busy)
         # and then finds it gone, instead of claiming a fresh state and
-        # forgetting the upload a second time.
+        # forgetting the upload a second time.  The count changes when the
+        # delete starts and when it ends: a _claim whose first check
+        # overlapped any part of it checks again.
+        self._forgotten += 1
         try:
             await self.driver.delete(layout.uploadDir(name, uploadID))
         except PathNotFound:
             pass
         finally:
             self._states.pop(uploadID, None)
+            self._forgotten += 1
 
     async def purge(self, olderThan, now=None):
         """Remove uploads started more than C{olderThan} seconds ago and not
@@ -226,10 +244,8 @@ class Uploads:
         return purged
 
     async def cancel(self, name, uploadID):
-        await self._checkExists(name, uploadID)
-        state = await self._acquire(uploadID)
+        state = await self._claim(name, uploadID)
         try:
-            await self._stillThere(name, uploadID, state)
             await self._forget(name, uploadID)
         finally:
             self._release(state)
@@ -298,9 +314,7 @@ class Appender:
         if self.uploadID is None:
             self.uploadID = await uploads.create(self.name)
             self._created = True
-        await uploads._checkExists(self.name, self.uploadID)
-        self._state = await uploads._acquire(self.uploadID)
-        await uploads._checkExists(self.name, self.uploadID)  # it may be gone meanwhile
+        self._state = await uploads._claim(self.name, self.uploadID, created=self._created)
         writer = await uploads.driver.writer(layout.uploadData(self.name, self.uploadID), append=True)
         self._writer = writer
         self._base = writer.size

@@ -20,6 +20,7 @@ import hashlib
 import io
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
@@ -488,8 +489,11 @@ class S3Driver:
         if response.code not in (200, 204, 404):
             raise _errorOf(response.code, body, key)
 
-    async def _listObjects(self, prefix, delimiter=None, limit=None):
-        """C{([(key, size, mtime)], [commonPrefix])} under C{prefix}."""
+    async def _listObjects(self, prefix, delimiter=None, limit=None, until=None):
+        """C{([(key, size, mtime)], [commonPrefix])} under C{prefix}; with
+        C{until}, pages stop once they have reached that key (keys and
+        common prefixes come in order: a later page has only greater
+        ones)."""
         files, dirs, token = [], [], None
         while True:
             query = "list-type=2&prefix=%s" % _q(prefix)
@@ -506,6 +510,8 @@ class S3Driver:
             for p in _findall(doc, "CommonPrefixes"):
                 dirs.append(_text(p, "Prefix"))
             if limit or _text(doc, "IsTruncated", "false") != "true":
+                return files, dirs
+            if until is not None and max([f[0] for f in files] + dirs + [""]) >= until:
                 return files, dirs
             token = _text(doc, "NextContinuationToken")
             if not token:
@@ -569,6 +575,18 @@ class S3Driver:
         elif len(parts) < count:
             raise StorageError("multipart upload of %s lost parts" % (key,))
         return uploadID, parts, tail
+
+    async def _besides(self, key):
+        """What one listing shows at C{key}: C{{name: (size, mtime)}} with
+        C{key} (a committed file), C{key + ".partial"} (a file being
+        written) and C{key + "/"} (a directory) among the names when they
+        exist.  With "/" as delimiter, only siblings named C{key} followed
+        by "-" or "." come before C{key + "/"}."""
+        files, dirs = await self._listObjects(key, delimiter="/", until=key + "/")
+        found = {k: (size, modified) for k, size, modified in files if k in (key, key + PARTIAL_SUFFIX)}
+        if key + "/" in dirs:
+            found[key + "/"] = (0, "")
+        return found
 
     # --- IStorageDriver ---
 
@@ -639,12 +657,16 @@ class S3Driver:
             if response is not None:
                 modified = response.headers.getRawHeaders(b"last-modified", [b""])[0].decode("latin-1")
                 return FileInfo(path, _contentLength(response), _mtime(modified), False)
-            state = await self._partialState(key)
-            if state is not None:
-                _, parts, tail = state
-                return FileInfo(path, sum(p[2] for p in parts) + len(tail), time.time(), False)
-            files, dirs = await self._listObjects(key + "/", limit=1)
-            if files or dirs:
+            found = await self._besides(key)
+            if key in found:  # committed since the HEAD
+                size, modified = found[key]
+                return FileInfo(path, size, _isoTime(modified), False)
+            if key + PARTIAL_SUFFIX in found:
+                state = await self._partialState(key)
+                if state is not None:
+                    _, parts, tail = state
+                    return FileInfo(path, sum(p[2] for p in parts) + len(tail), time.time(), False)
+            if key + "/" in found:
                 return FileInfo(path, 0, time.time(), True)
             raise PathNotFound(path)
 
@@ -673,18 +695,28 @@ class S3Driver:
     def move(self, source, dest):
         async def move():
             src, dst = self._key(source), self._key(dest)
-            head = await self._head(src)
-            if head is None:
-                raise PathNotFound(source)
-            size = _contentLength(head)
             copySource = "/%s/%s" % (self.bucket, quote(src, safe="/-_.~"))
-            if size <= MAX_COPY:
+            # One copy, without asking the size first: only a source larger
+            # than a copy may be (5 GiB, then refused with a 400) is copied
+            # in parts.
+            try:
                 body = await self._call("PUT", dst, headers=self._copyHeaders(copySource), expect=(200,))
+            except PathNotFound:
+                raise PathNotFound(source)
+            except S3Error as e:
+                if e.status != 400:
+                    raise
+                head = await self._head(src)
+                if head is None:
+                    raise PathNotFound(source)
+                size = _contentLength(head)
+                if size <= MAX_COPY:
+                    raise
+                await self._multipartCopy(copySource, dst, size)
+            else:
                 doc = _xml(body)
                 if doc is not None and doc.tag.split("}")[-1] == "Error":
                     raise _errorOf(200, body, dst)
-            else:
-                await self._multipartCopy(copySource, dst, size)
             await self._deleteKey(src)
 
         return Deferred.fromCoroutine(move())
@@ -729,20 +761,22 @@ class S3Driver:
     def delete(self, path):
         async def delete():
             key = self._key(path)
-            found = False
-            if await self._head(key) is not None:
-                found = True
+            at = await self._besides(key)
+            found = bool(at)
+            if key in at:
                 await self._deleteKey(key)
-            if await self._partialState(key) is not None:
-                found = True
-                await self._discardPartial(key)
-            files, _ = await self._listObjects(key + "/")
-            for k, _, _ in files:
-                found = True
-                await self._deleteKey(k)
-            for k, uploadID in await self._multipartUploads(key + "/"):
-                found = True
-                await self._abort(k, uploadID)
+            if key + "/" in at:
+                files, _ = await self._listObjects(key + "/")
+                for k, _, _ in files:
+                    await self._deleteKey(k)
+            # Multipart uploads of the key and below it, also those that no
+            # .partial names yet (a writer stopped before saving one).
+            for k, uploadID in await self._multipartUploads(key):
+                if k == key or k.startswith(key + "/"):
+                    found = True
+                    await self._abort(k, uploadID)
+            if key + PARTIAL_SUFFIX in at:
+                await self._deleteKey(key + PARTIAL_SUFFIX)
             if not found:
                 raise PathNotFound(path)
 
@@ -777,6 +811,14 @@ class S3Driver:
 def _contentLength(response):
     """Content-Length of a HEAD response (Twisted says a HEAD has no body)."""
     return int(response.headers.getRawHeaders(b"content-length", [b"0"])[0])
+
+
+def _isoTime(value):
+    """A listing's LastModified (ISO 8601) as a timestamp."""
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError):
+        return time.time()
 
 
 def _mtime(value):

@@ -800,19 +800,20 @@ class RegistryApp:
 
     async def _appendBody(self, request, method, name, uploadID, query):
         """Wait for the request body to be in the upload; returns the upload
-        id (created for a monolithic POST) or C{None} if there was no body."""
+        id (created for a monolithic POST, else C{uploadID}) and the size of
+        the upload after the body (C{None} if there was no body)."""
         plan = uploadPlan(method, name, uploadID or "", query, _header(request, b"content-range"))
         content = _body(request)
         if isinstance(content, UploadBody):
-            await content.appender.finish()
-            return content.appender.uploadID
+            size = await content.appender.finish()
+            return content.appender.uploadID, size
         if plan is None:
-            return uploadID
+            return uploadID, None
         # A body that did not come through RegistrySite (another Site, or an
         # in-memory test transport): feed it to an appender now.
         content.seek(0, 2)
         if content.tell() == 0:
-            return uploadID
+            return uploadID, None
         content.seek(0)
         _, planID, start, algorithms = plan
         appender = self.registry.uploads.appender(name, planID or None, start, algorithms)
@@ -821,8 +822,8 @@ class RegistryApp:
             if not chunk:
                 break
             appender.write(chunk)
-        await appender.finish()
-        return appender.uploadID
+        size = await appender.finish()
+        return appender.uploadID, size
 
     async def _uploadStart(self, request, name):
         _checkName(name)
@@ -840,7 +841,7 @@ class RegistryApp:
         expected = _one(query, "digest")
         if expected is not None:
             d = _parseDigest(expected)
-            uploadID = await self._appendBody(request, "POST", name, None, query)
+            uploadID, _ = await self._appendBody(request, "POST", name, None, query)
             if uploadID is None:
                 uploadID = await self.registry.uploads.create(name)
             await self.registry.uploads.complete(name, uploadID, d)
@@ -866,13 +867,16 @@ class RegistryApp:
     async def _upload_patch(self, request, name, upload):
         _checkName(name)
         uploadID = unquote(upload)
-        await self._appendToSession(request, "PATCH", name, uploadID, _query(request))
-        offset = await self.registry.uploads.offset(name, uploadID)
+        offset = await self._appendToSession(request, "PATCH", name, uploadID, _query(request))
+        if offset is None:  # no body
+            offset = await self.registry.uploads.offset(name, uploadID)
         return self._empty(request, 202, self._uploadHeaders(name, uploadID, offset))
 
     async def _appendToSession(self, request, method, name, uploadID, query):
+        """The upload's size after the request's body (C{None}: no body)."""
         try:
-            await self._appendBody(request, method, name, uploadID, query)
+            _, size = await self._appendBody(request, method, name, uploadID, query)
+            return size
         except RegistryError as e:
             if e.code == "RANGE_INVALID":
                 # Tell the client where the upload stands, so it can resume.

@@ -1,0 +1,232 @@
+"""How many S3 requests a blob push, HEAD and GET cost, through the real web
+app on a real socket with the S3 driver on moto's server.
+
+The sequence is recorded where the driver hands each request to its HTTP
+Agent (so retries would count), and checked against moto's own request log,
+so what is counted is what the server served.  The bounds are a regression
+guard: a change that adds a request to one of these flows fails here.
+
+Run with ``-s`` to see the sequences.
+"""
+
+import hashlib
+import re
+import time
+import uuid
+from urllib.parse import unquote
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.python.threadpool import ThreadPool
+from twisted.trial import unittest
+from twisted.web.client import HTTPConnectionPool
+
+from tests.api.harness import RegistryTestCase, async_test
+from tests.support import s3servers
+from txregistry import digest as digests
+from txregistry.registry import Registry
+from txregistry.storage.s3 import S3Driver
+from txregistry.web.app import RegistryApp
+from txregistry.web.ingest import RegistrySite
+
+MiB = 1024 * 1024
+
+# The most S3 requests each flow may take.
+BOUNDS = {
+    "monolithic": 17,
+    "chunked": 21,
+    "multipart": 26,
+    "head": 2,
+    "get": 3,
+    "head-redirect": 2,
+    "get-redirect": 2,
+}
+
+_server = []
+
+
+def motoServer():
+    if not _server:
+        reason = s3servers.MotoServer.unavailableReason()
+        if reason:
+            raise unittest.SkipTest(reason)
+        _server.append(s3servers.MotoServer().start())
+    return _server[0]
+
+
+def teardown_module(module):
+    while _server:
+        _server.pop().stop()
+
+
+_HEX = re.compile(r"[0-9a-f]{64}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def pattern(method, target):
+    """C{"METHOD key?query"} with digests, upload ids and query values
+    replaced by placeholders, the bucket's prefix dropped."""
+    path, _, query = target.partition("?")
+    path = path.replace("/registry/docker/registry/v2", "", 1)
+    path = re.sub(r"/[0-9a-f]{2}/<hex>", "/<hex>", _HEX.sub("<hex>", path))
+    path = _UUID.sub("<id>", path)
+    if query:
+        keys = [kv.split("=", 1)[0] for kv in query.split("&")]
+        keys = [k for k in keys if k not in ("X-Amz-Algorithm",)]
+        path += "?" + "&".join(keys)
+    return "%s %s" % (method, path)
+
+
+class S3RequestCounts(RegistryTestCase):
+    """Each test: an empty bucket, the app on it (no redirects, so GET
+    streams from S3), and the S3 requests of one flow."""
+
+    redirect = False
+
+    def setUp(self):
+        s = self.s3 = motoServer()
+        self.bucket = "req-" + uuid.uuid4().hex[:16]
+        s.createBucket(self.bucket)
+        self.createdBy = None  # moto's log entries for the bucket before the driver's
+        self.pool = ThreadPool(1, 4, name="test-io")
+        self.pool.start()
+        self.addCleanup(self.pool.stop)
+        self.driver = S3Driver(
+            reactor, self.bucket, region=s.region, endpoint=s.endpoint, accessKey=s.accessKey,
+            secretKey=s.secretKey, rootDirectory="/registry", redirect=self.redirect,
+        )
+        self.addCleanup(self.driver._pool.closeCachedConnections)
+        self.sent = []
+        agent = self.driver._agent
+        real = agent.request
+
+        def request(method, uri, headers=None, bodyProducer=None):
+            target = uri.decode("ascii").split("/" + self.bucket, 1)[1]
+            self.sent.append((method.decode("ascii"), target))
+            return real(method, uri, headers, bodyProducer)
+
+        agent.request = request
+        self.registry = Registry(self.driver, reactor, self.pool)
+        self.app = RegistryApp(self.registry)
+        self.site = RegistrySite(self.app.resource(), self.app.chooseBody)
+        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.addCleanup(self.serverConnectionsClosed)
+        self.base = "http://127.0.0.1:%d" % (self.port.getHost().port,)
+        self.http = HTTPConnectionPool(reactor, persistent=False)
+
+    async def served(self, since):
+        """The requests moto logged for the bucket that the driver sent from
+        its C{since}th on, once moto has logged as many as were sent (it
+        logs a request after answering it)."""
+        if self.createdBy is None:
+            self.createdBy = len([r for r in self.s3.requests(self.bucket) if r[:2] == ("PUT", "")])
+        deadline = time.monotonic() + 10
+        while True:
+            logged = self.s3.requests(self.bucket)[self.createdBy:]
+            if len(logged) >= len(self.sent) or time.monotonic() > deadline:
+                return logged[since:]
+            await deferLater(reactor, 0.02, lambda: None)
+
+    async def measure(self, label, flow):
+        """Run C{flow} (a coroutine function) and return its S3 request
+        patterns, checked against what moto logged."""
+        await self.served(len(self.sent))  # all earlier requests are in moto's log
+        before = len(self.sent)
+        await flow()
+        sent = self.sent[before:]
+        logged = await self.served(before)
+        self.assertEqual([(m, unquote(t)) for m, t, _ in logged], [(m, unquote(t)) for m, t in sent])
+        seq = [pattern(m, t) for m, t in sent]
+        print("\n%s: %d S3 requests" % (label, len(seq)))
+        for line in seq:
+            print("    " + line)
+        return seq
+
+    async def monolithic(self, name, data):
+        d = digests.of(data)
+        r = await self.request("POST", "/v2/%s/blobs/uploads/?digest=%s" % (name, d), data)
+        self.assertEqual(r.code, 201, r.body)
+        return d
+
+    async def chunked(self, name, chunks):
+        r = await self.request("POST", "/v2/%s/blobs/uploads/" % (name,))
+        self.assertEqual(r.code, 202, r.body)
+        location = r.header("location").decode("ascii")
+        h = hashlib.sha256()
+        offset = 0
+        for chunk in chunks:
+            h.update(chunk)
+            headers = {"Content-Range": "%d-%d" % (offset, offset + len(chunk) - 1),
+                       "Content-Type": "application/octet-stream"}
+            r = await self.request("PATCH", location, chunk, headers)
+            self.assertEqual(r.code, 202, r.body)
+            offset += len(chunk)
+            self.assertEqual(r.header("range"), b"0-%d" % (offset - 1,))
+        d = "sha256:" + h.hexdigest()
+        r = await self.request("PUT", location + "?digest=" + d)
+        self.assertEqual(r.code, 201, r.body)
+        return d, location
+
+    def assertAtMost(self, seq, bound):
+        self.assertLessEqual(len(seq), bound, "\n".join(seq))
+
+    @async_test
+    async def test_monolithic_push(self):
+        data = b"a small blob" * 100
+        seq = await self.measure("monolithic POST (1200 bytes)", lambda: self.monolithic("team/app", data))
+        self.assertAtMost(seq, BOUNDS["monolithic"])
+
+    @async_test
+    async def test_chunked_push_small_parts(self):
+        chunks = [b"x" * (6 * MiB), b"y" * MiB]
+        seq = await self.measure("POST + PATCH 6 MiB + PATCH 1 MiB + PUT", lambda: self.chunked("team/app", chunks))
+        self.assertAtMost(seq, BOUNDS["chunked"])
+
+    @async_test
+    async def test_chunked_push_multipart(self):
+        chunks = [b"x" * (17 * MiB), b"y" * MiB]
+        seq = await self.measure("POST + PATCH 17 MiB + PATCH 1 MiB + PUT", lambda: self.chunked("team/app", chunks))
+        self.assertAtMost(seq, BOUNDS["multipart"])
+
+    @async_test
+    async def test_blob_head_and_get(self):
+        data = b"z" * (3 * MiB + 5)
+        d = await self.monolithic("team/app", data)
+        path = "/v2/team/app/blobs/" + d
+
+        async def head():
+            r = await self.request("HEAD", path)
+            self.assertEqual(r.code, 200)
+            self.assertEqual(r.header("content-length"), b"%d" % (len(data),))
+
+        async def get():
+            r = await self.request("GET", path)
+            self.assertEqual(r.code, 200)
+            self.assertEqual(r.body, data)
+
+        seq = await self.measure("blob HEAD", head)
+        self.assertAtMost(seq, BOUNDS["head"])
+        seq = await self.measure("blob GET", get)
+        self.assertAtMost(seq, BOUNDS["get"])
+
+
+class S3RequestCountsRedirect(S3RequestCounts):
+    """The same with redirects to presigned URLs (the default)."""
+
+    redirect = True
+
+    @async_test
+    async def test_blob_head_and_get(self):
+        data = b"z" * 1000
+        d = await self.monolithic("team/app", data)
+        path = "/v2/team/app/blobs/" + d
+        for method in ("HEAD", "GET"):
+            async def go():
+                r = await self.request(method, path)
+                self.assertEqual(r.code, 307)
+
+            seq = await self.measure("blob %s (redirect)" % method, go)
+            self.assertAtMost(seq, BOUNDS[method.lower() + "-redirect"])
+
+    test_monolithic_push = test_chunked_push_small_parts = test_chunked_push_multipart = None
