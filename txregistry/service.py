@@ -66,24 +66,37 @@ def checkStoragePath(path):
     return None
 
 
+def _withoutPassword(text, url):
+    """C{text} with the password of the database URL C{url} (if any) replaced."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+    except Exception:
+        return text
+    return text.replace(password, "***") if password else text
+
+
 def checkSearchDatabase(settings):
     """Make the embedded database's directory and check the database driver
     is installed; return an error line or C{None}."""
     if settings.searchBackend != "sqlalchemy":
         return None
-    url = settings.searchDatabase
+    url = shown = settings.searchDatabase
     try:
         from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
 
         parsed = make_url(url)
+        shown = parsed.render_as_string(hide_password=True)  # the line may end up in a log
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
         create_engine(url).dispose()
     except ImportError as e:
-        return "sqlalchemy_index_database %s needs a database driver that is not installed (%s)" % (url, e)
+        return "sqlalchemy_index_database %s needs a database driver that is not installed (%s)" % (shown, e)
     except Exception as e:
-        return "sqlalchemy_index_database %s: %s" % (url, str(e).splitlines()[0] if str(e) else e)
+        detail = str(e).splitlines()[0] if str(e) else repr(e)
+        return "sqlalchemy_index_database %s: %s" % (shown, _withoutPassword(detail, url))
     return None
 
 

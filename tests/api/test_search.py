@@ -191,6 +191,34 @@ class SearchTestsMixin:
 
 
     @async_test
+    async def test_unreadableManifestDoesNotStopRebuildOrRepair(self):
+        # A repository whose manifests cannot be read (storage fails for it)
+        # is logged and passed over; the others are indexed, and the repair
+        # loop goes on.
+        await self.pushImage("bad/repo", "t")
+        await self.pushImage("good/one", "t", extra={"annotations": {DESCRIPTION: "good one"}})
+        rowFor = self.updater.rowFor
+
+        async def failing(name):
+            if name == "bad/repo":
+                raise OSError(5, "Input/output error")
+            return await rowFor(name)
+
+        self.patch(self.updater, "rowFor", failing)
+        await self.index.clear()
+        self.updater.ready = False
+        await self.startIndex()
+        self.assertTrue(self.updater.ready)
+        self.assertEqual([x["description"] for x in (await self.search("good")).json()["results"]], ["good one"])
+        self.assertEqual(len(self.flushLoggedErrors()), 1)  # "indexing bad/repo failed"
+        await self.index.remove("good/one")
+        self.updater.dirty = {"bad/repo", "good/one"}
+        await self.updater.repair()
+        self.assertEqual(self.updater.dirty, set())
+        self.assertEqual([x["name"] for x in (await self.search("good")).json()["results"]], ["good/one"])
+        self.assertEqual(len(self.flushLoggedErrors()), 1)
+
+    @async_test
     async def test_unstorableTextDoesNotPoisonTheIndex(self):
         """Lone surrogates and NUL (valid JSON escapes, but neither SQLite nor
         PostgreSQL stores them) in an annotation or a config label are stored

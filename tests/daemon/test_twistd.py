@@ -152,6 +152,19 @@ def test_configuration_errors_fail_at_start_with_one_line(tmp_path, args, env, e
     assert "Traceback" not in r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("url", ["nosuchdialect://indexer:s3cret-pw@127.0.0.1/index",
+                                 "postgresql+nosuchdriver://indexer:s3cret-pw@127.0.0.1/index"])
+def test_database_error_does_not_show_the_password(tmp_path, url):
+    r = run(["-n", "--pidfile=", "txregistry", "--port", "tcp:0:interface=127.0.0.1",
+             "--storage-path", str(tmp_path / "data")],
+            env={"SEARCH_BACKEND": "sqlalchemy", "SQLALCHEMY_INDEX_DATABASE": url})
+    assert r.returncode != 0
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("txregistry: configuration error: sqlalchemy_index_database "), r.stderr
+    assert "indexer:***@127.0.0.1" in lines[0]
+    assert "s3cret-pw" not in r.stdout + r.stderr
+
+
 def test_port_in_use_fails_at_start(tmp_path):
     d = procs.startTxregistry(str(tmp_path / "a"), str(tmp_path))
     try:

@@ -164,17 +164,30 @@ class IndexUpdater:
             self._retry.start(RETRY_INTERVAL, now=False)
 
     async def repair(self):
-        """Write again the rows that could not be written."""
+        """Write again the rows that could not be written.  Never fails (it
+        runs in a LoopingCall, which a failure would stop): what goes wrong
+        other than the index being unavailable is logged."""
         pending, self.dirty = self.dirty, set()
         try:
             if not self.ready:
                 await self.rebuild()
                 pending = set()
             for name in sorted(pending):
-                await self._writeRow(name)
+                try:
+                    await self._writeRow(name)
+                except IndexUnavailable:
+                    raise
+                except Exception:
+                    # Its manifests cannot be read: nothing to write until
+                    # its next push; the others go on.
+                    self.log.failure("indexing {name} failed", name=name)
                 pending.discard(name)
         except IndexUnavailable:
             self.dirty |= pending
+            return
+        except Exception:
+            self.dirty |= pending
+            self.log.failure("repairing the search index failed; will retry")
             return
         self.healthy = True
         if not self.dirty and self._retry.running:
@@ -201,7 +214,13 @@ class IndexUpdater:
             total = len(names)
             batch = []
             for i, name in enumerate(names):
-                row = await self.rowFor(name)
+                try:
+                    row = await self.rowFor(name)
+                except Exception:
+                    # One repository whose manifests cannot be read does not
+                    # stop the rest (its row, if any, stays as it was).
+                    self.log.failure("indexing {name} failed", name=name)
+                    row = None
                 if row is not None:
                     batch.append(row)
                 if len(batch) >= 200 or i == total - 1:
