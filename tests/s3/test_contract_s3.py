@@ -96,6 +96,38 @@ class S3ContractMixin(ContractMixin):
             await d.delete("/mp")
 
 
+    @async_test
+    async def test_commitInterruptedBeforeThePartialWasDeleted(self):
+        # The daemon stops (kill -9) between completing the file and deleting
+        # its .partial: the file is committed all the same, and a retried
+        # completion finds it so, in one PUT or in parts.
+        d = self.driver
+        deleteKey = d._deleteKey
+
+        async def crashBeforePartialDeleted(key):
+            if key.endswith(s3module.PARTIAL_SUFFIX):
+                raise ConnectionError("the daemon stopped here")
+            return await deleteKey(key)
+
+        for path, data in (("/gap/small/data", b"small" * 100), ("/gap/parts/data", os.urandom(PART_SIZE + 100))):
+            w = await d.writer(path, append=True)
+            await w.write(data)
+            await w.close()
+            w = await d.writer(path, append=True)
+            self.patch(d, "_deleteKey", crashBeforePartialDeleted)
+            with self.assertRaises(ConnectionError):
+                await w.commit()
+            self.patch(d, "_deleteKey", deleteKey)
+            retried = await d.writer(path, append=True)  # the retried completion
+            self.assertEqual(retried.size, len(data))
+            await retried.commit()
+            await retried.close()
+            self.assertEqual(await d.getContent(path), data)
+            self.assertEqual((await d.stat(path)).size, len(data))
+            await d.move(path, path + "-moved")
+            self.assertEqual(await d.getContent(path + "-moved"), data)
+
+
 class MotoContractTests(S3ContractMixin, unittest.TestCase):
     kind = "moto"
 

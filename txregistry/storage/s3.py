@@ -567,6 +567,11 @@ class S3Driver:
             try:
                 parts = await self._listParts(key, uploadID)
             except PathNotFound:
+                if await self._head(key) is not None:
+                    # Completed, and the daemon stopped before it deleted the
+                    # .partial: the file is committed; what is left is debris.
+                    await self._deleteKey(key + PARTIAL_SUFFIX)
+                    return None
                 raise StorageError("multipart upload of %s is gone" % (key,))
         if len(parts) > count:
             # A part was stored after the tail was saved: parts always begin
