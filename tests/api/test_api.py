@@ -116,6 +116,17 @@ class BlobTests(RegistryTestCase):
         self.assertEqual((r.code, r.body), (200, b""))
 
     @async_test
+    async def test_damagedBlobDataIsNotServedEmpty(self):
+        # Storage damaged by hand: the blob's data is a directory.
+        d = await self.pushBlob("dmg", b"content")
+        data = os.path.join(self.root, "docker/registry/v2/blobs/sha256", d[7:9], d[7:], "data")
+        os.remove(data)
+        os.makedirs(data)
+        for method in ("GET", "HEAD"):
+            r = await self.request(method, "/v2/dmg/blobs/" + d)
+            self.assertEqual(r.code, 404, method)
+
+    @async_test
     async def test_sha512(self):
         data = b"five-twelve" * 100
         d = digests.of(data, "sha512")

@@ -51,6 +51,8 @@ class BlobStore:
             info = await self.driver.stat(layout.blobData(digest))
         except PathNotFound:
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        if info.isDir:  # not a blob's data (damaged storage): not served as an empty one
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         return info.size
 
     async def reader(self, name, digest, offset=0):
