@@ -2,7 +2,11 @@
 
     txregistry reindex [--config FILE] [--flavor NAME] [--storage-path DIR]
 
-rebuilds the search index from storage (safe while the registry serves)."""
+rebuilds the search index from storage (safe while the registry serves).
+
+    txregistry gc [--dry-run] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]
+
+deletes the blobs no manifest refers to (see L{txregistry.registry.gc})."""
 
 import sys
 
@@ -22,13 +26,40 @@ class ReindexOptions(usage.Options):
     ]
 
 
+class GCOptions(usage.Options):
+    synopsis = "[--dry-run] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]"
+    longdesc = (
+        "Delete the blobs that no manifest of any repository refers to (untagged manifests count), "
+        "if older than --min-age.  For no risk to pushes under way, put the registry in read-only mode "
+        "while it runs (kill -USR1 the daemon, -USR2 after)."
+    )
+    optFlags = [["dry-run", "n", "Only say what would be deleted."]]
+    optParameters = ReindexOptions.optParameters + [
+        ["min-age", None, None, "Keep unreferenced blobs younger than this many seconds (default 3600)."],
+    ]
+
+    def postOptions(self):
+        value = self["min-age"]
+        if value is None:
+            from txregistry.registry.gc import DEFAULT_MIN_AGE
+
+            self["min-age"] = DEFAULT_MIN_AGE
+            return
+        if not (value.isascii() and value.isdigit()):
+            raise usage.UsageError("--min-age must be a whole number of seconds, not %r" % (value,))
+        self["min-age"] = int(value)
+
+
 class Options(usage.Options):
     synopsis = "COMMAND [options]"
-    subCommands = [["reindex", None, ReindexOptions, "Rebuild the search index from storage."]]
+    subCommands = [
+        ["reindex", None, ReindexOptions, "Rebuild the search index from storage."],
+        ["gc", None, GCOptions, "Delete the blobs no manifest refers to."],
+    ]
 
     def postOptions(self):
         if self.subCommand is None:
-            raise usage.UsageError("a command is needed (reindex)")
+            raise usage.UsageError("a command is needed (reindex or gc)")
 
 
 class ProgressBar:
@@ -79,6 +110,49 @@ def reindex(reactor, options):
     return d
 
 
+def gc(reactor, options):
+    from twisted.internet.defer import Deferred
+    from twisted.python.threadpool import ThreadPool
+
+    from txregistry.registry.gc import CollectionError, collect
+    from txregistry.service import makeDriver
+
+    settings = config.load(
+        configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
+    )
+    io = ThreadPool(1, 8, name="gc-io")
+    io.start()
+    driver = makeDriver(settings, reactor, io)
+    dryRun = options["dry-run"]
+
+    def deleted(digest, size):
+        print("deleted %s (%d bytes)" % (digest, size))
+
+    def report(r):
+        verb = "would delete" if dryRun else "deleted"
+        if dryRun:
+            for d in r.deleted:
+                print("would delete %s" % (d,))
+        print(
+            "%d manifest(s) in %d repositories; %d blob(s) in use, %s %d (%d bytes) and %d repository link(s) "
+            "to them; %d unused blob(s) younger than %d s kept"
+            % (r.manifests, r.repositories, r.kept, verb, len(r.deleted), r.freed, r.links, r.young,
+               options["min-age"])
+        )
+
+    def failed(f):
+        f.trap(CollectionError)
+        raise SystemExit("txregistry gc: %s" % (f.value,))
+
+    def done(result):
+        io.stop()
+        return result
+
+    d = Deferred.fromCoroutine(collect(driver, options["min-age"], dryRun, log=None if dryRun else deleted))
+    d.addCallbacks(report, failed)
+    return d.addBoth(done)
+
+
 def main(argv=None):
     options = Options()
     try:
@@ -95,4 +169,4 @@ def main(argv=None):
         raise SystemExit("txregistry: configuration error: %s" % (e,))
     from twisted.internet.task import react
 
-    react(reindex, [options.subOptions])
+    react(reindex if options.subCommand == "reindex" else gc, [options.subOptions])

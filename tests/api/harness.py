@@ -89,6 +89,10 @@ class RegistryTestCase(unittest.TestCase):
         else:
             self.pool = None
             self.driver = MemoryDriver()
+        self.serve()
+
+    def serve(self):
+        """The registry on C{self.driver}, served on 127.0.0.1:<free port>."""
         self.registry = Registry(self.driver, reactor, self.pool)
         self.updater = self.makeSearch()
         self.authorizer = self.makeAuthorizer()

@@ -19,15 +19,11 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
-from twisted.web.client import HTTPConnectionPool
 
 from tests.api.harness import RegistryTestCase, async_test
 from tests.support import s3servers
 from txregistry import digest as digests
-from txregistry.registry import Registry
 from txregistry.storage.s3 import S3Driver
-from txregistry.web.app import RegistryApp
-from txregistry.web.ingest import RegistrySite
 
 MiB = 1024 * 1024
 
@@ -106,14 +102,7 @@ class S3RequestCounts(RegistryTestCase):
             return real(method, uri, headers, bodyProducer)
 
         agent.request = request
-        self.registry = Registry(self.driver, reactor, self.pool)
-        self.app = RegistryApp(self.registry)
-        self.site = RegistrySite(self.app.resource(), self.app.chooseBody)
-        self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
-        self.addCleanup(self.port.stopListening)
-        self.addCleanup(self.serverConnectionsClosed)
-        self.base = "http://127.0.0.1:%d" % (self.port.getHost().port,)
-        self.http = HTTPConnectionPool(reactor, persistent=False)
+        self.serve()
 
     async def served(self, since):
         """The requests moto logged for the bucket that the driver sent from

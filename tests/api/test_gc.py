@@ -1,0 +1,96 @@
+"""Garbage collection against a registry filled over HTTP: what no manifest
+refers to goes (with its repository links), the rest stays pullable."""
+
+import json
+import os
+import time
+
+from tests.api.harness import RegistryTestCase, async_test
+from txregistry import digest as digests
+from txregistry.registry import gc, layout
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+class GCTests(RegistryTestCase):
+    async def fill(self):
+        """app:keep (layers shared, own), app:gone (deleted), lib:x (an
+        index's child, untagged), and a blob pushed but never used."""
+        self.keep, _ = await self.pushImage("team/app", "keep", layers=[b"shared", b"keep-only"])
+        self.gone, self.goneBody = await self.pushImage("team/app", "gone", layers=[b"shared", b"gone-only"])
+        child, childBody = await self.pushImage("team/lib", "tmp", layers=[b"child-layer"])
+        r = await self.request("DELETE", "/v2/team/lib/manifests/tmp")  # the tag only: still a revision
+        self.assertEqual(r.code, 202)
+        index = {"schemaVersion": 2, "mediaType": INDEX,
+                 "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": len(childBody)}]}
+        r, body = await self.pushManifest("team/lib", "multi", index, mediaType=INDEX)
+        self.assertEqual(r.code, 201, r.body)
+        self.stray = await self.pushBlob("team/app", b"never used")
+        r = await self.request("DELETE", "/v2/team/app/manifests/" + self.gone)
+        self.assertEqual(r.code, 202)
+
+    async def exists(self, name, d):
+        return (await self.request("HEAD", "/v2/%s/blobs/%s" % (name, d))).code == 200
+
+    @async_test
+    async def test_collect(self):
+        await self.fill()
+        dry = await gc.collect(self.driver, minAge=0, dryRun=True)
+        expected = {self.gone, digests.of(b"gone-only"), self.stray}
+        self.assertEqual(set(dry.deleted), expected)
+        self.assertTrue(await self.exists("team/app", self.stray))  # a dry run deletes nothing
+        report = await gc.collect(self.driver, minAge=0)
+        self.assertEqual(set(report.deleted), expected)
+        self.assertEqual((report.repositories, report.manifests), (2, 3))
+        self.assertEqual(report.freed, len(b"gone-only") + len(b"never used") + len(self.goneBody))
+        self.assertEqual(report.links, 2)  # gone-only and the stray blob were linked in team/app
+        for d in (digests.of(b"gone-only"), self.stray):
+            self.assertFalse(await self.exists("team/app", d))
+            if self.driverName == "filesystem":
+                self.assertFalse(os.path.exists(os.path.join(self.root, layout.blobDir(d).lstrip("/"))))
+        # What is in use is all there: the kept image, and the index with its untagged child.
+        r = await self.request("GET", "/v2/team/app/manifests/keep", headers={"Accept": OCI_MANIFEST})
+        self.assertEqual(r.code, 200)
+        for layer in json.loads(r.body)["layers"] + [json.loads(r.body)["config"]]:
+            got = await self.request("GET", "/v2/team/app/blobs/" + layer["digest"])
+            self.assertEqual(got.code, 200)
+        r = await self.request("GET", "/v2/team/lib/manifests/multi", headers={"Accept": INDEX})
+        child = json.loads(r.body)["manifests"][0]["digest"]
+        r = await self.request("GET", "/v2/team/lib/manifests/" + child, headers={"Accept": OCI_MANIFEST})
+        self.assertEqual(r.code, 200)
+        self.assertTrue(await self.exists("team/lib", digests.of(b"child-layer")))
+        # Nothing left to do, and the same layer can be pushed again.
+        self.assertEqual((await gc.collect(self.driver, minAge=0)).deleted, [])
+        self.assertEqual(await self.pushBlob("team/app", b"gone-only"), digests.of(b"gone-only"))
+        self.assertTrue(await self.exists("team/app", digests.of(b"gone-only")))
+
+    @async_test
+    async def test_youngBlobsAreKept(self):
+        await self.fill()
+        report = await gc.collect(self.driver)  # the default minimum age: an hour
+        self.assertEqual((report.deleted, report.young), ([], 3))
+        report = await gc.collect(self.driver, minAge=3600, now=time.time() + 7200)
+        self.assertEqual(len(report.deleted), 3)
+
+    @async_test
+    async def test_unparseableManifestStopsBeforeDeleting(self):
+        await self.fill()
+        path = os.path.join(self.root, layout.blobData(self.keep).lstrip("/"))
+        with open(path, "wb") as f:
+            f.write(b"not json")
+        with self.assertRaises(gc.CollectionError) as caught:
+            await gc.collect(self.driver, minAge=0)
+        self.assertIn(self.keep, str(caught.exception))
+        self.assertTrue(await self.exists("team/app", self.stray))
+
+    @async_test
+    async def test_emptyStorage(self):
+        report = await gc.collect(self.driver, minAge=0)
+        self.assertEqual((report.repositories, report.manifests, report.kept, report.deleted), (0, 0, 0, []))
+
+
+class MemoryGCTests(GCTests):
+    driverName = "memory"
+
+    test_unparseableManifestStopsBeforeDeleting = None
