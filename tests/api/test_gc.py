@@ -74,6 +74,28 @@ class GCTests(RegistryTestCase):
         self.assertEqual(len(report.deleted), 3)
 
     @async_test
+    async def test_freshLinkKeepsAnOldBlob(self):
+        # An old unused blob pushed again (or mounted) into a repository just
+        # now: its new link keeps it until a manifest uses it.
+        if self.driverName != "filesystem":
+            return  # ages are set by hand on disk below
+        await self.fill()
+
+        def age(path, seconds):
+            when = time.time() - seconds
+            os.utime(os.path.join(self.root, path.lstrip("/")), (when, when))
+
+        age(layout.blobData(self.stray), 7200)
+        age(layout.layerLink("team/app", self.stray), 7200)
+        await self.registry.blobs.link("team/other", self.stray)
+        report = await gc.collect(self.driver, minAge=3600, dryRun=True)
+        self.assertNotIn(self.stray, report.deleted)
+        age(layout.layerLink("team/other", self.stray), 7200)
+        report = await gc.collect(self.driver, minAge=3600)
+        self.assertIn(self.stray, report.deleted)
+        self.assertFalse(await self.exists("team/other", self.stray))
+
+    @async_test
     async def test_unparseableManifestStopsBeforeDeleting(self):
         await self.fill()
         path = os.path.join(self.root, layout.blobData(self.keep).lstrip("/"))

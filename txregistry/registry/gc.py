@@ -8,7 +8,9 @@ than C{minAge} seconds is deleted, with the repositories' links to it
 (``_layers``), so that it is not reported as present anywhere.
 
 The age is what keeps a push that is under way safe: its layers are
-stored (and linked) before its manifest, which marks them.  A manifest
+stored (and linked) before its manifest, which marks them.  A blob counts
+as young when its data or one of its repository links is: a push of a
+layer that storage already holds, and a mount, write the link anew.  A manifest
 pushed during the collection that refers to an old blob no manifest
 referred to when the marking ran can still lose it; for none of that to
 be possible, put the registry in read-only mode while it runs (SIGUSR1,
@@ -129,7 +131,9 @@ async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=No
             info = await driver.stat(layout.blobData(d))
         except PathNotFound:
             info = None  # a directory without data: debris, deleted as well
-        if info is not None and now - info.modTime < minAge:
+        if (info is not None and now - info.modTime < minAge) or await _linkedLately(
+            driver, links.get(d, ()), now - minAge
+        ):
             report.young += 1
             continue
         size = 0 if info is None or info.isDir else info.size
@@ -146,6 +150,16 @@ async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=No
         if log is not None:
             log(d, size)
     return report
+
+
+async def _linkedLately(driver, linkDirs, since):
+    for path in linkDirs:
+        try:
+            if (await driver.stat(path + "/link")).modTime > since:
+                return True
+        except PathNotFound:
+            continue
+    return False
 
 
 async def _deleteQuietly(driver, path):
