@@ -32,3 +32,36 @@ class S3GCTests(test_gc.GCTests):
         self.serve()
 
     test_unparseableManifestStopsBeforeDeleting = None  # writes a file on local disk
+
+
+def test_gc_command_on_s3(s3, bucket, tmp_path):
+    """``txregistry gc`` with the classic S3 environment, beside a daemon on
+    the same bucket (moto, and RGW, which checks signatures)."""
+    import os
+    import subprocess
+
+    from tests.e2e import clients, oci
+    from tests.s3.conftest import startOnS3
+    from tests.support import procs
+
+    keep = oci.buildImage(str(tmp_path / "keep"), "v1", layers=1, seed=3, layerSize=32 * 1024)
+    gone = oci.buildImage(str(tmp_path / "gone"), "v1", layers=1, seed=4, layerSize=32 * 1024)
+    d = startOnS3(s3, bucket, tmp_path)
+    try:
+        clients.push("oci:%s:v1" % (tmp_path / "keep"), d, "team/app:keep")
+        clients.push("oci:%s:v1" % (tmp_path / "gone"), d, "team/app:gone")
+        clients.delete(d, "team/app@%s" % (gone.manifestDigest,))
+        r = subprocess.run(
+            [os.path.join(procs.BIN, "txregistry"), "gc", "--min-age", "0"],
+            capture_output=True, text=True, timeout=120,
+            env=procs.twistdEnv(procs.s3env(s3, bucket, SQLALCHEMY_INDEX_DATABASE="sqlite:///%s" % (tmp_path / "i.db"))),
+        )
+        assert r.returncode == 0, r.stderr
+        deleted = {line.split()[1] for line in r.stdout.splitlines() if line.startswith("deleted sha256:")}
+        assert deleted == set(gone.blobDigests) | {gone.manifestDigest}, r.stdout
+        status, _, _ = clients.request(d, "/v2/team/app/blobs/%s" % (gone.layerDigests[0],), method="HEAD")
+        assert status == 404
+        clients.pull(d, "team/app:keep", "oci:%s:v1" % (tmp_path / "pulled"))
+        assert set(keep.blobDigests) <= oci.verifyBlobs(str(tmp_path / "pulled"))
+    finally:
+        d.stop()
