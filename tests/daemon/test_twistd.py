@@ -123,6 +123,29 @@ def test_config_file_and_env(tmp_path):
         d.stop()
 
 
+def test_requests_refused_before_a_handler_are_logged(tmp_path):
+    # Answered by the connection itself (framing, header size, declared
+    # length): an access line each, as for any other request.
+    from tests.hostile import rawhttp
+
+    d = procs.startTxregistry(str(tmp_path / "data"), str(tmp_path))
+    try:
+        for data in (
+            b"POST /v2/a/blobs/uploads/ HTTP/1.1\r\nHost: x\r\nUser-Agent: smuggler\r\n"
+            b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+            b"GET /v2/?token=hush HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
+            b"PUT /v2/a/manifests/t HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+        ):
+            rawhttp.converse(d.port, data, timeout=10)
+        log = d.syncLog()
+        assert '"POST /v2/a/blobs/uploads/ HTTP/1.1" 400 ' in log and '"smuggler"' in log, log[-3000:]
+        assert '"GET /v2/?token=[redacted] HTTP/1.1" 431 ' in log, log[-3000:]
+        assert '"PUT /v2/a/manifests/t HTTP/1.1" 413 ' in log, log[-3000:]
+        assert "hush" not in log
+    finally:
+        d.stop()
+
+
 def test_loglevel_warn_silences_access_log(tmp_path):
     d = procs.startTxregistry(str(tmp_path / "data"), str(tmp_path), env={"LOGLEVEL": "warn"})
     try:

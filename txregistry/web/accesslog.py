@@ -126,6 +126,33 @@ def accessLogFormatter(timestamp, request):
     return accessLine(timestamp, accessFields(request))
 
 
+def logRefusal(timestamp, client, requestLine, headers, status, sent, logger=log):
+    """Emit the access event of a request the channel answered itself
+    (refused before a handler saw it): C{requestLine} is C{(method, target,
+    protocol)} as far as it was read (bytes or None), C{headers} the
+    request's headers read so far (or None), C{sent} the body bytes."""
+    method, target, protocol = requestLine
+
+    def header(name):
+        values = headers.getRawHeaders(name) if headers is not None else None
+        return _decode(values[0]) if values else None
+
+    fields = {
+        "client": _decode(client),
+        "user": None,
+        "method": _decode(method),
+        "path": safePath(target) if target is not None else "-",
+        "protocol": _decode(protocol),
+        "status": status,
+        "bytes": sent,
+        "referer": header(b"referer"),
+        "user_agent": header(b"user-agent"),
+        "duration": None,
+    }
+    line = accessLine(timestamp, fields)
+    logger.info(line.replace("{", "{{").replace("}", "}}"), **fields)
+
+
 def logAccess(timestamp, request, now=None, logger=log):
     """Emit the access event of C{request}."""
     fields = accessFields(request, now)

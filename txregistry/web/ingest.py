@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 
 from txregistry.errors import RegistryError
-from txregistry.web.accesslog import logAccess
+from txregistry.web.accesslog import logAccess, logRefusal
 from txregistry.web.guard import URLGuard, rawErrorResponse
 
 # First bytes of a TLS handshake record (0x16) or an SSLv2 hello (0x80).
@@ -387,12 +387,31 @@ class RegistryChannel(http.HTTPChannel):
         self._refused = True
         self._stopHead()
         transport = self.transport
-        transport.write(rawErrorResponse(error))
+        response = rawErrorResponse(error)
+        transport.write(response)
+        self._logRefusal(error, len(response) - response.index(b"\r\n\r\n") - 4)
         if ITCPTransport.providedBy(transport) and not ISSLTransport.providedBy(transport):
             transport.loseWriteConnection()
             self._lingerCall = self.callLater(self.LINGER, self._lingerOver)
         else:
             self.loseConnection()
+
+    def _logRefusal(self, error, sent):
+        """The access line of a request refused here (no handler logs it)."""
+        site = getattr(self, "site", None)
+        if not getattr(site, "_accessLog", False):
+            return
+        request = self.requests[-1] if self.requests else None
+        peer = self.transport.getPeer()
+        clock = getattr(site, "reactor", None)
+        logRefusal(
+            http.datetimeToLogString(clock.seconds() if clock is not None else None),
+            getattr(peer, "host", None),
+            (getattr(self, "_command", None), getattr(self, "_path", None), getattr(self, "_version", None)),
+            request.requestHeaders if request is not None else None,
+            error.status,
+            sent,
+        )
 
     def _lingerOver(self):
         self._lingerCall = None
