@@ -30,6 +30,9 @@ _UPLOAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}$")
 HIGH_WATER = 8 * 1024 * 1024
 LOW_WATER = 2 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
+# The most bytes joined into one write (what arrived while the previous one
+# was written is taken in batches of this size, not all at once).
+BATCH = 1024 * 1024
 _PENDING = object()
 
 
@@ -394,8 +397,12 @@ class Appender:
         if not self._queue:
             self._maybeDone()
             return
-        batch = b"".join(self._queue) if len(self._queue) > 1 else self._queue[0]
-        self._queue.clear()
+        queue, pieces, n = self._queue, [], 0
+        while queue and n < BATCH:
+            pieces.append(queue.popleft())
+            n += len(pieces[-1])
+        batch = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+        del pieces
         self._busy = True
         work = [self._writer.write(batch)]
         for h in self._hashers:
