@@ -17,6 +17,7 @@ it follows.  Appending never copies what is already stored.
 """
 
 import hashlib
+import mmap
 import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -54,6 +55,7 @@ UNSIGNED = "UNSIGNED-PAYLOAD"
 READ_HIGH = 4 * 1024 * 1024
 READ_LOW = 1024 * 1024
 SEND_CHUNK = 128 * 1024
+SMALL_BUFFER = 1024 * 1024  # a writer holding more keeps it in a mapping of PART_SIZE
 RETRIES = 4
 
 
@@ -292,12 +294,16 @@ class _S3Writer:
     whether a C{.partial} may exist for this file (C{False} only for a
     writer that found none, until it saves one).
 
-    Memory: one buffer of the part being filled.  It grows to C{PART_SIZE}
-    (a small file never takes more than its size) and is then reused for
-    every later part, filled in place: no copy of a part is made, and no
-    part-sized allocation comes and goes per part.  A part is sent from the
-    buffer in pieces (L{_BytesProducer}), one part in flight at a time, and
-    L{write} fires only once its data is in the buffer or sent."""
+    Memory: one buffer, of the part being filled.  Up to SMALL_BUFFER bytes
+    it is a bytearray of what was written (a small file takes its size);
+    beyond, an anonymous mapping of PART_SIZE bytes, filled in place and
+    reused for every later part: no copy of a part is made, and the part
+    buffers of successive uploads do not come and go through malloc (whose
+    heap would keep growing with them: glibc raises its mmap threshold once
+    such a buffer is freed, and part-sized buffers then fragment its heap).
+    A part is sent from the buffer in pieces (L{_BytesProducer}), one part
+    in flight at a time; L{write} fires only once its data is in the buffer
+    or sent.  L{close} gives the buffer back."""
 
     def __init__(self, driver, path, uploadID, parts, tail, partialSaved=True):
         self._driver = driver
@@ -310,7 +316,7 @@ class _S3Writer:
         self._partialSaved = partialSaved
         self._dirty = False
         self._finished = False
-        self._busy = None  # a write still sending parts
+        self._closed = False
 
     @property
     def size(self):
@@ -318,44 +324,47 @@ class _S3Writer:
 
     def _put(self, view):
         """Copy what fits of C{view} into the buffer; returns the rest."""
-        room = PART_SIZE - self._filled
-        piece = view[:room]
+        piece = view[:PART_SIZE - self._filled]
         n = len(piece)
-        if self._filled == len(self._buffer):
-            try:
-                self._buffer += piece  # growing (up to PART_SIZE)
-            except BufferError:  # a request not yet started still looks at it
-                self._buffer = self._buffer + piece
-        else:
-            self._buffer[self._filled:self._filled + n] = piece  # in place: no resize
+        if isinstance(self._buffer, bytearray):
+            if self._filled + n <= SMALL_BUFFER:
+                try:
+                    self._buffer += piece
+                except BufferError:  # a request not yet started still looks at it
+                    self._buffer = self._buffer + piece
+                self._filled += n
+                return view[n:]
+            big = mmap.mmap(-1, PART_SIZE)
+            big[:self._filled] = self._buffer
+            self._buffer = big
+        self._buffer[self._filled:self._filled + n] = piece
         self._filled += n
         return view[n:]
 
     def write(self, data):
+        if self._closed or self._finished:
+            return Deferred.fromCoroutine(_raise(StorageError("%s: write after close" % (self._path,))))
         self._dirty = True
-        if self._busy is None and self._filled + len(data) < PART_SIZE:
+        if self._filled + len(data) < PART_SIZE:
             self._put(memoryview(data))
             return succeed(None)
         return Deferred.fromCoroutine(self._fill(data))
 
     async def _fill(self, data):
-        while self._busy is not None:  # writes are applied in order
-            await self._busy
-        self._busy = busy = Deferred()
-        try:
-            view = memoryview(data)
-            while len(view):
-                view = self._put(view)
-                if self._filled >= PART_SIZE:
-                    await self._uploadPart()
-                    self._filled = 0
-        finally:
-            self._busy = None
-            busy.callback(None)
+        view = memoryview(data)
+        while len(view):
+            view = self._put(view)
+            if self._filled >= PART_SIZE:
+                await self._uploadPart()
+                self._filled = 0
 
     def _held(self):
         """A view of the bytes held (release it once sent)."""
         return memoryview(self._buffer)[:self._filled]
+
+    def _release(self):
+        self._buffer = bytearray()  # a mapping is unmapped once no request looks at it
+        self._filled = 0
 
     async def _uploadPart(self):
         d = self._driver
@@ -383,14 +392,20 @@ class _S3Writer:
         if self._uploadID:
             headers["x-amz-meta-uploadid"] = self._uploadID
         self._partialSaved = True
-        with self._held() as tail:
-            await d._call("PUT", self._key + PARTIAL_SUFFIX, body=tail, headers=headers, expect=(200,),
-                          payloadHash=UNSIGNED)
+        try:
+            with self._held() as tail:
+                await d._call("PUT", self._key + PARTIAL_SUFFIX, body=tail, headers=headers, expect=(200,),
+                              payloadHash=UNSIGNED)
+        finally:
+            self._release()
 
     def close(self):
-        if self._finished or not self._dirty:
+        if self._finished or self._closed:
             return succeed(None)
-        self._dirty = False
+        self._closed = True
+        if not self._dirty:
+            self._release()
+            return succeed(None)
         return Deferred.fromCoroutine(self._saveTail())
 
     def commit(self):
@@ -417,8 +432,7 @@ class _S3Writer:
             doc = _xml(body)
             if doc is not None and doc.tag.split("}")[-1] == "Error":  # a 200 can carry an error
                 raise _errorOf(200, body, self._key)
-        self._buffer = bytearray()
-        self._filled = 0
+        self._release()
         if self._partialSaved:
             await d._deleteKey(self._key + PARTIAL_SUFFIX)
 
