@@ -363,8 +363,8 @@ class _S3Writer:
         return memoryview(self._buffer)[:self._filled]
 
     def _release(self):
+        """Give the buffer back (L{size} stays what it was)."""
         self._buffer = bytearray()  # a mapping is unmapped once no request looks at it
-        self._filled = 0
 
     async def _uploadPart(self):
         d = self._driver
@@ -409,6 +409,8 @@ class _S3Writer:
         return Deferred.fromCoroutine(self._saveTail())
 
     def commit(self):
+        if self._closed:
+            return Deferred.fromCoroutine(_raise(StorageError("%s: commit after close" % (self._path,))))
         self._finished = True
         return Deferred.fromCoroutine(self._commit())
 
@@ -420,6 +422,7 @@ class _S3Writer:
         else:
             if self._filled:
                 await self._uploadPart()
+                self._filled = 0  # (now the last part)
             parts = "".join(
                 "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (n, etag.replace("&", "&amp;").replace("<", "&lt;"))
                 for n, etag, _ in self._parts
