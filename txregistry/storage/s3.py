@@ -763,7 +763,9 @@ class S3Driver:
     def reader(self, path, offset=0):
         async def open_():
             key = self._key(path)
-            response = await self._send("GET", key, headers={"Range": "bytes=%d-" % offset})
+            # From the start, no Range: the size is the response's length
+            # (and an empty file is a 200, not a 416).
+            response = await self._send("GET", key, headers={"Range": "bytes=%d-" % offset} if offset else None)
             if response.code == 416:
                 await readBody(response)
                 info = await self.stat(path)
@@ -772,8 +774,11 @@ class S3Driver:
                 raise InvalidOffset("%s: offset %d beyond size %d" % (path, offset, info.size))
             if response.code not in (200, 206):
                 await self._check(response, (200, 206), key)
+            size = response.length
+            if not isinstance(size, int):  # no Content-Length (UNKNOWN_LENGTH)
+                size = _rangeTotal(response)
+                size = (size if size is not None else (await self.stat(path)).size) - offset
             protocol = _BufferingProtocol()
-            size = response.length if response.length is not None else 0
             response.deliverBody(protocol)
             return _S3Reader(protocol, size)
 
@@ -966,6 +971,13 @@ class S3Driver:
 def _contentLength(response):
     """Content-Length of a HEAD response (Twisted says a HEAD has no body)."""
     return int(response.headers.getRawHeaders(b"content-length", [b"0"])[0])
+
+
+def _rangeTotal(response):
+    """The total of a 206's Content-Range (C{bytes a-b/total}), or C{None}."""
+    value = response.headers.getRawHeaders(b"content-range", [b""])[0]
+    total = value.rpartition(b"/")[2]
+    return int(total) if total.isdigit() else None
 
 
 def _isoTime(value):

@@ -726,15 +726,23 @@ class RegistryApp:
     async def _blob_get(self, request, name, digest):
         _checkName(name)
         d = _parseDigest(digest)
-        size = await self.registry.blobs.size(name, d)
         etag = b'"%s"' % (d.encode("ascii"),)
-        request.setHeader(b"Docker-Content-Digest", d.encode("ascii"))
-        request.setHeader(b"ETag", etag)
-        request.setHeader(b"Accept-Ranges", b"bytes")
-        request.setHeader(b"Cache-Control", b"max-age=31536000")
-        if request.getHeader(b"if-none-match") == etag:
-            return self._empty(request, 304, {})
+        notModified = request.getHeader(b"if-none-match") == etag
         url = await self.registry.blobs.redirectURL(d, request.method.decode("ascii"))
+        if request.method == b"GET" and not url and not notModified and request.getHeader(b"range") is None:
+            # The whole blob, streamed: its size is the reader's, so the
+            # storage is asked once (on S3: one GET, no HEAD before it).
+            reader = await self.registry.blobs.open(name, d)
+            size = reader.size
+            self._blobHeaders(request, etag)
+            request.setResponseCode(200)
+            request.setHeader(b"Content-Type", b"application/octet-stream")
+            request.setHeader(b"Content-Length", b"%d" % (size,))
+            return await self._stream(request, reader, size)
+        size = await self.registry.blobs.size(name, d)
+        self._blobHeaders(request, etag)
+        if notModified:
+            return self._empty(request, 304, {})
         if url:
             return self._empty(request, 307, {b"Location": url.encode("ascii")})
         try:
@@ -759,6 +767,19 @@ class RegistryApp:
         if request.method == b"HEAD" or length == 0:
             return b""
         reader = await self.registry.blobs.reader(name, d, start)
+        return await self._stream(request, reader, length)
+
+    def _blobHeaders(self, request, etag):
+        request.setHeader(b"Docker-Content-Digest", etag[1:-1])
+        request.setHeader(b"ETag", etag)
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        request.setHeader(b"Cache-Control", b"max-age=31536000")
+
+    async def _stream(self, request, reader, length):
+        """Send C{length} bytes of C{reader} as the response body."""
+        if length == 0:
+            reader.close()
+            return b""
         producer = ReaderProducer(reader, request, length)
         request.notifyFinish().addErrback(lambda _: producer.stopProducing())
         try:
