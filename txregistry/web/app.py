@@ -821,20 +821,21 @@ class RegistryApp:
 
     async def _appendBody(self, request, method, name, uploadID, query):
         """Wait for the request body to be in the upload; returns the upload
-        id (created for a monolithic POST, else C{uploadID}) and the size of
-        the upload after the body (C{None} if there was no body)."""
+        id (created for a monolithic POST, else C{uploadID}), the size of
+        the upload after the body (C{None} if there was no body) and, for a
+        monolithic POST, the upload's writer still open (L{Appender.takeWriter})."""
         plan = uploadPlan(method, name, uploadID or "", query, _header(request, b"content-range"))
         content = _body(request)
         if isinstance(content, UploadBody):
             size = await content.appender.finish()
-            return content.appender.uploadID, size
+            return content.appender.uploadID, size, content.appender.takeWriter()
         if plan is None:
-            return uploadID, None
+            return uploadID, None, None
         # A body that did not come through RegistrySite (another Site, or an
         # in-memory test transport): feed it to an appender now.
         content.seek(0, 2)
         if content.tell() == 0:
-            return uploadID, None
+            return uploadID, None, None
         content.seek(0)
         _, planID, start, algorithms = plan
         appender = self.registry.uploads.appender(name, planID or None, start, algorithms)
@@ -844,7 +845,7 @@ class RegistryApp:
                 break
             appender.write(chunk)
         size = await appender.finish()
-        return appender.uploadID, size
+        return appender.uploadID, size, appender.takeWriter()
 
     async def _uploadStart(self, request, name):
         _checkName(name)
@@ -862,10 +863,10 @@ class RegistryApp:
         expected = _one(query, "digest")
         if expected is not None:
             d = _parseDigest(expected)
-            uploadID, _ = await self._appendBody(request, "POST", name, None, query)
+            uploadID, _, writer = await self._appendBody(request, "POST", name, None, query)
             if uploadID is None:
                 uploadID = await self.registry.uploads.create(name)
-            await self.registry.uploads.complete(name, uploadID, d)
+            await self.registry.uploads.complete(name, uploadID, d, writer)
             return self._blobCreated(request, name, d)
         self._abortBody(request)
         uploadID = await self.registry.uploads.create(name)
@@ -896,7 +897,7 @@ class RegistryApp:
     async def _appendToSession(self, request, method, name, uploadID, query):
         """The upload's size after the request's body (C{None}: no body)."""
         try:
-            _, size = await self._appendBody(request, method, name, uploadID, query)
+            _, size, _ = await self._appendBody(request, method, name, uploadID, query)
             return size
         except RegistryError as e:
             if e.code == "RANGE_INVALID":
