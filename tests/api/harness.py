@@ -57,10 +57,11 @@ class ChunkedBody:
 
 
 class Response:
-    def __init__(self, code, headers, body):
+    def __init__(self, code, headers, body, length=None):
         self.code = code
         self.headers = headers
         self.body = body
+        self.length = length  # the Content-Length of a response with a body (Twisted's client drops the header)
 
     def header(self, name):
         values = self.headers.getRawHeaders(name.encode("latin-1") if isinstance(name, str) else name)
@@ -133,7 +134,7 @@ class RegistryTestCase(unittest.TestCase):
             method, self.base + path, data=data, headers=headers or {}, pool=self.http, allow_redirects=False
         )
         content = await response.content()
-        return Response(response.code, response.headers, content)
+        return Response(response.code, response.headers, content, response.length)
 
     # --- shortcuts ---
 

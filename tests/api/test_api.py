@@ -127,6 +127,21 @@ class BlobTests(RegistryTestCase):
             self.assertEqual(r.code, 404, method)
 
     @async_test
+    async def test_missingBlobDataAndNotModified(self):
+        data = b"content" * 1000
+        d = await self.pushBlob("gone", data)
+        path = "/v2/gone/blobs/" + d
+        r = await self.request("GET", path, headers={"If-None-Match": '"%s"' % (d,)})
+        self.assertEqual((r.code, r.body), (304, b""))
+        r = await self.request("GET", path)
+        self.assertEqual((r.code, r.body, r.length), (200, data, len(data)))
+        await self.driver.delete("/docker/registry/v2/blobs/sha256/%s/%s/data" % (d[7:9], d[7:]))
+        for method, headers in (("GET", {}), ("GET", {"Range": "bytes=1-2"}), ("GET", {"If-None-Match": '"%s"' % (d,)})):
+            r = await self.request(method, path, headers=headers)
+            self.assertEqual((r.code, r.error()), (404, "BLOB_UNKNOWN"), headers)
+        self.assertEqual((await self.request("HEAD", path)).code, 404)
+
+    @async_test
     async def test_sha512(self):
         data = b"five-twelve" * 100
         d = digests.of(data, "sha512")

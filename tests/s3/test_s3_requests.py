@@ -29,11 +29,13 @@ MiB = 1024 * 1024
 
 # The most S3 requests each flow may take.
 BOUNDS = {
-    "monolithic": 17,
+    "monolithic": 13,
+    "monolithic-multipart": 16,
     "chunked": 21,
     "multipart": 26,
     "head": 2,
-    "get": 3,
+    "get": 2,
+    "get-range": 3,
     "head-redirect": 2,
     "get-redirect": 2,
 }
@@ -167,6 +169,19 @@ class S3RequestCounts(RegistryTestCase):
         self.assertAtMost(seq, BOUNDS["monolithic"])
 
     @async_test
+    async def test_monolithic_push_multipart(self):
+        # Parts, and a tail sent as the last part, straight from the
+        # request's writer: no .partial saved, read back or deleted (only
+        # the look for one when the writer opens).
+        data = b"m" * (17 * MiB) + b"end"
+        seq = await self.measure("monolithic POST (17 MiB)", lambda: self.monolithic("team/app", data))
+        self.assertAtMost(seq, BOUNDS["monolithic-multipart"])
+        self.assertEqual([p for p in seq if ".partial" in p], ["GET /repositories/team/app/_uploads/<id>/data.partial"])
+        r = await self.request("GET", "/v2/team/app/blobs/" + digests.of(data))
+        self.assertEqual((r.code, r.length), (200, len(data)))
+        self.assertTrue(r.body == data)
+
+    @async_test
     async def test_chunked_push_small_parts(self):
         chunks = [b"x" * (6 * MiB), b"y" * MiB]
         seq = await self.measure("POST + PATCH 6 MiB + PATCH 1 MiB + PUT", lambda: self.chunked("team/app", chunks))
@@ -200,6 +215,69 @@ class S3RequestCounts(RegistryTestCase):
         self.assertAtMost(seq, BOUNDS["get"])
 
 
+    @async_test
+    async def test_blob_get_whole_ranges_304_empty_missing(self):
+        """A whole GET takes its size from the GET itself; a ranged GET, a
+        HEAD and an If-None-Match still ask first, and answer as before.
+        Missing data is a 404 BLOB_UNKNOWN with no body of the blob."""
+        data = bytes(range(256)) * 4096 + b"tail"
+        d = await self.monolithic("team/app", data)
+        path = "/v2/team/app/blobs/" + d
+        etag = b'"%s"' % (d.encode("ascii"),)
+
+        async def whole():
+            r = await self.request("GET", path)
+            self.assertEqual((r.code, r.body), (200, data))
+            self.assertEqual(r.length, len(data))  # a Content-Length, not chunked
+            self.assertEqual(r.header("content-type"), b"application/octet-stream")
+            self.assertEqual((r.header("etag"), r.header("docker-content-digest")), (etag, d.encode("ascii")))
+            self.assertEqual(r.header("accept-ranges"), b"bytes")
+            self.assertIsNone(r.header("content-range"))
+
+        async def ranged():
+            r = await self.request("GET", path, headers={"Range": "bytes=1000-1999"})
+            self.assertEqual((r.code, r.body), (206, data[1000:2000]))
+            self.assertEqual(r.header("content-range"), b"bytes 1000-1999/%d" % (len(data),))
+            r = await self.request("GET", path, headers={"Range": "bytes=-4"})
+            self.assertEqual((r.code, r.body), (206, b"tail"))
+            r = await self.request("GET", path, headers={"Range": "bytes=%d-" % (len(data),)})
+            self.assertEqual(r.code, 416)
+            self.assertEqual(r.header("content-range"), b"bytes */%d" % (len(data),))
+
+        async def notModified():
+            r = await self.request("GET", path, headers={"If-None-Match": etag.decode("ascii")})
+            self.assertEqual((r.code, r.body), (304, b""))
+            r = await self.request("GET", path, headers={"If-None-Match": '"sha256:other"'})
+            self.assertEqual((r.code, r.body), (200, data))
+
+        async def head():
+            r = await self.request("HEAD", path)
+            self.assertEqual((r.code, r.body), (200, b""))
+            self.assertEqual(r.header("content-length"), b"%d" % (len(data),))
+
+        self.assertAtMost(await self.measure("blob GET (whole)", whole), BOUNDS["get"])
+        # (the third, not satisfiable, needs no GET of the data)
+        self.assertAtMost(await self.measure("blob GET (3 ranges)", ranged), 2 * BOUNDS["get-range"] + BOUNDS["head"])
+        self.assertAtMost(await self.measure("blob GET (If-None-Match, twice)", notModified),
+                          BOUNDS["head"] + BOUNDS["get"])
+        self.assertAtMost(await self.measure("blob HEAD", head), BOUNDS["head"])
+
+        empty = await self.monolithic("team/app", b"")
+        r = await self.request("GET", "/v2/team/app/blobs/" + empty)
+        self.assertEqual((r.code, r.body, r.length), (200, b"", 0))
+
+        # The repository links the blob but its data is gone (damaged
+        # storage): 404 BLOB_UNKNOWN, whatever the method.
+        await self.driver._deleteKey(self.driver._key("/docker/registry/v2/blobs/sha256/%s/%s/data" % (d[7:9], d[7:])))
+        for method, headers in (("GET", {}), ("GET", {"Range": "bytes=0-9"}), ("HEAD", {})):
+            r = await self.request(method, path, headers=headers)
+            self.assertEqual(r.code, 404, (method, headers))
+            if method == "GET":
+                self.assertEqual(r.error(), "BLOB_UNKNOWN")
+        r = await self.request("GET", "/v2/team/app/blobs/sha256:" + "0" * 64)
+        self.assertEqual((r.code, r.error()), (404, "BLOB_UNKNOWN"))
+
+
 class S3RequestCountsRedirect(S3RequestCounts):
     """The same with redirects to presigned URLs (the default)."""
 
@@ -219,3 +297,5 @@ class S3RequestCountsRedirect(S3RequestCounts):
             self.assertAtMost(seq, BOUNDS[method.lower() + "-redirect"])
 
     test_monolithic_push = test_chunked_push_small_parts = test_chunked_push_multipart = None
+    test_monolithic_push_multipart = None
+    test_blob_get_whole_ranges_304_empty_missing = None

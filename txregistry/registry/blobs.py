@@ -55,6 +55,15 @@ class BlobStore:
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         return info.size
 
+    async def open(self, name, digest):
+        """A reader of the whole blob, readable through repository C{name}
+        (else BLOB_UNKNOWN); its C{size} is the blob's.  One look at the
+        storage fewer than L{size} then L{reader}."""
+        linked = await readLink(self.driver, layout.layerLink(name, digest))
+        if linked != digest:
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        return await self.reader(name, digest)
+
     async def reader(self, name, digest, offset=0):
         try:
             return await self.driver.reader(layout.blobData(digest), offset)

@@ -30,6 +30,9 @@ _UPLOAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}$")
 HIGH_WATER = 8 * 1024 * 1024
 LOW_WATER = 2 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
+# The most bytes joined into one write (what arrived while the previous one
+# was written is taken in batches of this size, not all at once).
+BATCH = 1024 * 1024
 _PENDING = object()
 
 
@@ -167,13 +170,17 @@ class Uploads:
             reader.close()
         return digests.fromHasher(algorithm, h)
 
-    async def complete(self, name, uploadID, expected):
+    async def complete(self, name, uploadID, expected, writer=None):
         """Verify that the upload's content has digest C{expected}, make it a
-        blob of C{name}, and forget the upload.  Returns the size."""
-        state = await self._claim(name, uploadID)
+        blob of C{name}, and forget the upload.  Returns the size.
+        C{writer}: the open writer of the appender that has just created the
+        upload (L{Appender.takeWriter}), instead of a new one on what is
+        stored."""
+        state = await self._claim(name, uploadID, created=writer is not None)
         try:
             dataPath = layout.uploadData(name, uploadID)
-            writer = await self.driver.writer(dataPath, append=True)
+            if writer is None:
+                writer = await self.driver.writer(dataPath, append=True)
             size = writer.size
             await writer.commit()  # one complete, durable file from here on
             await writer.close()
@@ -291,6 +298,7 @@ class Appender:
         self._opening = False
         self._created = False  # this appender created the upload (a monolithic POST)
         self._dropCreated = False
+        self._kept = None  # the open writer of an upload this appender created, once the body is in
         if uploads.maxConcurrent and uploads.active >= uploads.maxConcurrent:
             self._reject(RegistryError(
                 "TOOMANYREQUESTS", "too many uploads at once (%d); retry later" % (uploads.maxConcurrent,),
@@ -394,8 +402,12 @@ class Appender:
         if not self._queue:
             self._maybeDone()
             return
-        batch = b"".join(self._queue) if len(self._queue) > 1 else self._queue[0]
-        self._queue.clear()
+        queue, pieces, n = self._queue, [], 0
+        while queue and n < BATCH:
+            pieces.append(queue.popleft())
+            n += len(pieces[-1])
+        batch = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+        del pieces
         self._busy = True
         work = [self._writer.write(batch)]
         for h in self._hashers:
@@ -466,7 +478,14 @@ class Appender:
             self._uploads.active -= 1
         try:
             if writer is not None:
-                await writer.close()
+                if self._created and self.error is None and not self._dropCreated:
+                    # A monolithic POST: the request completes the upload
+                    # next, with this writer (see takeWriter).  No other
+                    # request knows the upload, so its tail need not be
+                    # saved for one to continue it.
+                    self._kept = writer
+                else:
+                    await writer.close()
             if self._dropCreated and self._created:
                 await self._uploads._forget(self.name, self.uploadID)
         finally:
@@ -475,6 +494,14 @@ class Appender:
         if self.error is not None:
             return self.error
         return writer.size
+
+    def takeWriter(self):
+        """The writer of the upload this appender created (a monolithic
+        POST), still open, for L{Uploads.complete}; C{None} otherwise.  A
+        writer not taken is never closed: the upload's data is then lost,
+        which only its creator could notice."""
+        writer, self._kept = self._kept, None
+        return writer
 
     def _closedWith(self, result):
         if isinstance(result, Failure) and self.error is not None:

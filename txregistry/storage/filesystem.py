@@ -199,7 +199,10 @@ class FilesystemDriver:
 
     def reader(self, path, offset=0):
         def open_(local):
-            f = open(local, "rb")
+            try:
+                f = open(local, "rb")
+            except IsADirectoryError:  # no file there (as for the other drivers)
+                raise PathNotFound(path)
             size = os.fstat(f.fileno()).st_size
             if offset > size or offset < 0:
                 f.close()

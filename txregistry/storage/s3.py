@@ -17,7 +17,7 @@ it follows.  Appending never copies what is already stored.
 """
 
 import hashlib
-import io
+import mmap
 import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -28,8 +28,9 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from treq import content as readBody
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
+from twisted.web.client import Agent, HTTPConnectionPool, ResponseDone
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from txregistry.storage.interface import (
@@ -53,6 +54,8 @@ PARTIAL_SUFFIX = ".partial"
 UNSIGNED = "UNSIGNED-PAYLOAD"
 READ_HIGH = 4 * 1024 * 1024
 READ_LOW = 1024 * 1024
+SEND_CHUNK = 128 * 1024
+SMALL_BUFFER = 1024 * 1024  # a writer holding more keeps it in a mapping of PART_SIZE
 RETRIES = 4
 
 
@@ -125,6 +128,85 @@ class _Credentials:
 
     def refresh(self):
         self.frozen = self._source.get_frozen_credentials()
+
+
+@implementer(IBodyProducer)
+class _BytesProducer:
+    """A request body from bytes or a bytearray, handed to the transport
+    SEND_CHUNK bytes at a time while it asks for more (it pauses us when
+    its buffer is full), so that a part is never copied whole: the
+    transport holds one piece, not the part.  A new producer is made for
+    each attempt of a request (see L{S3Driver._sendRetrying})."""
+
+    def __init__(self, data, chunkSize=SEND_CHUNK):
+        self._view = memoryview(data)
+        self.length = self._view.nbytes
+        self._chunkSize = chunkSize
+        self._offset = 0
+        self._paused = False
+        self._consumer = None
+        self._done = None
+        self._writing = False
+
+    def startProducing(self, consumer):
+        self._consumer = consumer
+        self._done = Deferred()
+        self._produce()
+        return self._done
+
+    def _produce(self):
+        if self._writing:  # (a write made the transport resume us)
+            return
+        self._writing = True
+        try:
+            while not self._paused and self._consumer is not None and self._offset < self.length:
+                end = min(self._offset + self._chunkSize, self.length)
+                piece = self._view[self._offset:end].tobytes()  # transports take bytes only
+                self._offset = end
+                self._consumer.write(piece)
+        finally:
+            self._writing = False
+        if self._consumer is not None and self._offset >= self.length:
+            self._consumer = None
+            self._view.release()  # the buffer may be resized again
+            self._done.callback(None)
+
+    def pauseProducing(self):
+        self._paused = True
+
+    def resumeProducing(self):
+        self._paused = False
+        self._produce()
+
+    def stopProducing(self):
+        # (The Deferred of startProducing need not fire after this.)
+        if self._consumer is not None:
+            self._consumer = None
+            self._view.release()
+
+
+class _IntoBytearray(Protocol):
+    """Collects a (small) response body into one bytearray, without the
+    list and join of L{readBody}."""
+
+    def __init__(self, finished):
+        self.data = bytearray()
+        self._finished = finished
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def connectionLost(self, reason):
+        if reason.check(ResponseDone):
+            self._finished.callback(self.data)
+        else:
+            self._finished.errback(reason)
+
+
+def _readIntoBytearray(response):
+    d = Deferred()
+    response.deliverBody(_IntoBytearray(d))
+    return d
 
 
 class _BufferingProtocol(Protocol):
@@ -207,33 +289,84 @@ class _EmptyReader:
 
 @implementer(IWriter)
 class _S3Writer:
-    """See the module docstring.  C{parts} are C{(number, etag, size)}."""
+    """See the module docstring.  C{parts} are C{(number, etag, size)};
+    C{tail} (a bytearray, or bytes) is what follows them.  C{partialSaved}:
+    whether a C{.partial} may exist for this file (C{False} only for a
+    writer that found none, until it saves one).
 
-    def __init__(self, driver, path, uploadID, parts, tail):
+    Memory: one buffer, of the part being filled.  Up to SMALL_BUFFER bytes
+    it is a bytearray of what was written (a small file takes its size);
+    beyond, an anonymous mapping of PART_SIZE bytes, filled in place and
+    reused for every later part: no copy of a part is made, and the part
+    buffers of successive uploads do not come and go through malloc (whose
+    heap would keep growing with them: glibc raises its mmap threshold once
+    such a buffer is freed, and part-sized buffers then fragment its heap).
+    A part is sent from the buffer in pieces (L{_BytesProducer}), one part
+    in flight at a time; L{write} fires only once its data is in the buffer
+    or sent.  L{close} gives the buffer back."""
+
+    def __init__(self, driver, path, uploadID, parts, tail, partialSaved=True):
         self._driver = driver
         self._path = path
         self._key = driver._key(path)
         self._uploadID = uploadID
         self._parts = parts
-        self._buffer = bytearray(tail)
+        self._buffer = tail if isinstance(tail, bytearray) else bytearray(tail)
+        self._filled = len(self._buffer)  # the bytes of the buffer in use (the rest is stale)
+        self._partialSaved = partialSaved
         self._dirty = False
         self._finished = False
+        self._closed = False
 
     @property
     def size(self):
-        return sum(p[2] for p in self._parts) + len(self._buffer)
+        return sum(p[2] for p in self._parts) + self._filled
+
+    def _put(self, view):
+        """Copy what fits of C{view} into the buffer; returns the rest."""
+        piece = view[:PART_SIZE - self._filled]
+        n = len(piece)
+        if isinstance(self._buffer, bytearray):
+            if self._filled + n <= SMALL_BUFFER:
+                try:
+                    self._buffer += piece
+                except BufferError:  # a request not yet started still looks at it
+                    self._buffer = self._buffer + piece
+                self._filled += n
+                return view[n:]
+            big = mmap.mmap(-1, PART_SIZE)
+            big[:self._filled] = self._buffer
+            self._buffer = big
+        self._buffer[self._filled:self._filled + n] = piece
+        self._filled += n
+        return view[n:]
 
     def write(self, data):
-        self._buffer += data
+        if self._closed or self._finished:
+            return Deferred.fromCoroutine(_raise(StorageError("%s: write after close" % (self._path,))))
         self._dirty = True
-        return Deferred.fromCoroutine(self._flushParts())
+        if self._filled + len(data) < PART_SIZE:
+            self._put(memoryview(data))
+            return succeed(None)
+        return Deferred.fromCoroutine(self._fill(data))
 
-    async def _flushParts(self):
-        while len(self._buffer) >= PART_SIZE:
-            await self._uploadPart(bytes(self._buffer[:PART_SIZE]))
-            del self._buffer[:PART_SIZE]
+    async def _fill(self, data):
+        view = memoryview(data)
+        while len(view):
+            view = self._put(view)
+            if self._filled >= PART_SIZE:
+                await self._uploadPart()
+                self._filled = 0
 
-    async def _uploadPart(self, data):
+    def _held(self):
+        """A view of the bytes held (release it once sent)."""
+        return memoryview(self._buffer)[:self._filled]
+
+    def _release(self):
+        """Give the buffer back (L{size} stays what it was)."""
+        self._buffer = bytearray()  # a mapping is unmapped once no request looks at it
+
+    async def _uploadPart(self):
         d = self._driver
         if self._uploadID is None:
             body = await d._call("POST", self._key, query="uploads", expect=(200,))
@@ -241,41 +374,55 @@ class _S3Writer:
             if not self._uploadID:
                 raise S3Error(200, "NoUploadId", "CreateMultipartUpload gave no UploadId", self._key)
         number = len(self._parts) + 1
-        response = await d._send(
-            "PUT",
-            self._key,
-            query="partNumber=%d&uploadId=%s" % (number, _q(self._uploadID)),
-            body=data,
-            payloadHash=UNSIGNED,
-        )
-        await d._check(response, (200,), self._key)
+        with self._held() as data:
+            response = await d._send(
+                "PUT",
+                self._key,
+                query="partNumber=%d&uploadId=%s" % (number, _q(self._uploadID)),
+                body=data,
+                payloadHash=UNSIGNED,
+            )
+            await d._check(response, (200,), self._key)
         etag = response.headers.getRawHeaders(b"etag", [b""])[0].decode("ascii")
-        self._parts.append((number, etag, len(data)))
+        self._parts.append((number, etag, self._filled))
 
     async def _saveTail(self):
         d = self._driver
         headers = {"x-amz-meta-parts": str(len(self._parts))}
         if self._uploadID:
             headers["x-amz-meta-uploadid"] = self._uploadID
-        await d._call("PUT", self._key + PARTIAL_SUFFIX, body=bytes(self._buffer), headers=headers, expect=(200,))
+        self._partialSaved = True
+        try:
+            with self._held() as tail:
+                await d._call("PUT", self._key + PARTIAL_SUFFIX, body=tail, headers=headers, expect=(200,),
+                              payloadHash=UNSIGNED)
+        finally:
+            self._release()
 
     def close(self):
-        if self._finished or not self._dirty:
+        if self._finished or self._closed:
             return succeed(None)
-        self._dirty = False
+        self._closed = True
+        if not self._dirty:
+            self._release()
+            return succeed(None)
         return Deferred.fromCoroutine(self._saveTail())
 
     def commit(self):
+        if self._closed:
+            return Deferred.fromCoroutine(_raise(StorageError("%s: commit after close" % (self._path,))))
         self._finished = True
         return Deferred.fromCoroutine(self._commit())
 
     async def _commit(self):
         d = self._driver
         if self._uploadID is None:
-            await d._call("PUT", self._key, body=bytes(self._buffer), expect=(200,))
+            with self._held() as data:
+                await d._call("PUT", self._key, body=data, expect=(200,), payloadHash=UNSIGNED)
         else:
-            if self._buffer:
-                await self._uploadPart(bytes(self._buffer))
+            if self._filled:
+                await self._uploadPart()
+                self._filled = 0  # (now the last part)
             parts = "".join(
                 "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>" % (n, etag.replace("&", "&amp;").replace("<", "&lt;"))
                 for n, etag, _ in self._parts
@@ -288,8 +435,9 @@ class _S3Writer:
             doc = _xml(body)
             if doc is not None and doc.tag.split("}")[-1] == "Error":  # a 200 can carry an error
                 raise _errorOf(200, body, self._key)
-        self._buffer = bytearray()
-        await d._deleteKey(self._key + PARTIAL_SUFFIX)
+        self._release()
+        if self._partialSaved:
+            await d._deleteKey(self._key + PARTIAL_SUFFIX)
 
     def cancel(self):
         self._finished = True
@@ -441,12 +589,12 @@ class S3Driver:
             if payloadHash is None:
                 payloadHash = hashlib.sha256(body).hexdigest()
             headers["Content-Type"] = contentType or "application/octet-stream"
-            producer = FileBodyProducer(io.BytesIO(body), readSize=1024 * 1024)
+            producer = _BytesProducer(body)
             if method == "PUT" and self.encrypt and "partNumber=" not in query:
                 headers["x-amz-server-side-encryption"] = "AES256"
         elif method in ("PUT", "POST"):
             headers["Content-Type"] = contentType or "application/octet-stream"
-            producer = FileBodyProducer(io.BytesIO(b""))
+            producer = _BytesProducer(b"")
         signed = self._sign(method, url, headers, payloadHash or hashlib.sha256(b"").hexdigest())
         raw = Headers({k.encode("latin-1"): [v.encode("latin-1")] for k, v in signed.items()})
         return self._agent.request(method.encode("ascii"), url.encode("ascii"), raw, producer)
@@ -458,9 +606,11 @@ class S3Driver:
                 raise PathNotFound(key)
             raise _errorOf(response.code, body, key)
 
-    async def _call(self, method, key, query="", body=None, headers=None, expect=(200,), contentType=None):
+    async def _call(self, method, key, query="", body=None, headers=None, expect=(200,), contentType=None,
+                    payloadHash=None):
         """Send a request and return its (small) response body."""
-        response = await self._send(method, key, query, body, headers, contentType=contentType)
+        response = await self._send(method, key, query, body, headers, payloadHash=payloadHash,
+                                    contentType=contentType)
         data = await readBody(response)
         if response.code not in expect:
             if response.code == 404:
@@ -554,11 +704,11 @@ class S3Driver:
     async def _partialState(self, key):
         """C{(uploadID, parts, tail)} of an appendable file, or C{None}."""
         response = await self._send("GET", key + PARTIAL_SUFFIX)
-        tail = await readBody(response)
+        tail = await _readIntoBytearray(response)
         if response.code == 404:
             return None
         if response.code != 200:
-            raise _errorOf(response.code, tail, key)
+            raise _errorOf(response.code, bytes(tail), key)
         meta = response.headers
         count = int((meta.getRawHeaders(b"x-amz-meta-parts") or [b"0"])[0])
         uploadID = (meta.getRawHeaders(b"x-amz-meta-uploadid") or [b""])[0].decode("ascii") or None
@@ -576,7 +726,7 @@ class S3Driver:
         if len(parts) > count:
             # A part was stored after the tail was saved: parts always begin
             # with the whole tail, so the tail is already in that part.
-            tail = b""
+            tail = bytearray()
         elif len(parts) < count:
             raise StorageError("multipart upload of %s lost parts" % (key,))
         return uploadID, parts, tail
@@ -613,7 +763,9 @@ class S3Driver:
     def reader(self, path, offset=0):
         async def open_():
             key = self._key(path)
-            response = await self._send("GET", key, headers={"Range": "bytes=%d-" % offset})
+            # From the start, no Range: the size is the response's length
+            # (and an empty file is a 200, not a 416).
+            response = await self._send("GET", key, headers={"Range": "bytes=%d-" % offset} if offset else None)
             if response.code == 416:
                 await readBody(response)
                 info = await self.stat(path)
@@ -622,8 +774,11 @@ class S3Driver:
                 raise InvalidOffset("%s: offset %d beyond size %d" % (path, offset, info.size))
             if response.code not in (200, 206):
                 await self._check(response, (200, 206), key)
+            size = response.length
+            if not isinstance(size, int):  # no Content-Length (UNKNOWN_LENGTH)
+                size = _rangeTotal(response)
+                size = (size if size is not None else (await self.stat(path)).size) - offset
             protocol = _BufferingProtocol()
-            size = response.length if response.length is not None else 0
             response.deliverBody(protocol)
             return _S3Reader(protocol, size)
 
@@ -635,7 +790,7 @@ class S3Driver:
             if not append:
                 await self._discardPartial(key)
                 await self._deleteKey(key)
-                writer = _S3Writer(self, path, None, [], b"")
+                writer = _S3Writer(self, path, None, [], b"", partialSaved=False)
                 writer._dirty = True  # the file exists (empty) once closed
                 return writer
             state = await self._partialState(key)
@@ -643,7 +798,7 @@ class S3Driver:
                 existing = await self._head(key)
                 if existing is not None:
                     return _CommittedWriter(path, _contentLength(existing))
-                return _S3Writer(self, path, None, [], b"")
+                return _S3Writer(self, path, None, [], b"", partialSaved=False)
             uploadID, parts, tail = state
             return _S3Writer(self, path, uploadID, parts, tail)
 
@@ -816,6 +971,13 @@ class S3Driver:
 def _contentLength(response):
     """Content-Length of a HEAD response (Twisted says a HEAD has no body)."""
     return int(response.headers.getRawHeaders(b"content-length", [b"0"])[0])
+
+
+def _rangeTotal(response):
+    """The total of a 206's Content-Range (C{bytes a-b/total}), or C{None}."""
+    value = response.headers.getRawHeaders(b"content-range", [b""])[0]
+    total = value.rpartition(b"/")[2]
+    return int(total) if total.isdigit() else None
 
 
 def _isoTime(value):

@@ -726,15 +726,23 @@ class RegistryApp:
     async def _blob_get(self, request, name, digest):
         _checkName(name)
         d = _parseDigest(digest)
-        size = await self.registry.blobs.size(name, d)
         etag = b'"%s"' % (d.encode("ascii"),)
-        request.setHeader(b"Docker-Content-Digest", d.encode("ascii"))
-        request.setHeader(b"ETag", etag)
-        request.setHeader(b"Accept-Ranges", b"bytes")
-        request.setHeader(b"Cache-Control", b"max-age=31536000")
-        if request.getHeader(b"if-none-match") == etag:
-            return self._empty(request, 304, {})
+        notModified = request.getHeader(b"if-none-match") == etag
         url = await self.registry.blobs.redirectURL(d, request.method.decode("ascii"))
+        if request.method == b"GET" and not url and not notModified and request.getHeader(b"range") is None:
+            # The whole blob, streamed: its size is the reader's, so the
+            # storage is asked once (on S3: one GET, no HEAD before it).
+            reader = await self.registry.blobs.open(name, d)
+            size = reader.size
+            self._blobHeaders(request, etag)
+            request.setResponseCode(200)
+            request.setHeader(b"Content-Type", b"application/octet-stream")
+            request.setHeader(b"Content-Length", b"%d" % (size,))
+            return await self._stream(request, reader, size)
+        size = await self.registry.blobs.size(name, d)
+        self._blobHeaders(request, etag)
+        if notModified:
+            return self._empty(request, 304, {})
         if url:
             return self._empty(request, 307, {b"Location": url.encode("ascii")})
         try:
@@ -759,6 +767,19 @@ class RegistryApp:
         if request.method == b"HEAD" or length == 0:
             return b""
         reader = await self.registry.blobs.reader(name, d, start)
+        return await self._stream(request, reader, length)
+
+    def _blobHeaders(self, request, etag):
+        request.setHeader(b"Docker-Content-Digest", etag[1:-1])
+        request.setHeader(b"ETag", etag)
+        request.setHeader(b"Accept-Ranges", b"bytes")
+        request.setHeader(b"Cache-Control", b"max-age=31536000")
+
+    async def _stream(self, request, reader, length):
+        """Send C{length} bytes of C{reader} as the response body."""
+        if length == 0:
+            reader.close()
+            return b""
         producer = ReaderProducer(reader, request, length)
         request.notifyFinish().addErrback(lambda _: producer.stopProducing())
         try:
@@ -800,20 +821,21 @@ class RegistryApp:
 
     async def _appendBody(self, request, method, name, uploadID, query):
         """Wait for the request body to be in the upload; returns the upload
-        id (created for a monolithic POST, else C{uploadID}) and the size of
-        the upload after the body (C{None} if there was no body)."""
+        id (created for a monolithic POST, else C{uploadID}), the size of
+        the upload after the body (C{None} if there was no body) and, for a
+        monolithic POST, the upload's writer still open (L{Appender.takeWriter})."""
         plan = uploadPlan(method, name, uploadID or "", query, _header(request, b"content-range"))
         content = _body(request)
         if isinstance(content, UploadBody):
             size = await content.appender.finish()
-            return content.appender.uploadID, size
+            return content.appender.uploadID, size, content.appender.takeWriter()
         if plan is None:
-            return uploadID, None
+            return uploadID, None, None
         # A body that did not come through RegistrySite (another Site, or an
         # in-memory test transport): feed it to an appender now.
         content.seek(0, 2)
         if content.tell() == 0:
-            return uploadID, None
+            return uploadID, None, None
         content.seek(0)
         _, planID, start, algorithms = plan
         appender = self.registry.uploads.appender(name, planID or None, start, algorithms)
@@ -823,7 +845,7 @@ class RegistryApp:
                 break
             appender.write(chunk)
         size = await appender.finish()
-        return appender.uploadID, size
+        return appender.uploadID, size, appender.takeWriter()
 
     async def _uploadStart(self, request, name):
         _checkName(name)
@@ -841,10 +863,10 @@ class RegistryApp:
         expected = _one(query, "digest")
         if expected is not None:
             d = _parseDigest(expected)
-            uploadID, _ = await self._appendBody(request, "POST", name, None, query)
+            uploadID, _, writer = await self._appendBody(request, "POST", name, None, query)
             if uploadID is None:
                 uploadID = await self.registry.uploads.create(name)
-            await self.registry.uploads.complete(name, uploadID, d)
+            await self.registry.uploads.complete(name, uploadID, d, writer)
             return self._blobCreated(request, name, d)
         self._abortBody(request)
         uploadID = await self.registry.uploads.create(name)
@@ -875,7 +897,7 @@ class RegistryApp:
     async def _appendToSession(self, request, method, name, uploadID, query):
         """The upload's size after the request's body (C{None}: no body)."""
         try:
-            _, size = await self._appendBody(request, method, name, uploadID, query)
+            _, size, _ = await self._appendBody(request, method, name, uploadID, query)
             return size
         except RegistryError as e:
             if e.code == "RANGE_INVALID":
