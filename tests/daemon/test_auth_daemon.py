@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.daemon.test_twistd import run
+from tests.daemon.test_twistd import assertConfigurationError, run
 from tests.support import procs, secure
 
 PASSWORDS = secure.PASSWORDS
@@ -154,9 +154,4 @@ def test_auth_configuration_errors_fail_at_start_with_one_line(tmp_path, mutate,
     r = run(["-n", "--pidfile=", "txregistry", "--port", "tcp:0:interface=127.0.0.1",
              "--config", str(tmp_path / "conf" / "config.yml"), "--flavor", "secure",
              "--storage-path", str(tmp_path / "data")])
-    assert r.returncode != 0
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("txregistry: configuration error: ")
-    assert expected in lines[0], lines[0]
-    assert "Traceback" not in r.stdout + r.stderr
+    assertConfigurationError(r, expected)

@@ -21,6 +21,26 @@ def run(args, env=None, cwd=None, timeout=60):
     )
 
 
+def assertConfigurationError(r, expected):
+    """C{r} (a finished twistd) stopped at start with one line on stderr
+    naming C{expected}, and no traceback."""
+    assert r.returncode != 0
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("txregistry: configuration error: ")
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in r.stdout + r.stderr
+    return lines[0]
+
+
+def waitForPidfile(pidfile, timeout=30):
+    """The pid a daemonized twistd wrote to C{pidfile} (polled for)."""
+    deadline = time.monotonic() + timeout
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the pidfile
+    return int(pidfile.read_text())
+
+
 def test_help_documents_each_option():
     out = run(["txregistry", "--help"]).stdout
     for option in ("--port", "--storage-path", "--config", "--flavor", "strports", "STORAGE_PATH"):
@@ -60,10 +80,7 @@ def test_daemonized_with_pidfile_and_logfile(tmp_path):
         ]
     )
     assert r.returncode == 0, r.stderr
-    deadline = time.monotonic() + 30
-    while not pidfile.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling for the pidfile
-    pid = int(pidfile.read_text())
+    pid = waitForPidfile(pidfile)
     try:
         procs.waitFor("http://127.0.0.1:%d/v2/" % port)
         assert "txregistry listening on" in logfile.read_text()
@@ -167,12 +184,7 @@ def test_loglevel_warn_silences_access_log(tmp_path):
 )
 def test_configuration_errors_fail_at_start_with_one_line(tmp_path, args, env, expected):
     r = run(["-n", "--pidfile=", "txregistry", "--port", "tcp:0:interface=127.0.0.1"] + args, env=env)
-    assert r.returncode != 0
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("txregistry: configuration error: ")
-    assert expected in lines[0]
-    assert "Traceback" not in r.stdout + r.stderr
+    assertConfigurationError(r, expected)
 
 
 @pytest.mark.parametrize("url", ["nosuchdialect://indexer:s3cret-pw@127.0.0.1/index",
@@ -181,10 +193,8 @@ def test_database_error_does_not_show_the_password(tmp_path, url):
     r = run(["-n", "--pidfile=", "txregistry", "--port", "tcp:0:interface=127.0.0.1",
              "--storage-path", str(tmp_path / "data")],
             env={"SEARCH_BACKEND": "sqlalchemy", "SQLALCHEMY_INDEX_DATABASE": url})
-    assert r.returncode != 0
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("txregistry: configuration error: sqlalchemy_index_database "), r.stderr
-    assert "indexer:***@127.0.0.1" in lines[0]
+    line = assertConfigurationError(r, "sqlalchemy_index_database ")
+    assert "indexer:***@127.0.0.1" in line
     assert "s3cret-pw" not in r.stdout + r.stderr
 
 
