@@ -3,6 +3,7 @@
 import pytest
 
 from tests.support import postgres, s3servers
+from tests.support.required import missing
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,7 @@ def sharedIndex():
     """A fresh PostgreSQL server for one test, for a search index several
     daemons share: C{sharedIndex.url} is its SQLALCHEMY_INDEX_DATABASE."""
     if not postgres.available():
-        pytest.skip("PostgreSQL is not installed")
+        missing("PostgreSQL is not installed")
     pg = postgres.PostgresServer().start()
     yield pg
     pg.destroy()

@@ -11,10 +11,10 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
-from twisted.trial import unittest
 
 from tests.api.harness import RegistryTestCase, async_test
 from tests.support import postgres
+from tests.support.required import missing
 from txregistry.search.index import IndexUnavailable, SearchIndex
 from txregistry.search.updater import STARTUP_WAIT, IndexUpdater
 
@@ -413,7 +413,7 @@ class SearchOffTests(RegistryTestCase):
 class PostgresSearchTests(SearchTestsMixin, RegistryTestCase):
     def databaseURL(self):
         if not postgres.available():
-            raise unittest.SkipTest("PostgreSQL is not installed")
+            missing("PostgreSQL is not installed")
         self.pg = postgres.PostgresServer().start()
         self.addCleanup(self.pg.destroy)
         return self.pg.url

@@ -338,10 +338,3 @@ def test_slow_body_above_the_rate_is_not_cut_off(daemon):
     sent, closedAfter, received = _trickleBody(daemon, head, pieces, interval)
     assert closedAfter is None and sent == len(body), (sent, closedAfter, received[:200])
     assert received.startswith(b"HTTP/1.1 202 "), received[:300]
-
-
-@pytest.mark.skip(reason=(
-    "the default idle_timeout is 300 s, too long to wait in a test; the tests above run the same code "
-    "with limits: idle_timeout: 2"))
-def test_default_idle_timeout():
-    pass

@@ -18,10 +18,9 @@ from urllib.parse import unquote
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.python.threadpool import ThreadPool
-from twisted.trial import unittest
 
 from tests.api.harness import RegistryTestCase, async_test
-from tests.support import s3servers
+from tests.s3 import test_contract_s3 as contract
 from txregistry import digest as digests
 from txregistry.storage.s3 import S3Driver
 
@@ -40,21 +39,12 @@ BOUNDS = {
     "get-redirect": 2,
 }
 
-_server = []
-
-
 def motoServer():
-    if not _server:
-        reason = s3servers.MotoServer.unavailableReason()
-        if reason:
-            raise unittest.SkipTest(reason)
-        _server.append(s3servers.MotoServer().start())
-    return _server[0]
+    return contract.server("moto")
 
 
 def teardown_module(module):
-    while _server:
-        _server.pop().stop()
+    contract.teardown_module(contract)
 
 
 _HEX = re.compile(r"[0-9a-f]{64}")

@@ -99,16 +99,13 @@ _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def skipUnlessAvailable(cls):
-    """In a pytest test or fixture: skip, naming what is missing, when
-    C{cls} cannot run here; with TXREGISTRY_REQUIRE_S3SERVERS=1 in the
-    environment (for CI, where bootstrap.sh installs them) fail instead."""
-    import pytest
+    """Skip, naming what is missing, when C{cls} cannot run here (fail in
+    CI: L{tests.support.required})."""
+    from tests.support.required import missing
 
     reason = cls.unavailableReason()
     if reason:
-        if os.environ.get("TXREGISTRY_REQUIRE_S3SERVERS", "") not in ("", "0"):
-            pytest.fail(reason + " (TXREGISTRY_REQUIRE_S3SERVERS is set)", pytrace=False)
-        pytest.skip(reason)
+        missing(reason)
 
 
 class _S3Server:

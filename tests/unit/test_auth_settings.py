@@ -8,6 +8,7 @@ import sys
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.support.required import missing
 from tests.unit.test_auth_helpers import (
     bcryptLine,
     certificate,
@@ -205,8 +206,9 @@ def test_emptyHtpasswdIsAWarning(tmp_path):
     assert s.users == {} and any("has no users" in w for w in s.warnings)
 
 
-@pytest.mark.skipif(HTPASSWD is None, reason="apache2-utils (htpasswd) is not installed")
 def test_realHtpasswdTool(tmp_path):
+    if HTPASSWD is None:
+        missing("apache2-utils (htpasswd) is not installed")
     path = str(tmp_path / "h")
     subprocess.run([HTPASSWD, "-cbB", "-C", "4", path, "alice", "pw1"], check=True, capture_output=True)
     subprocess.run([HTPASSWD, "-bB", "-C", "5", path, "bob", "pw2"], check=True, capture_output=True)

@@ -145,3 +145,16 @@ def test_badLimits(tmp_path, text, fragment):
     with pytest.raises(config.ConfigError) as e:
         config.load(configFile=str(p), environ={})
     assert fragment in str(e.value)
+
+
+def test_defaultConnectionLimitsReachTheSite(tmp_path):
+    # (The default idle timeout, 300 s, is too long to wait for in a test;
+    # tests/hostile/test_timeouts runs the same code with short limits.)
+    from twisted.internet import reactor
+
+    from txregistry.service import RegistryService
+
+    settings = config.load(storagePath=str(tmp_path / "data"), environ={"SEARCH_BACKEND": "none"})
+    site = RegistryService(settings, "tcp:0:interface=127.0.0.1", reactor).site
+    assert site.timeOut == 300
+    assert (site.headerTimeout, site.minBodyRate, site.bodyRateWindow, site.sendTimeout) == (30, 1024, 30, 60)
