@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import yaml
 
+from txregistry import logs
+
 DEFAULT_FLAVOR = "dev"
 DEFAULT_STORAGE_PATH = "/tmp/registry"
-LOGLEVELS = ("debug", "info", "warn", "warning", "error", "critical")
-LOG_FORMATS = ("text", "json")
+LOGLEVELS = tuple(logs.LEVELS)
+LOG_FORMATS = logs.FORMATS
 STORAGES = ("local", "s3")
 SEARCH_BACKENDS = ("sqlalchemy", "none")
 
@@ -174,6 +176,11 @@ def _flag(values, key, default, source):
     if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
         return value.lower() in ("true", "yes", "on", "1")
     raise ConfigError("%s: %s must be true or false, not %r" % (source, key, value))
+
+
+def defaultLimits():
+    """Every limit at its default."""
+    return {key: default for key, (default, _) in LIMITS.items()}
 
 
 def _limits(section, source):

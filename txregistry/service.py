@@ -11,6 +11,7 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from txregistry import config
 from txregistry.registry import Registry
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.logs import LEVELS, STARTUP_NAMESPACE
@@ -118,7 +119,7 @@ class RegistryService(service.MultiService):
         # 2 cores); two, so that one slow read does not hold up the rest.
         self.lookupPool = ThreadPool(minthreads=1, maxthreads=LOOKUP_THREADS, name="txregistry-lookup")
         self.driver = makeDriver(settings, reactor, self.threadpool, self.lookupPool)
-        limits = settings.limits or {}
+        limits = settings.limits or config.defaultLimits()
         self.registry = Registry(self.driver, reactor, self.threadpool, limits)
         self.updater = None
         if settings.searchBackend == "sqlalchemy":
@@ -150,16 +151,16 @@ class RegistryService(service.MultiService):
             # The level filter would drop the access events too; not making
             # them at all saves the work.
             accessLog=LEVELS[settings.loglevel] <= LEVELS["info"],
-            maxHeaders=limits.get("max_headers", 100),
-            maxHeaderBytes=limits.get("max_header_bytes", 64 * 1024),
-            timeout=limits.get("idle_timeout", 300),
+            maxHeaders=limits["max_headers"],
+            maxHeaderBytes=limits["max_header_bytes"],
+            timeout=limits["idle_timeout"],
+            headerTimeout=limits["header_timeout"],
+            minBodyRate=limits["min_body_rate"],
+            bodyRateWindow=limits["body_rate_window"],
+            sendTimeout=limits["send_timeout"],
+            # Connection timers (idle, slow clients) on the service's reactor.
+            reactor=reactor,
         )
-        # Connection timers (idle, slow clients) on the service's reactor.
-        self.site.reactor = reactor
-        self.site.headerTimeout = limits.get("header_timeout", RegistrySite.HEADER_TIMEOUT)
-        self.site.minBodyRate = limits.get("min_body_rate", RegistrySite.MIN_BODY_RATE)
-        self.site.bodyRateWindow = limits.get("body_rate_window", RegistrySite.BODY_RATE_WINDOW)
-        self.site.sendTimeout = limits.get("send_timeout", RegistrySite.SEND_TIMEOUT)
         self.endpoint = endpoints.serverFromString(reactor, self.description)
         self.port = None
         purger = internet.TimerService(UPLOAD_PURGE_INTERVAL, self.purgeUploads)

@@ -34,6 +34,22 @@ async def exists(driver, path):
     return True
 
 
+async def listQuietly(driver, path):
+    """What C{path} holds, or C{[]} when there is no such directory."""
+    try:
+        return await driver.list(path)
+    except PathNotFound:
+        return []
+
+
+async def deleteQuietly(driver, path):
+    """Delete C{path} (and what is below it) if it is there."""
+    try:
+        await driver.delete(path)
+    except PathNotFound:
+        pass
+
+
 class BlobStore:
     def __init__(self, driver):
         self.driver = driver
@@ -44,8 +60,7 @@ class BlobStore:
     async def size(self, name, digest):
         """Size of a blob readable through repository C{name}, else
         BLOB_UNKNOWN."""
-        linked = await readLink(self.driver, layout.layerLink(name, digest))
-        if linked != digest:
+        if not await self.isLinked(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         try:
             info = await self.driver.stat(layout.blobData(digest))
@@ -59,8 +74,7 @@ class BlobStore:
         """A reader of the whole blob, readable through repository C{name}
         (else BLOB_UNKNOWN); its C{size} is the blob's.  One look at the
         storage fewer than L{size} then L{reader}."""
-        linked = await readLink(self.driver, layout.layerLink(name, digest))
-        if linked != digest:
+        if not await self.isLinked(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         return await self.reader(name, digest)
 

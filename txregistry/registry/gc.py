@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from txregistry import digest as digests
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
-from txregistry.registry.blobs import readLink
+from txregistry.registry.blobs import deleteQuietly, listQuietly, readLink
 from txregistry.registry.catalog import repositoryDirs
 from txregistry.registry.manifests import mediaTypeOf, parseManifest
 from txregistry.storage import PathNotFound
@@ -50,21 +50,13 @@ class Report:
     links: int = 0  # repository links to them removed (or that would be)
 
 
-async def _listQuietly(driver, path):
-    try:
-        return await driver.list(path)
-    except PathNotFound:
-        return []
-
-
 async def _linkDirs(driver, base):
     """C{(digest, path)} of each ``base/<algorithm>/<hex>`` directory."""
     found = []
-    for algorithmDir in await _listQuietly(driver, base):
-        for hexDir in await _listQuietly(driver, algorithmDir):
-            parts = hexDir.rsplit("/", 2)
+    for algorithmDir in await listQuietly(driver, base):
+        for hexDir in await listQuietly(driver, algorithmDir):
             try:
-                found.append((digests.parse("%s:%s" % (parts[-2], parts[-1])), hexDir))
+                found.append((digests.parse(layout.linkDigestFromPath(hexDir)), hexDir))
             except digests.InvalidDigest:
                 continue  # not ours
     return found
@@ -101,16 +93,13 @@ async def _mark(driver, report):
 async def _blobs(driver):
     """Every stored blob's digest."""
     found = []
-    for algorithmDir in await _listQuietly(driver, layout.ROOT + "/blobs"):
-        for prefixDir in await _listQuietly(driver, algorithmDir):
-            for hexDir in await _listQuietly(driver, prefixDir):
-                parts = hexDir.rsplit("/", 3)
+    for algorithmDir in await listQuietly(driver, layout.blobsRoot()):
+        for prefixDir in await listQuietly(driver, algorithmDir):
+            for hexDir in await listQuietly(driver, prefixDir):
                 try:
-                    d = digests.parse("%s:%s" % (parts[-3], parts[-1]))
+                    found.append(digests.parse(layout.blobDirDigest(hexDir)))
                 except digests.InvalidDigest:
-                    continue
-                if d.hex[:2] == parts[-2]:
-                    found.append(d)
+                    continue  # not a blob's directory
     return found
 
 
@@ -145,8 +134,8 @@ async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=No
         # Links first: a blob must never be listed in a repository without
         # its data being there.
         for path in links.get(d, ()):
-            await _deleteQuietly(driver, path)
-        await _deleteQuietly(driver, layout.blobDir(d))
+            await deleteQuietly(driver, path)
+        await deleteQuietly(driver, layout.blobDir(d))
         if log is not None:
             log(d, size)
     return report
@@ -160,10 +149,3 @@ async def _linkedLately(driver, linkDirs, since):
         except PathNotFound:
             continue
     return False
-
-
-async def _deleteQuietly(driver, path):
-    try:
-        await driver.delete(path)
-    except PathNotFound:
-        pass

@@ -14,6 +14,19 @@ def blobDir(digest):
     return "%s/blobs/%s/%s/%s" % (ROOT, digest.algorithm, digest.hex[:2], digest.hex)
 
 
+def blobsRoot():
+    return ROOT + "/blobs"
+
+
+def blobDirDigest(path):
+    """``.../blobs/<alg>/<hex[:2]>/<hex>`` -> ``alg:hex``, or None when the
+    path is not laid out so (unvalidated otherwise)."""
+    parts = path.rstrip("/").rsplit("/", 3)
+    if len(parts) < 4 or parts[-1][:2] != parts[-2]:
+        return None
+    return "%s:%s" % (parts[-3], parts[-1])
+
+
 def repositoriesRoot():
     return ROOT + "/repositories"
 

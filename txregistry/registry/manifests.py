@@ -13,7 +13,7 @@ from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
-from txregistry.registry.blobs import exists, linkDigest, readLink
+from txregistry.registry.blobs import deleteQuietly, exists, linkDigest, listQuietly, readLink
 from txregistry.storage import PathNotFound
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -296,11 +296,8 @@ class Manifests:
                 await self._deleteQuietly(link.rsplit("/", 1)[0])
         await self._deleteQuietly(layout.revisionLink(name, digest).rsplit("/", 1)[0])
 
-    async def _deleteQuietly(self, path):
-        try:
-            await self.driver.delete(path)
-        except PathNotFound:
-            pass
+    def _deleteQuietly(self, path):
+        return deleteQuietly(self.driver, path)
 
     # --- discovery ---
 
@@ -374,8 +371,5 @@ class Manifests:
         out.sort(key=lambda x: x["digest"])
         return out
 
-    async def _listQuietly(self, path):
-        try:
-            return await self.driver.list(path)
-        except PathNotFound:
-            return []
+    def _listQuietly(self, path):
+        return listQuietly(self.driver, path)

@@ -36,6 +36,11 @@ BATCH = 1024 * 1024
 _PENDING = object()
 
 
+def blobTooLarge(limit):
+    """The 413 for a blob longer than limits.max_blob_size (C{limit})."""
+    return RegistryError("SIZE_INVALID", "blob exceeds the limit of %d bytes" % (limit,), {"limit": limit}, status=413)
+
+
 def isValidUploadID(value):
     return isinstance(value, str) and _UPLOAD_ID.fullmatch(value) is not None
 
@@ -377,9 +382,7 @@ class Appender:
             return
         limit = self._uploads.maxBlobSize
         if limit and self._base + self.received > limit:
-            self._reject(RegistryError(
-                "SIZE_INVALID", "blob exceeds the limit of %d bytes" % (limit,), {"limit": limit}, status=413
-            ))
+            self._reject(blobTooLarge(limit))
             return
         self._queue.append(data)
         self._pending += len(data)

@@ -46,9 +46,14 @@ def _decode(value):
     return str(value)
 
 
+_PLAIN = re.compile(r'[ !#-\[\]-~]*')  # printable ASCII but " and \
+
+
 def _quote(text):
     """C{text} as it may stand between double quotes in the line:
     backslashes, quotes and non-printable characters escaped."""
+    if _PLAIN.fullmatch(text):
+        return text  # nearly always: nothing to escape
     out = []
     for ch in text:
         if ch in '"\\':
@@ -120,12 +125,6 @@ def accessLine(timestamp, fields):
     )
 
 
-def accessLogFormatter(timestamp, request):
-    """An C{IAccessLogFormatter}: the combined log format line of
-    C{request}."""
-    return accessLine(timestamp, accessFields(request))
-
-
 def logRefusal(timestamp, client, requestLine, headers, status, sent, logger=log):
     """Emit the access event of a request the channel answered itself
     (refused before a handler saw it): C{requestLine} is C{(method, target,
@@ -137,7 +136,7 @@ def logRefusal(timestamp, client, requestLine, headers, status, sent, logger=log
         values = headers.getRawHeaders(name) if headers is not None else None
         return _decode(values[0]) if values else None
 
-    fields = {
+    _emit(timestamp, {
         "client": _decode(client),
         "user": None,
         "method": _decode(method),
@@ -148,14 +147,15 @@ def logRefusal(timestamp, client, requestLine, headers, status, sent, logger=log
         "referer": header(b"referer"),
         "user_agent": header(b"user-agent"),
         "duration": None,
-    }
-    line = accessLine(timestamp, fields)
-    logger.info(line.replace("{", "{{").replace("}", "}}"), **fields)
+    }, logger)
 
 
 def logAccess(timestamp, request, now=None, logger=log):
     """Emit the access event of C{request}."""
-    fields = accessFields(request, now)
+    _emit(timestamp, accessFields(request, now), logger)
+
+
+def _emit(timestamp, fields, logger):
     line = accessLine(timestamp, fields)
     # The line is the event's text: braces doubled, so that it is not read
     # as a format; the facts themselves are the event's fields.

@@ -21,7 +21,7 @@ from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
 from txregistry.web.access import Authentication, PendingBody, routeScopes
 from txregistry.web.accesslog import safePath
-from txregistry.web.guard import API_VERSION
+from txregistry.web.guard import API_VERSION, writeError
 from txregistry.web.ingest import BoundedBody, RefusedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
 
@@ -400,10 +400,7 @@ class RegistryApp:
         return b""
 
     def _error(self, request, err):
-        self._common(request)
-        for k, v in err.headers.items():
-            request.setHeader(k, v)
-        return self._json(request, err.status, {"errors": [err.asDict()]})
+        return writeError(request, err)
 
     def _accessError(self, request, e):
         """The answer to an L{Unauthorized} or L{Forbidden}."""
@@ -728,7 +725,7 @@ class RegistryApp:
         d = _parseDigest(digest)
         etag = b'"%s"' % (d.encode("ascii"),)
         notModified = request.getHeader(b"if-none-match") == etag
-        url = await self.registry.blobs.redirectURL(d, request.method.decode("ascii"))
+        url = None if notModified else await self.registry.blobs.redirectURL(d, request.method.decode("ascii"))
         if request.method == b"GET" and not url and not notModified and request.getHeader(b"range") is None:
             # The whole blob, streamed: its size is the reader's, so the
             # storage is asked once (on S3: one GET, no HEAD before it).

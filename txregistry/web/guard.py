@@ -23,6 +23,19 @@ def errorBody(error):
     return json.dumps({"errors": [error.asDict()]}, separators=(",", ":")).encode("utf-8")
 
 
+def writeError(request, error):
+    """Set up C{request}'s answer to C{error}, the spec's JSON envelope;
+    returns the body to send (nothing for a HEAD)."""
+    body = errorBody(error)
+    request.setResponseCode(error.status)
+    request.setHeader(b"Docker-Distribution-API-Version", API_VERSION)
+    for name, value in error.headers.items():
+        request.setHeader(name, value)
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Content-Length", b"%d" % (len(body),))
+    return body if request.method != b"HEAD" else b""
+
+
 def rawErrorResponse(error):
     """A whole HTTP/1.1 response carrying C{error}, ending the connection:
     for the channel to write itself when no L{Request} will answer."""
@@ -80,9 +93,4 @@ class URLGuard(Resource):
         error = urlProblem(request)
         if error is None:
             return self.wrapped.render(request)
-        body = errorBody(error)
-        request.setResponseCode(error.status)
-        request.setHeader(b"Docker-Distribution-API-Version", API_VERSION)
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Content-Length", b"%d" % (len(body),))
-        return body
+        return writeError(request, error)

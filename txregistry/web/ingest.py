@@ -27,7 +27,9 @@ from twisted.internet.interfaces import ISSLTransport, ITCPTransport
 from twisted.logger import Logger
 from twisted.web import http, server
 
+from txregistry.config import LIMITS
 from txregistry.errors import RegistryError
+from txregistry.registry.uploads import blobTooLarge
 from txregistry.web.accesslog import logAccess, logRefusal
 from txregistry.web.guard import URLGuard, rawErrorResponse
 
@@ -163,7 +165,7 @@ def bodyTooLarge(body, uri, limit):
     """The 413 for a request declaring a body longer than C{limit}."""
     detail = {"limit": limit}
     if isinstance(body, UploadBody):
-        return RegistryError("SIZE_INVALID", "blob exceeds the limit of %d bytes" % (limit,), detail, status=413)
+        return blobTooLarge(limit)
     if uri is not None and b"/manifests/" in uri.split(b"?", 1)[0]:
         return RegistryError("MANIFEST_INVALID", "manifest exceeds %d bytes" % (limit,), detail, status=413)
     return RegistryError("SIZE_INVALID", "request body exceeds %d bytes" % (limit,), detail, status=413)
@@ -403,9 +405,8 @@ class RegistryChannel(http.HTTPChannel):
             return
         request = self.requests[-1] if self.requests else None
         peer = self.transport.getPeer()
-        clock = getattr(site, "reactor", None)
         logRefusal(
-            http.datetimeToLogString(clock.seconds() if clock is not None else None),
+            site.logStamp(),
             getattr(peer, "host", None),
             (getattr(self, "_command", None), getattr(self, "_path", None), getattr(self, "_version", None)),
             request.requestHeaders if request is not None else None,
@@ -478,14 +479,14 @@ class RegistrySite(server.Site):
     requestFactory = IngestRequest
     protocol = RegistryChannel
     # Idle connections (between requests, or a client that stops sending its
-    # request) are closed after this many seconds.
-    IDLE_TIMEOUT = 300
-    # The defaults of limits.header_timeout, min_body_rate, body_rate_window
-    # and send_timeout (see txregistry.config.LIMITS).
-    HEADER_TIMEOUT = 30
-    MIN_BODY_RATE = 1024
-    BODY_RATE_WINDOW = 30
-    SEND_TIMEOUT = 60
+    # request) are closed after this many seconds; then the defaults of
+    # limits.header_timeout, min_body_rate, body_rate_window and
+    # send_timeout.
+    IDLE_TIMEOUT = LIMITS["idle_timeout"][0]
+    HEADER_TIMEOUT = LIMITS["header_timeout"][0]
+    MIN_BODY_RATE = LIMITS["min_body_rate"][0]
+    BODY_RATE_WINDOW = LIMITS["body_rate_window"][0]
+    SEND_TIMEOUT = LIMITS["send_timeout"][0]
 
     def __init__(self, resource, chooseBody, accessLog=True, maxHeaders=100, maxHeaderBytes=64 * 1024,
                  headerTimeout=HEADER_TIMEOUT, minBodyRate=MIN_BODY_RATE, bodyRateWindow=BODY_RATE_WINDOW,
@@ -517,7 +518,12 @@ class RegistrySite(server.Site):
         if self._accessLog:
             clock = getattr(self, "reactor", None)
             now = clock.seconds() if clock is not None else None
-            logAccess(http.datetimeToLogString(now), request, now)
+            logAccess(self.logStamp(now), request, now)
+
+    def logStamp(self, now=None):
+        """The date for an access line: twisted's, remade once a second
+        while the site is started, else made now."""
+        return self._logDateTime or http.datetimeToLogString(now)
 
     def chooseBody(self, request, method, uri, length):
         return self._chooseBody(request, method, uri, length)
