@@ -88,6 +88,13 @@ LIMITS = {
     "min_body_rate": (1024, 0),
     "body_rate_window": (30, 1),
     "send_timeout": (60, 0),
+    # Bytes of request bodies held in memory (manifests, token forms), all
+    # requests together; a body that does not fit is answered 429 at its
+    # headers.  At least max_manifest_size.
+    "max_body_memory": (64 * 1024 * 1024, 64 * 1024),
+    # Connections open at once; those above are answered 503 and closed.
+    # 0: no limit.
+    "max_connections": (1000, 0),
 }
 
 
@@ -199,6 +206,9 @@ def _limits(section, source):
     unknown = sorted(set(section) - set(LIMITS))
     if unknown:
         raise ConfigError("%s: unknown limits: %s (known: %s)" % (source, ", ".join(unknown), ", ".join(sorted(LIMITS))))
+    if out["max_body_memory"] < out["max_manifest_size"]:
+        raise ConfigError("%s: limits.max_body_memory (%d) must be at least limits.max_manifest_size (%d)" % (
+            source, out["max_body_memory"], out["max_manifest_size"]))
     return out
 
 

@@ -16,6 +16,8 @@ from txregistry.registry import Registry
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.logs import LEVELS, STARTUP_NAMESPACE
 from txregistry.web.app import RegistryApp
+from txregistry.web.bodies import BodyBudget
+from txregistry.web.bodyrouter import BodyRouter
 from txregistry.web.ingest import RegistrySite
 
 
@@ -145,9 +147,10 @@ class RegistryService(service.MultiService):
             readonly=settings.readonly,
             authorizer=self.authorizer,
         )
+        self.bodies = BodyRouter(self.app, BodyBudget(limits["max_body_memory"]))
         self.site = RegistrySite(
             self.app.resource(),
-            self.app.chooseBody,
+            self.bodies.choose,
             # The level filter would drop the access events too; not making
             # them at all saves the work.
             accessLog=LEVELS[settings.loglevel] <= LEVELS["info"],
@@ -158,6 +161,7 @@ class RegistryService(service.MultiService):
             minBodyRate=limits["min_body_rate"],
             bodyRateWindow=limits["body_rate_window"],
             sendTimeout=limits["send_timeout"],
+            maxConnections=limits["max_connections"],
             # Connection timers (idle, slow clients) on the service's reactor.
             reactor=reactor,
         )

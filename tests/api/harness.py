@@ -21,6 +21,8 @@ from txregistry.registry import Registry
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.storage.memory import MemoryDriver
 from txregistry.web.app import RegistryApp
+from txregistry.web.bodies import BodyBudget
+from txregistry.web.bodyrouter import BodyRouter
 from txregistry.web.ingest import RegistrySite
 
 
@@ -78,6 +80,8 @@ class RegistryTestCase(unittest.TestCase):
     """Each test gets an empty registry on 127.0.0.1:<free port>."""
 
     driverName = "filesystem"
+    bodyMemory = 64 * 1024 * 1024  # limits.max_body_memory
+    maxConnections = 0  # limits.max_connections
 
     def setUp(self):
         if self.driverName == "filesystem":
@@ -98,7 +102,8 @@ class RegistryTestCase(unittest.TestCase):
         self.updater = self.makeSearch()
         self.authorizer = self.makeAuthorizer()
         self.app = RegistryApp(self.registry, search=self.updater, authorizer=self.authorizer)
-        self.site = RegistrySite(self.app.resource(), self.app.chooseBody)
+        self.bodies = BodyRouter(self.app, BodyBudget(self.bodyMemory))
+        self.site = RegistrySite(self.app.resource(), self.bodies.choose, maxConnections=self.maxConnections)
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
         self.addCleanup(self.serverConnectionsClosed)

@@ -6,8 +6,9 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
-from txregistry.web.access import Authentication, PendingBody, routeScopes
-from txregistry.web.ingest import BoundedBody
+from txregistry.web.access import Authentication, routeScopes
+from txregistry.web.bodies import PendingBody
+from txregistry.web.bodies import BoundedBody
 
 
 class RouteScopesTests(unittest.TestCase):

@@ -2,12 +2,15 @@
 (requestLine), and backpressure from storage to the connection."""
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from twisted.web.resource import Resource
 
 from txregistry.registry import uploads as U
-from txregistry.web.ingest import BoundedBody, RegistrySite, UploadBody
+from txregistry.web.bodies import BoundedBody, UploadBody
+from txregistry.web.ingest import RegistrySite
 
 
 class RecordingSite(RegistrySite):
@@ -35,7 +38,7 @@ class RequestLineTests(unittest.TestCase):
         self.assertEqual(site.seen, [(b"PATCH", b"/v2/a/blobs/uploads/x?y=1", None)])
         channel.dataReceived(b"3\r\nabc\r\n")
         self.assertEqual(site.bodies[0].getvalue(), b"abc")
-        channel.connectionLost(None)
+        channel.connectionLost(Failure(ConnectionDone()))
 
     def test_boundedBodyOverflow(self):
         body = BoundedBody(5)
@@ -63,6 +66,10 @@ class StalledWriter:
             d.callback(None)
 
     def commit(self):
+        return succeed(None)
+
+    def cancel(self):
+        self.cancelled = True
         return succeed(None)
 
     def close(self):

@@ -181,7 +181,8 @@ class Uploads:
         C{writer}: the open writer of the appender that has just created the
         upload (L{Appender.takeWriter}), instead of a new one on what is
         stored."""
-        state = await self._claim(name, uploadID, created=writer is not None)
+        created = writer is not None
+        state = await self._claim(name, uploadID, created=created)
         try:
             dataPath = layout.uploadData(name, uploadID)
             if writer is None:
@@ -207,6 +208,13 @@ class Uploads:
             await self.blobs.link(name, expected)
             await self._forget(name, uploadID)
             return size
+        except BaseException:
+            if created:
+                # A monolithic POST that failed: nobody else knows the
+                # upload, so nobody could finish it.
+                await writer.close()
+                await self._forget(name, uploadID)
+            raise
         finally:
             self._release(state)
 
@@ -304,6 +312,7 @@ class Appender:
         self._created = False  # this appender created the upload (a monolithic POST)
         self._dropCreated = False
         self._kept = None  # the open writer of an upload this appender created, once the body is in
+        self._aborted = False  # the request ends without completing an upload this appender created
         if uploads.maxConcurrent and uploads.active >= uploads.maxConcurrent:
             self._reject(RegistryError(
                 "TOOMANYREQUESTS", "too many uploads at once (%d); retry later" % (uploads.maxConcurrent,),
@@ -453,9 +462,29 @@ class Appender:
 
     def abort(self):
         """The client went away mid-body: keep what arrived (the upload's
-        offset tells the client where to resume) and release the upload."""
+        offset tells the client where to resume) and release the upload;
+        an upload this appender created (which no client knows) is
+        removed."""
+        self._aborted = True
         self.end()
         self._maybeDone()
+
+    def discard(self):
+        """The request ends without completing the upload this appender
+        created (a mount answered it, or it failed): once the body is
+        done, remove that upload.  An existing upload keeps what arrived."""
+        self._aborted = True
+        d = self.finish()
+
+        async def removeCreated(_):
+            writer = self.takeWriter()
+            if writer is not None:
+                await writer.cancel()
+                await self._uploads._forget(self.name, self.uploadID)
+
+        d.addBoth(lambda result: Deferred.fromCoroutine(removeCreated(result)))
+        d.addErrback(lambda f: self.log.failure("upload {uuid}: removing it failed", f, uuid=self.uploadID))
+        return d
 
     def refuse(self, error):
         """Refuse the whole body before any of it arrived (its declared
@@ -480,16 +509,18 @@ class Appender:
             self._counted = False
             self._uploads.active -= 1
         try:
+            # An upload this appender created is known to no other request:
+            # either this request completes it (a monolithic POST: with
+            # this writer, see takeWriter), or nobody can, and it goes.
+            drop = self._created and (self._dropCreated or self._aborted or self.error is not None)
             if writer is not None:
-                if self._created and self.error is None and not self._dropCreated:
-                    # A monolithic POST: the request completes the upload
-                    # next, with this writer (see takeWriter).  No other
-                    # request knows the upload, so its tail need not be
-                    # saved for one to continue it.
+                if self._created and not drop:
                     self._kept = writer
+                elif drop:
+                    await writer.cancel()
                 else:
                     await writer.close()
-            if self._dropCreated and self._created:
+            if drop:
                 await self._uploads._forget(self.name, self.uploadID)
         finally:
             if self._state is not None:

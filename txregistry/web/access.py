@@ -3,9 +3,8 @@
 - L{routeScopes}: the token scopes a route needs (pure);
 - L{Authentication}: a request's authentication, started as soon as its
   headers are in (so an upload body can be routed by it) and awaited by the
-  handler;
-- L{PendingBody}: where a request body waits, with the connection paused,
-  while a password is being checked in the thread pool.
+  handler (a request body waits for it in a
+  L{txregistry.web.bodies.PendingBody}).
 """
 
 from twisted.internet.defer import Deferred
@@ -97,95 +96,3 @@ class Authentication:
         else:
             self._waiters.append(waiter)
         return waiter
-
-
-class PendingBody:
-    """A request body whose destination is not decided yet.
-
-    The connection is paused at once; the little that arrives meanwhile (the
-    rest of the read that carried the headers) is held in memory.  L{decide}
-    hands everything to the real body (an upload, or a sink that discards)
-    and lets the connection go on.  A file-like object as twisted.web wants
-    one: C{write}, C{seek(0)} at the end of the body, C{close} if the client
-    went away first."""
-
-    def __init__(self, transport, maxLength=None):
-        self._transport = transport
-        self._chunks = []
-        self._ended = False
-        self._closed = False
-        self._refusal = None
-        self.target = None
-        # The most bytes the body may have, whatever it turns out to go to
-        # (a request declaring more is refused at once).
-        self.maxLength = maxLength
-        if transport is not None:
-            transport.pauseProducing()
-
-    @property
-    def paused(self):
-        """Whether the connection is paused for the body's sake (it is
-        while undecided): the slow-body watch does not count that time."""
-        return self.target is None or getattr(self.target, "paused", False)
-
-    @property
-    def pauses(self):
-        return 1 + getattr(self.target, "pauses", 0)
-
-    def refuse(self, error):
-        """The request is refused before its body: the target gets none of
-        it (and is told, if it can be)."""
-        if self.target is not None:
-            if hasattr(self.target, "refuse"):
-                self.target.refuse(error)
-        else:
-            self._refusal = error
-
-    def write(self, data):
-        if self.target is not None:
-            self.target.write(data)
-        else:
-            self._chunks.append(data)
-
-    def tell(self):
-        if self.target is not None:
-            return self.target.tell()
-        return sum(len(c) for c in self._chunks)
-
-    def seek(self, offset, whence=0):
-        if self.target is not None:
-            return self.target.seek(offset, whence)
-        if offset == 0 and whence == 0:
-            self._ended = True
-        return 0
-
-    def read(self, n=-1):
-        return self.target.read(n) if self.target is not None else b""
-
-    def close(self):
-        if self.target is not None:
-            self.target.close()
-        else:
-            self._closed = True
-
-    def decide(self, body):
-        """From now on the body goes to C{body}."""
-        if self.target is not None:
-            raise RuntimeError("decided already")
-        self.target = body
-        if self._refusal is not None:
-            if hasattr(body, "refuse"):
-                body.refuse(self._refusal)
-            self._chunks = []
-            return
-        if self._transport is not None and not self._ended and not self._closed:
-            # Resume first: the target may pause again as it takes the
-            # buffered bytes (the reading itself starts on the next turn).
-            self._transport.resumeProducing()
-        chunks, self._chunks = self._chunks, []
-        for chunk in chunks:
-            body.write(chunk)
-        if self._closed:
-            body.close()
-        elif self._ended:
-            body.seek(0)

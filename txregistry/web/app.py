@@ -2,7 +2,6 @@
 
 import base64
 import json
-import re
 from urllib.parse import parse_qs, quote, unquote
 
 from klein import Klein
@@ -19,10 +18,11 @@ from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
-from txregistry.web.access import Authentication, PendingBody, routeScopes
+from txregistry.web import routes
+from txregistry.web.access import Authentication, routeScopes
 from txregistry.web.accesslog import safePath
+from txregistry.web.bodies import PendingBody, UploadBody
 from txregistry.web.guard import API_VERSION, writeError
-from txregistry.web.ingest import BoundedBody, RefusedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
 
 DEFAULT_CATALOG_PAGE = 1000
@@ -30,31 +30,6 @@ DEFAULT_CATALOG_PAGE = 1000
 # matches are read and filtered at most.
 MAX_FILTERED_SEARCH = 5000
 MAX_CLIENT_ADDRESS = 128  # bytes of a client address taken from a proxy's header
-
-# Routes below /v2/, matched against the raw (undecoded) path.
-_NAME = r"(?P<name>[^?#]+?)"
-_ROUTES = [
-    (re.compile(r"^$"), "base"),
-    (re.compile(r"^_catalog$"), "catalog"),
-    (re.compile(r"^%s/tags/list$" % _NAME), "tags"),
-    (re.compile(r"^%s/manifests/(?P<reference>[^/]+)$" % _NAME), "manifest"),
-    (re.compile(r"^%s/blobs/uploads/?$" % _NAME), "uploadStart"),
-    (re.compile(r"^%s/blobs/uploads/(?P<upload>[^/]+)$" % _NAME), "upload"),
-    (re.compile(r"^%s/blobs/(?P<digest>[^/]+)$" % _NAME), "blob"),
-    (re.compile(r"^%s/referrers/(?P<digest>[^/]+)$" % _NAME), "referrers"),
-]
-_METHODS = {
-    "base": ("GET", "HEAD"),
-    "catalog": ("GET", "HEAD"),
-    "tags": ("GET", "HEAD"),
-    "manifest": ("GET", "HEAD", "PUT", "DELETE"),
-    "uploadStart": ("POST",),
-    "upload": ("GET", "HEAD", "PATCH", "PUT", "DELETE"),
-    "blob": ("GET", "HEAD", "DELETE"),
-    "referrers": ("GET", "HEAD"),
-}
-_UPLOAD_PATH = re.compile(rb"^/v2/(?P<name>[^?#]+?)/blobs/uploads/(?P<upload>[^/?#]*)(?:\?(?P<query>.*))?$")
-
 
 def _query(request):
     """The query string as {str: [str]} (decoded by hand so that invalid
@@ -80,10 +55,7 @@ def _header(request, name):
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
-def _checkName(name):
-    if not names.isValidName(name):
-        raise RegistryError("NAME_INVALID", "invalid repository name", {"name": name[:300]})
-    return name
+_checkName = routes.checkName
 
 
 def _parseDigest(value):
@@ -243,73 +215,21 @@ class RegistryApp:
     def resource(self):
         return _V2Resource(self)
 
-    # --- body routing (called by RegistrySite when headers are in) ---
+    # --- what the body router (txregistry.web.bodyrouter) asks ---
 
-    def chooseBody(self, request, method, uri, length):
-        if method in (b"PATCH", b"PUT", b"POST") and length != 0:
-            m = _UPLOAD_PATH.fullmatch(uri)
-            if m is not None:
-                try:
-                    query = parse_qs((m.group("query") or b"").decode("utf-8"), keep_blank_values=True)
-                    plan = uploadPlan(
-                        method.decode("ascii"),
-                        m.group("name").decode("ascii"),
-                        m.group("upload").decode("ascii"),
-                        query,
-                        _header(request, b"content-range"),
-                    )
-                except (RegistryError, UnicodeDecodeError):
-                    plan = None  # the handler will answer the error
-                if plan is not None:
-                    name, uploadID, start, algorithms = plan
-                    if method == b"POST" or uploadID:
-                        return self._uploadBody(request, plan)
-        return BoundedBody(self.maxBodySize)
-
-    def _uploadBody(self, request, plan):
-        """The body of an upload request: into the upload if the caller may
-        push there, else discarded (the handler answers 401/403).  In
-        read-only mode a caller who may push is answered 405 at once."""
+    def uploadBody(self, request, plan):
+        """The body of an upload request the caller may make: into the
+        upload (a new one for a monolithic POST)."""
         name, uploadID, start, algorithms = plan
         transport = request.channel.transport if request.channel else None
+        appender = self.registry.uploads.appender(name, uploadID or None, start, algorithms)
+        return UploadBody(appender, transport)
 
-        def upload():
-            if self.readonly:
-                return RefusedBody(_readonlyError())
-            appender = self.registry.uploads.appender(name, uploadID or None, start, algorithms)
-            return UploadBody(appender, transport)
+    def readonlyError(self):
+        return _readonlyError()
 
-        if self.auth is None:
-            return upload()
-        scopes = routeScopes("upload", "PATCH", name)
-        authentication = self._authentication(request, scopes)
-
-        def decide(outcome):
-            """The body's destination: the upload, or (the caller may not
-            push here) nowhere, with the 401/403 answered at once."""
-            if isinstance(outcome, Failure):
-                if outcome.check(Unauthorized, Forbidden):
-                    return RefusedBody(_accessRegistryError(outcome.value))
-                return BoundedBody(0)  # the handler answers what went wrong
-            try:
-                self.auth.require(outcome, scopes, baseURL=self._baseURL(request))
-            except (Unauthorized, Forbidden) as e:
-                return RefusedBody(_accessRegistryError(e))
-            return upload()
-
-        if authentication.done:
-            return decide(authentication.outcome)
-        pending = PendingBody(transport, self.registry.uploads.maxBlobSize or None)
-
-        def decided(outcome):
-            body = decide(outcome)
-            pending.decide(body)
-            refusal = getattr(body, "refusal", None)
-            if refusal is not None and hasattr(request, "refuseBody"):
-                request.refuseBody(refusal)
-
-        authentication.wait().addBoth(decided)
-        return pending
+    def accessError(self, e):
+        return _accessRegistryError(e)
 
     # --- authentication and access ---
 
@@ -330,7 +250,7 @@ class RegistryApp:
                     return last.decode("latin-1")
         return getattr(request.getClientAddress(), "host", None) or "local"
 
-    def _authentication(self, request, scopes):
+    def authentication(self, request, scopes):
         """The request's L{Authentication}, started now if not yet."""
         authentication = getattr(request, "txrAuthentication", None)
         if authentication is None:
@@ -358,8 +278,15 @@ class RegistryApp:
         """The caller's identity if it may do C{method} on C{route}; raises
         L{Unauthorized} or L{Forbidden} otherwise."""
         scopes = routeScopes(route, method, name)
-        identity = await self._authentication(request, scopes).wait()
+        identity = await self.authentication(request, scopes).wait()
         request.txrUser = identity.name
+        self.checkAccess(request, route, method, name, identity)
+        return identity
+
+    def checkAccess(self, request, route, method, name, identity):
+        """Raise L{Unauthorized} or L{Forbidden} unless C{identity} may do
+        C{method} on C{route} (of repository C{name})."""
+        scopes = routeScopes(route, method, name)
         plainAnonymous = identity.anonymous and identity.tokenAccess is None
         if route == "base" or (route == "catalog" and not self._mayListAnonymously()):
             # A login (or any valid token) is needed; the challenge is what
@@ -370,7 +297,6 @@ class RegistryApp:
                 )
         if scopes:
             self.auth.require(identity, scopes, baseURL=self._baseURL(request))
-        return identity
 
     def _visible(self, identity, name):
         return identity is None or self.auth.visible(identity, name)
@@ -537,29 +463,17 @@ class RegistryApp:
     async def _handle(self, request):
         try:
             self._common(request)
-            rest = request.path[len(b"/v2/") :] if request.path.startswith(b"/v2/") else b""
-            try:
-                rest = rest.decode("ascii")
-            except UnicodeDecodeError:
-                raise RegistryError("NAME_INVALID", "path is not ASCII")
-            for pattern, route in _ROUTES:
-                m = pattern.fullmatch(rest)
-                if m is not None:
-                    break
-            else:
-                raise RegistryError("UNSUPPORTED", "no such endpoint", status=404)
-            method = request.method.decode("ascii", "replace").upper()
-            if method not in _METHODS[route]:
-                request.setHeader(b"Allow", ", ".join(_METHODS[route]).encode("ascii"))
-                raise RegistryError("UNSUPPORTED", "method %s not allowed here" % (method[:10],))
-            args = m.groupdict()
+            route, method, args = routes.match(request.path, request.method)
+            refusal = getattr(_body(request), "refusal", None)
+            if refusal is not None:
+                # Refused at the headers, but the body was in before the
+                # refusal could be answered there.
+                raise refusal
             request.txrIdentity = None
             if self.auth is not None:
                 name = args.get("name")
-                if name is not None:
-                    _checkName(name)
                 request.txrIdentity = await self._authorize(request, route, method, name)
-            if self.readonly and method in ("POST", "PUT", "PATCH", "DELETE"):
+            if self.readonly and method in routes.WRITES:
                 raise _readonlyError()
             handler = getattr(self, "_%s_%s" % (route, method.lower()), None) or getattr(
                 self, "_%s" % (route,)
@@ -583,7 +497,8 @@ class RegistryApp:
     def _abortBody(self, request):
         body = _body(request)
         if isinstance(body, UploadBody):
-            body.appender.finish().addErrback(lambda f: None)
+            # An upload the request created and did not complete is removed.
+            body.appender.discard()
 
     # --- base, catalog ---
 

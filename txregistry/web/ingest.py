@@ -21,8 +21,6 @@ body is read; L{requestLine} is the one place that reaches into the channel
 for them.
 """
 
-import io
-
 from twisted.internet.interfaces import ISSLTransport, ITCPTransport
 from twisted.logger import Logger
 from twisted.web import http, server
@@ -31,7 +29,9 @@ from txregistry.config import LIMITS
 from txregistry.errors import RegistryError
 from txregistry.registry.uploads import blobTooLarge
 from txregistry.web.accesslog import logAccess, logRefusal
+from txregistry.web.bodies import BoundedBody, PendingBody, UploadBody
 from txregistry.web.guard import URLGuard, rawErrorResponse
+from txregistry.web.overload import ConnectionLimit, Overloaded
 
 # First bytes of a TLS handshake record (0x16) or an SSLv2 hello (0x80).
 _TLS_FIRST_BYTES = (0x16, 0x80)
@@ -51,114 +51,11 @@ def requestLine(channel):
     return command, path
 
 
-class BoundedBody:
-    """A file-like body keeping at most C{limit} bytes in memory; past that it
-    only counts (C{overflow} tells the handler to answer 413)."""
-
-    def __init__(self, limit):
-        self._limit = limit
-        self._buffer = io.BytesIO()
-        self.size = 0
-        self.overflow = False
-
-    @property
-    def maxLength(self):
-        return self._limit
-
-    def write(self, data):
-        self.size += len(data)
-        if self.overflow:
-            return
-        if self.size > self._limit:
-            self.overflow = True
-            self._buffer = io.BytesIO()
-            return
-        self._buffer.write(data)
-
-    def tell(self):
-        return self.size
-
-    def seek(self, offset, whence=0):
-        return self._buffer.seek(offset, whence)
-
-    def read(self, n=-1):
-        return self._buffer.read(n)
-
-    def getvalue(self):
-        return self._buffer.getvalue()
-
-    def close(self):
-        pass
-
-
-class UploadBody:
-    """The file-like face of an L{Appender} for twisted.web: C{write} is fed
-    the body; C{seek(0)} from C{requestReceived} marks its end; C{close}
-    before that means the client went away mid-body."""
-
-    def __init__(self, appender, transport):
-        self.appender = appender
-        self._transport = transport
-        self.complete = False
-        appender._onPause = self._pause
-        appender._onResume = self._resume
-        self._paused = False
-        self.pauses = 0  # times the connection was paused for storage
-
-    @property
-    def maxLength(self):
-        return self.appender.limit
-
-    @property
-    def paused(self):
-        return self._paused
-
-    def refuse(self, error):
-        """The request is refused before its body: write none of it."""
-        self.complete = True
-        self.appender.refuse(error)
-
-    def _pause(self):
-        if not self.complete and self._transport is not None:
-            self._paused = True
-            self.pauses += 1
-            self._transport.pauseProducing()
-
-    def _resume(self):
-        # Once the body is complete the channel owns the transport's state
-        # (it resumes reading when the response is done).
-        if self._paused and not self.complete and self._transport is not None:
-            self._paused = False
-            self._transport.resumeProducing()
-
-    def write(self, data):
-        self.appender.write(data)
-
-    def tell(self):
-        return self.appender.received
-
-    def seek(self, offset, whence=0):
-        if offset == 0 and whence == 0 and not self.complete:
-            self.complete = True
-            self.appender.end()
-        return 0
-
-    def read(self, n=-1):
-        return b""
-
-    def close(self):
-        if not self.complete:
-            self.complete = True
-            self.appender.abort()
-
-
-class RefusedBody(BoundedBody):
-    """The body of a request refused before its body (C{refusal}: the
-    L{RegistryError} to answer at once): nothing of it is kept."""
-
-    def __init__(self, refusal):
-        BoundedBody.__init__(self, 0)
-        self.refusal = refusal
+def requestVersion(channel):
+    """The HTTP version (bytes) of the request whose headers a
+    L{HTTPChannel} has just received, or C{None}."""
+    version = getattr(channel, "_version", None)
+    return version if isinstance(version, bytes) else None
 
 
 def bodyTooLarge(body, uri, limit):
@@ -232,6 +129,11 @@ class IngestRequest(server.Request):
             server.Request.gotLength(self, length)
         else:
             self.content = body
+            release = getattr(body, "release", None)
+            if release is not None:
+                self.notifyFinish().addBoth(lambda _: release())
+            if isinstance(body, PendingBody):
+                self._holdContinue()
         refusal = getattr(body, "refusal", None)
         if refusal is not None and self.refuseBody(refusal):
             return
@@ -248,6 +150,28 @@ class IngestRequest(server.Request):
         if length != 0 and rate and window:
             self._bodyWatch = BodyRateWatch(channel.callLater, rate, window, self.content, self._bodyTooSlow)
 
+    _continueHeld = False
+
+    def _holdContinue(self):
+        """The body's destination is not decided yet: no C{100 Continue}
+        until it is (L{continueBody}), so that a refused client sends none
+        of its body."""
+        expect = self.requestHeaders.getRawHeaders(b"expect")
+        if expect and expect[0].lower() == b"100-continue":
+            self.requestHeaders.removeHeader(b"expect")
+            self._continueHeld = requestVersion(self.channel) == b"HTTP/1.1"
+
+    def continueBody(self):
+        """The body may come: send the C{100 Continue} held back, if the
+        client asked for one and sent no body yet."""
+        if not self._continueHeld:
+            return
+        self._continueHeld = False
+        channel = self.channel
+        if channel is None or channel.transport is None or self.content.tell() != 0:
+            return
+        channel.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def refuseBody(self, error):
         """Answer C{error} now, before (the rest of) the body, and end the
         connection; C{False} if this channel cannot (then the handler
@@ -256,6 +180,7 @@ class IngestRequest(server.Request):
         if refuse is None:
             return False
         self._stopWatch()
+        self._continueHeld = False
         self.content = BoundedBody(0)
         self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the answer
         refuse(error)
@@ -462,7 +387,12 @@ class RegistryChannel(http.HTTPChannel):
         # connectionLost stops the response's producer.
         self.transport.abortConnection()
 
+    connectionLimit = None
+
     def connectionLost(self, reason):
+        if self.connectionLimit is not None:
+            self.connectionLimit.closed()
+            self.connectionLimit = None
         self._stopHead()
         self._stopStall()
         if self._lingerCall is not None:
@@ -490,7 +420,7 @@ class RegistrySite(server.Site):
 
     def __init__(self, resource, chooseBody, accessLog=True, maxHeaders=100, maxHeaderBytes=64 * 1024,
                  headerTimeout=HEADER_TIMEOUT, minBodyRate=MIN_BODY_RATE, bodyRateWindow=BODY_RATE_WINDOW,
-                 sendTimeout=SEND_TIMEOUT, **kwargs):
+                 sendTimeout=SEND_TIMEOUT, maxConnections=0, **kwargs):
         kwargs.setdefault("parsePOSTFormSubmission", False)
         kwargs.setdefault("timeout", self.IDLE_TIMEOUT)
         server.Site.__init__(self, URLGuard(resource), **kwargs)
@@ -502,9 +432,13 @@ class RegistrySite(server.Site):
         self.minBodyRate = minBodyRate
         self.bodyRateWindow = bodyRateWindow
         self.sendTimeout = sendTimeout
+        self.connectionLimit = ConnectionLimit(maxConnections, self.reactor)
 
     def buildProtocol(self, addr):
+        if not self.connectionLimit.admit():
+            return Overloaded(self.connectionLimit)
         channel = server.Site.buildProtocol(self, addr)
+        channel.connectionLimit = self.connectionLimit
         channel.maxHeaders = self._maxHeaders
         channel.totalHeadersSize = self._maxHeaderBytes
         channel.MAX_LENGTH = self._maxHeaderBytes
