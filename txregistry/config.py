@@ -68,7 +68,8 @@ s3: &s3
 KNOWN_KEYS = (
     "loglevel", "log_format", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
     "s3_bucket", "boto_bucket", "s3_access_key", "s3_secret_key", "s3_region", "s3_endpoint", "boto_host",
-    "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth",
+    "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "debug_addr", "metrics_main_port",
+    "health_timeout",
 )
 
 # limits: key -> (default, minimum)
@@ -117,6 +118,14 @@ class Settings:
     limits: dict = None  # LIMITS keys -> int
     auth: object = None  # AuthSettings, or None: no authentication
     ignoredKeys: tuple = ()
+    metrics: object = None  # MetricsSettings
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    debugListen: str = ""  # strports description of the debug listener; "": none
+    mainPort: bool = False  # /metrics on the main port too
+    healthTimeout: float = 2.0  # seconds a health check may take
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,38 @@ def _flag(values, key, default, source):
     raise ConfigError("%s: %s must be true or false, not %r" % (source, key, value))
 
 
+def debugEndpoint(value):
+    """The strports description of C{debug_addr}: a bare port means that
+    port on 127.0.0.1, C{HOST:PORT} (as Distribution's http.debug.addr)
+    that address, C{:PORT} every interface; a description (C{tcp:...},
+    C{ssl:...}, C{unix:...}) as it is.  C{None} if it is none of these."""
+    value = str(value).strip()
+    if value.isdigit():
+        return "tcp:%s:interface=127.0.0.1" % (value,)
+    if value.startswith(("tcp:", "tcp6:", "ssl:", "unix:")):
+        return value
+    host, _, port = value.rpartition(":")
+    if port.isdigit() and (not host or host.strip("[]")) and "=" not in host:
+        host = host.strip("[]")
+        return "tcp:%s" % (port,) + (":interface=%s" % (host.replace(":", "\\:"),) if host else "")
+    return None
+
+
+def _metricsSettings(values, environ, debugPort, source):
+    raw = debugPort or environ.get("DEBUG_ADDR") or values.get("debug_addr") or ""
+    listen = ""
+    if raw not in ("", None, False):
+        listen = debugEndpoint(raw)
+        if listen is None:
+            raise ConfigError(
+                "%s: debug_addr must be a port, HOST:PORT or a strports description, not %r" % (source, raw))
+    timeout = values.get("health_timeout", 2)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
+        raise ConfigError("%s: health_timeout must be a number of seconds from 0 to 60, not %r" % (source, timeout))
+    return MetricsSettings(
+        debugListen=listen, mainPort=_flag(values, "metrics_main_port", False, source), healthTimeout=float(timeout))
+
+
 def defaultLimits():
     """Every limit at its default."""
     return {key: default for key, (default, _) in LIMITS.items()}
@@ -243,7 +284,7 @@ def _s3Settings(values, environ, path, source):
     )
 
 
-def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat=None):
+def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat=None, debugPort=None):
     """Build L{Settings} from the command line values given, the
     environment and the file; raise L{ConfigError} with one clear line."""
     environ = os.environ if environ is None else environ
@@ -328,8 +369,10 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
     except AuthConfigError as e:
         raise ConfigError(str(e))
 
+    metrics = _metricsSettings(values, environ, debugPort, source)
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
+        metrics=metrics,
         readonly=readonly,
         limits=limits,
         auth=auth,

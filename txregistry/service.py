@@ -10,12 +10,18 @@ from twisted.internet import endpoints
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
+from twisted.web.server import Site
 
 from txregistry import config
 from txregistry.registry import Registry
+from txregistry.storage import PathNotFound
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.logs import LEVELS, STARTUP_NAMESPACE
 from txregistry.web.app import RegistryApp
+from txregistry.metrics import Metrics
+from txregistry.metrics.health import HealthChecks
+from txregistry.metrics.resources import DebugRoot, WithHealth
+from txregistry.metrics.storage import MeasuredDriver
 from txregistry.web.bodies import BodyBudget
 from txregistry.web.bodyrouter import BodyRouter
 from txregistry.web.ingest import RegistrySite
@@ -120,7 +126,11 @@ class RegistryService(service.MultiService):
         # (manifest GETs: about 1800/s with 16 threads, 2150/s with 2, on
         # 2 cores); two, so that one slow read does not hold up the rest.
         self.lookupPool = ThreadPool(minthreads=1, maxthreads=LOOKUP_THREADS, name="txregistry-lookup")
-        self.driver = makeDriver(settings, reactor, self.threadpool, self.lookupPool)
+        self.metrics = Metrics()
+        self.rawDriver = makeDriver(settings, reactor, self.threadpool, self.lookupPool)
+        if hasattr(self.rawDriver, "metrics"):
+            self.rawDriver.metrics = self.metrics  # S3: requests and retries
+        self.driver = MeasuredDriver(self.rawDriver, self.metrics)
         limits = settings.limits or config.defaultLimits()
         self.registry = Registry(self.driver, reactor, self.threadpool, limits)
         self.updater = None
@@ -148,8 +158,10 @@ class RegistryService(service.MultiService):
             authorizer=self.authorizer,
         )
         self.bodies = BodyRouter(self.app, BodyBudget(limits["max_body_memory"]))
+        metricsSettings = settings.metrics or config.MetricsSettings()
+        self.health = self._healthChecks(metricsSettings.healthTimeout)
         self.site = RegistrySite(
-            self.app.resource(),
+            WithHealth(self.app.resource(), self.health, self.metrics if metricsSettings.mainPort else None),
             self.bodies.choose,
             # The level filter would drop the access events too; not making
             # them at all saves the work.
@@ -165,8 +177,18 @@ class RegistryService(service.MultiService):
             # Connection timers (idle, slow clients) on the service's reactor.
             reactor=reactor,
         )
+        self.site.metrics = self.metrics
+        self._watch(limits)
         self.endpoint = endpoints.serverFromString(reactor, self.description)
         self.port = None
+        self.debugDescription = metricsSettings.debugListen
+        self.debugEndpoint = None
+        if self.debugDescription:
+            self.debugEndpoint = endpoints.serverFromString(reactor, self.debugDescription)
+            self.debugSite = Site(DebugRoot(self.health, self.metrics), reactor=reactor)
+            self.debugSite.noisy = False
+            self.debugSite.log = lambda request: None  # scrapes stay out of the access log
+        self.debugPort = None
         purger = internet.TimerService(UPLOAD_PURGE_INTERVAL, self.purgeUploads)
         purger.clock = reactor
         purger.setServiceParent(self)
@@ -176,6 +198,26 @@ class RegistryService(service.MultiService):
             )
             refresher.clock = reactor
             refresher.setServiceParent(self)
+
+    def _healthChecks(self, timeout):
+        checks = HealthChecks(self._reactor)
+        # The storage answers: a stat of its root (on S3 a HEAD; "not found"
+        # is an answer too).
+        checks.add("storage", lambda: self.driver.stat("/").addErrback(lambda f: f.trap(PathNotFound)), timeout)
+        if self.updater is not None:
+            # The database answers; its count is the size metric too.
+            checks.add("search_index", lambda: self.index.count().addCallback(self.metrics.indexRepositories.set),
+                       timeout)
+        return checks
+
+    def _watch(self, limits):
+        """Gauges read at each scrape."""
+        m = self.metrics
+        m.watch(m.uploads, lambda: self.registry.uploads.active)
+        m.watch(m.connections, lambda: self.site.connectionLimit.open)
+        m.watch(m.bodyMemory, lambda: self.bodies.budget.held)
+        if self.authorizer is not None:
+            self.authorizer.metrics = m
 
     def setServiceParent(self, parent):
         # twistd's AppLogger.start logs to the application's ILogObserver
@@ -208,6 +250,14 @@ class RegistryService(service.MultiService):
             raise SystemExit("txregistry: cannot listen on %s: %s" % (self.description, result[0].value))
         if result:
             self.port = result[0]
+        if self.debugEndpoint is not None:
+            result = []
+            self.debugEndpoint.listen(self.debugSite).addBoth(result.append)
+            if result and isinstance(result[0], Failure):
+                raise SystemExit("txregistry: cannot listen on %s (debug_addr): %s" % (
+                    self.debugDescription, result[0].value))
+            if result:
+                self.debugPort = result[0]
         service.MultiService.privilegedStartService(self)
 
     def setReadonly(self, readonly):
@@ -248,6 +298,9 @@ class RegistryService(service.MultiService):
                 s.s3.endpoint or "AWS", s.s3.bucket, s.s3.rootDirectory),
             flavor=s.flavor,
         )
+        if self.debugPort is not None:
+            self.log.info("metrics and health on {address} (/metrics, /health, /ready)",
+                          address=_describeAddress(self.debugPort.getHost()))
         if s.s3 is None and (s.storagePath == "/tmp" or s.storagePath.startswith("/tmp/")):
             self.log.warn(
                 "storage path {path} is under /tmp: the data will not survive a reboot",
@@ -290,10 +343,14 @@ class RegistryService(service.MultiService):
             self.log.warn("{line}", line=line)
 
     def stopService(self):
+        self.health.stopping = True
         d = service.MultiService.stopService(self)
         port, self.port = self.port, None
         if port is not None:
             d.addCallback(lambda _: port.stopListening())
+        debugPort, self.debugPort = self.debugPort, None
+        if debugPort is not None:
+            d.addCallback(lambda _: debugPort.stopListening())
         d.addCallback(lambda _: self.threadpool.stop())
         d.addCallback(lambda _: self.lookupPool.stop())
         if self.authorizer is not None:

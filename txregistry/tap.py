@@ -49,6 +49,14 @@ class Options(usage.Options):
             "(stdout with -n, --logfile, twistd.log).  Default: $LOG_FORMAT, else the config file's "
             "log_format, else text.  The config file's loglevel (or $LOGLEVEL) filters both.",
         ],
+        [
+            "debug-port",
+            None,
+            None,
+            "Serve /metrics, /health and /ready on a listener of their own: a port (on 127.0.0.1), "
+            "HOST:PORT, or a strports description.  Default: $DEBUG_ADDR, else the config file's "
+            "debug_addr, else none (/health and /ready are on the main port anyway).",
+        ],
     ]
 
 
@@ -65,6 +73,7 @@ def makeService(options, reactor=None, environ=None, serverOptions=None):
             storagePath=options["storage-path"],
             environ=environ,
             logFormat=options["log-format"],
+            debugPort=options["debug-port"],
         )
     except config.ConfigError as e:
         raise SystemExit("txregistry: configuration error: %s" % (e,))

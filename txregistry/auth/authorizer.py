@@ -273,8 +273,18 @@ class Authorizer:
             return Identity(user, frozenset(), False, access, scheme, external)
         return Identity(user, policy.groupsOf(user), policy.isAdmin(user), access, scheme, external)
 
+    metrics = None  # a txregistry.metrics.Metrics, told of failures and throttled checks
+
     def _throttle(self, client, now):
         """Raise L{LoginThrottled} if C{client} may not try a password now."""
+        try:
+            self._throttleCheck(client, now)
+        except LoginThrottled:
+            if self.metrics is not None:
+                self.metrics.loginThrottled()
+            raise
+
+    def _throttleCheck(self, client, now):
         limit = self.settings.loginFailures
         if not limit or client is None:
             return
@@ -292,6 +302,8 @@ class Authorizer:
 
     def _failed(self, client, now):
         """Count a failed password check of C{client}."""
+        if self.metrics is not None:
+            self.metrics.loginFailed()
         if not self.settings.loginFailures or client is None:
             return
         failures = self._failures.pop(client, None)

@@ -554,6 +554,8 @@ class S3Driver:
         self._authClass(self._credentials.frozen, "s3", self.region).add_auth(request)
         return dict(request.headers.items())
 
+    metrics = None  # a txregistry.metrics.Metrics: requests and retries counted
+
     def _send(self, method, key, query="", body=None, headers=None, payloadHash=None, contentType=None):
         """Send one signed request; returns the Response (body unread).
         Server errors (5xx) and lost connections are retried a few times
@@ -568,12 +570,18 @@ class S3Driver:
         delay = 0.05
         for attempt in range(RETRIES + 1):
             last = attempt == RETRIES
+            if attempt and self.metrics is not None:
+                self.metrics.s3Retry(method)
             try:
                 response = await self._sendOnce(method, key, query, body, headers, payloadHash, contentType)
             except (ConnectError, ResponseNeverReceived, RequestTransmissionFailed) as e:
+                if self.metrics is not None:
+                    self.metrics.s3Request(method, 0)
                 if last:
                     raise StorageError("S3 %s %s: %s" % (method, key, e))
             else:
+                if self.metrics is not None:
+                    self.metrics.s3Request(method, response.code)
                 if response.code < 500 or last:
                     return response
                 await readBody(response)

@@ -339,6 +339,7 @@ class RegistryApp:
     @app.route("/", branch=True)
     def other(self, request):
         if self.tokenPath is not None and request.path == self.tokenPath:
+            request.txrRoute = "token"
             return shield(self._token(request))
         self._common(request)
         return self._error(request, RegistryError("UNSUPPORTED", "no such endpoint", status=404))
@@ -463,6 +464,7 @@ class RegistryApp:
     async def _handle(self, request):
         try:
             self._common(request)
+            request.txrRoute = routes.label(request)
             route, method, args = routes.match(request.path, request.method)
             refusal = getattr(_body(request), "refusal", None)
             if refusal is not None:

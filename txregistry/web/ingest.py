@@ -28,6 +28,7 @@ from twisted.web import http, server
 from txregistry.config import LIMITS
 from txregistry.errors import RegistryError
 from txregistry.registry.uploads import blobTooLarge
+from txregistry.web import routes
 from txregistry.web.accesslog import logAccess, logRefusal
 from txregistry.web.bodies import BoundedBody, PendingBody, UploadBody
 from txregistry.web.guard import URLGuard, rawErrorResponse
@@ -324,11 +325,19 @@ class RegistryChannel(http.HTTPChannel):
             self.loseConnection()
 
     def _logRefusal(self, error, sent):
-        """The access line of a request refused here (no handler logs it)."""
+        """The access line of a request refused here (no handler logs it),
+        and its count in the metrics."""
         site = getattr(self, "site", None)
+        request = self.requests[-1] if self.requests else None
+        metrics = getattr(site, "metrics", None)
+        if metrics is not None:
+            method, uri = requestLine(self)
+            metrics.request(
+                routes.labelOf(uri.split(b"?", 1)[0]) if uri is not None else "other",
+                method.decode("ascii", "replace") if method is not None else "other", error.status, None, 0, sent,
+            )
         if not getattr(site, "_accessLog", False):
             return
-        request = self.requests[-1] if self.requests else None
         peer = self.transport.getPeer()
         logRefusal(
             site.logStamp(),
@@ -446,13 +455,24 @@ class RegistrySite(server.Site):
         channel.sendTimeout = self.sendTimeout
         return channel
 
+    metrics = None  # a txregistry.metrics.Metrics, told of every request answered
+
     def log(self, request):
         # One structured event per request (see txregistry.web.accesslog),
         # instead of a line written to the legacy log file.
-        if self._accessLog:
+        if self._accessLog or self.metrics is not None:
             clock = getattr(self, "reactor", None)
             now = clock.seconds() if clock is not None else None
+        if self._accessLog:
             logAccess(self.logStamp(now), request, now)
+        if self.metrics is not None:
+            started = getattr(request, "txrStarted", None)
+            tell = getattr(request.content, "tell", None)
+            self.metrics.request(
+                routes.label(request), request.method.decode("ascii", "replace"), request.code,
+                None if started is None or now is None else max(0.0, now - started),
+                tell() if tell is not None else 0, request.sentLength,
+            )
 
     def logStamp(self, now=None):
         """The date for an access line: twisted's, remade once a second

@@ -61,3 +61,31 @@ def match(path, method):
     if args.get("name") is not None:
         checkName(args["name"])
     return route, method, args
+
+
+def label(request):
+    """The route of a request, as a metric label: the route table's name,
+    C{unknown} for no route below C{/v2}, the C{txrRoute} a handler set
+    outside it, else C{other}.  Never a path or a repository."""
+    route = getattr(request, "txrRoute", None)
+    if route is not None:
+        return route
+    return labelOf(request.path)
+
+
+def labelOf(path):
+    """L{label} of a request to C{path} (bytes, no query) no handler saw."""
+    if isV2(path):
+        rest = path[len(b"/v2/"):] if path.startswith(b"/v2/") else b""
+        try:
+            rest = rest.decode("ascii")
+        except UnicodeDecodeError:
+            return "unknown"
+        for pattern, route, _ in ROUTES:
+            if pattern.fullmatch(rest) is not None:
+                return route
+        return "unknown"
+    return _OTHER.get(path, "other")
+
+
+_OTHER = {b"/v1/_ping": "v1_ping", b"/v1/search": "v1_search"}

@@ -1,0 +1,97 @@
+"""The daemon's Prometheus metrics, on a registry of their own.
+
+Labels never take values a client chooses: routes are the route table's
+names (never a path or a repository), methods are the ones HTTP defines
+(anything else is ``other``), codes are numbers.
+"""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+METHODS = frozenset(("GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"))
+# Seconds: small requests (a manifest GET takes about 0.5 ms) up to a
+# minute-long blob transfer.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+STORAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """The collectors, and the few calls the daemon makes to feed them."""
+
+    def __init__(self):
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "txregistry_http_requests", "HTTP requests answered, by route, method and status code",
+            ["route", "method", "code"], registry=r)
+        self.duration = Histogram(
+            "txregistry_http_request_duration_seconds",
+            "Seconds from a request's head to the end of its response", ["route", "method"],
+            buckets=DURATION_BUCKETS, registry=r)
+        self.received = Counter(
+            "txregistry_http_request_body_bytes", "Request body bytes received", ["route"], registry=r)
+        self.sent = Counter(
+            "txregistry_http_response_body_bytes", "Response body bytes sent", ["route"], registry=r)
+        self.storageDuration = Histogram(
+            "txregistry_storage_operation_duration_seconds", "Seconds a storage operation took",
+            ["driver", "operation"], buckets=STORAGE_BUCKETS, registry=r)
+        self.storageErrors = Counter(
+            "txregistry_storage_errors", "Storage operations that failed (a missing path is not a failure)",
+            ["driver", "operation"], registry=r)
+        self.s3Requests = Counter(
+            "txregistry_s3_requests", "Requests sent to S3, by method and status code (0: no answer)",
+            ["method", "code"], registry=r)
+        self.s3Retries = Counter("txregistry_s3_retries", "S3 requests sent again", ["method"], registry=r)
+        self.loginFailures = Counter("txregistry_login_failures", "Wrong passwords", registry=r)
+        self.loginsThrottled = Counter(
+            "txregistry_login_throttled", "Password checks refused (429) because of earlier failures", registry=r)
+        self.uploads = Gauge("txregistry_uploads_in_progress", "Request bodies being written to uploads", registry=r)
+        self.connections = Gauge("txregistry_http_connections", "HTTP connections open", registry=r)
+        self.bodyMemory = Gauge(
+            "txregistry_http_body_memory_bytes", "Bytes reserved for request bodies held in memory", registry=r)
+        self.indexRepositories = Gauge(
+            "txregistry_search_index_repositories", "Repositories in the search index", registry=r)
+        self.indexLag = Gauge(
+            "txregistry_search_index_lag", "Index updates not yet in the search database", registry=r)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+
+    # --- fed by the daemon ---
+
+    def request(self, route, method, code, duration, received, sent):
+        method = method if method in METHODS else "other"
+        route = route or "other"
+        self.requests.labels(route, method, str(code)).inc()
+        if duration is not None:
+            self.duration.labels(route, method).observe(duration)
+        if received:
+            self.received.labels(route).inc(received)
+        if sent:
+            self.sent.labels(route).inc(sent)
+
+    def storage(self, driver, operation, seconds, failed):
+        self.storageDuration.labels(driver, operation).observe(seconds)
+        if failed:
+            self.storageErrors.labels(driver, operation).inc()
+
+    def s3Request(self, method, code):
+        self.s3Requests.labels(method, str(code)).inc()
+
+    def s3Retry(self, method):
+        self.s3Retries.labels(method).inc()
+
+    def loginFailed(self):
+        self.loginFailures.inc()
+
+    def loginThrottled(self):
+        self.loginsThrottled.inc()
+
+    def watch(self, gauge, read):
+        """Let C{gauge} (one of the gauges above) read its value from
+        C{read()} at each scrape."""
+        gauge.set_function(read)
+
+    def render(self):
+        """The text exposition format, as bytes."""
+        return generate_latest(self.registry)
