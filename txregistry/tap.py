@@ -21,7 +21,7 @@ class Options(usage.Options):
             "port",
             "p",
             None,
-            "Where to listen: a port number (tcp on every interface) or any strports "
+            "Where to listen: a port number (tcp on every IPv4 and IPv6 interface) or any strports "
             "description, e.g. tcp:5000:interface=127.0.0.1 or "
             "ssl:5443:privateKey=key.pem:certKey=cert.pem.  Default: $REGISTRY_PORT, else 5000.",
         ],
@@ -76,12 +76,22 @@ def makeService(options, reactor=None, environ=None, serverOptions=None):
     port = options["port"] or environ.get("REGISTRY_PORT") or "5000"
     if reactor is None:
         from twisted.internet import reactor
+    from txregistry.listen import CannotListen
     from txregistry.storage import StorageError
 
     try:
         registry = RegistryService(settings, port, reactor)
-    except StorageError as e:  # e.g. no S3 credentials anywhere
+    except (StorageError, config.ConfigError) as e:  # no S3 credentials anywhere, a bad --port
         raise SystemExit("txregistry: configuration error: %s" % (e,))
+    try:
+        # Now, not in privilegedStartService: twistd has not forked yet,
+        # nor sent stderr to the log, so this line reaches the terminal and
+        # the command ends at once, without a pidfile (a daemonized twistd's
+        # waiting parent only hears of an Exception from its child, never of
+        # a SystemExit, and then not in one line).
+        registry.listen()
+    except CannotListen as e:
+        raise SystemExit("txregistry: %s" % (e,))
     if serverOptions is None:
         serverOptions = getattr(options, "parent", None)
     if serverOptions is not None:
