@@ -153,6 +153,7 @@ class RegistryService(service.MultiService):
             minBodyRate=limits["min_body_rate"],
             bodyRateWindow=limits["body_rate_window"],
             sendTimeout=limits["send_timeout"],
+            serverHeader=settings.serverHeader.encode("ascii") or None,
             # Connection timers (idle, slow clients) on the service's reactor.
             reactor=reactor,
         )

@@ -52,6 +52,16 @@ class Options(usage.Options):
     ]
 
 
+    def opt_version(self):
+        """Print txregistry's version and exit."""
+        import sys
+
+        from txregistry import versionLine
+
+        print(versionLine())
+        sys.exit(0)
+
+
 def makeService(options, reactor=None, environ=None, serverOptions=None):
     """The registry service for C{options}.  C{serverOptions}: twistd's own
     options (its logging ones: nodaemon, logfile, syslog, prefix, logger),

@@ -1,6 +1,7 @@
 """Starting and stopping: every start-up failure ends the command at once,
 in the foreground or daemonized, with one line on stderr, a non-zero status
-and no pidfile; a bare port listens on IPv4 and IPv6."""
+and no pidfile; a bare port listens on IPv4 and IPv6; --version and the
+Server header name txregistry."""
 
 import os
 import socket
@@ -141,5 +142,41 @@ def test_bare_port_answers_on_ipv4_and_ipv6(tmp_path):
         assert "listening on 0.0.0.0:%d and [::]:%d" % (port, port) in log
         # Each client keeps its own address family in the access log.
         assert '"127.0.0.1" - - ' in log and '"::1" - - ' in log, log[-2000:]
+    finally:
+        d.stop()
+
+
+def test_version():
+    import txregistry
+
+    expected = "txregistry %s " % (txregistry.__version__,)
+    env = procs.twistdEnv()
+    for argv in ([os.path.join(procs.BIN, "txregistry"), "--version"], [TWISTD, "txregistry", "--version"]):
+        r = subprocess.run(argv, env=env, cwd=procs.REPO, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(expected), (argv, r.stdout)
+    r = subprocess.run([procs.sys.executable, "setup.py", "--version"], env=env, cwd=procs.REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.split()[-1] == txregistry.__version__, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("setting,expected", [(None, "txregistry"), ("false", None), ("acme-registry", "acme-registry")])
+def test_server_header(tmp_path, setting, expected):
+    import twisted
+
+    cfg = tmp_path / "config.yml"
+    cfg.write_text("dev:\n  storage: local\n" + ("  server_header: %s\n" % setting if setting else ""))
+    d = procs.startTxregistry(str(tmp_path / "data"), str(tmp_path), env={"DOCKER_REGISTRY_CONFIG": str(cfg)})
+    try:
+        from tests.hostile import rawhttp
+
+        for request in (b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                        b"GET /v2/no/such/manifests/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                        b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"):
+            data, _ = rawhttp.converse(d.port, request, timeout=10)
+            head = data.partition(b"\r\n\r\n")[0].decode("latin-1")
+            servers = [x.split(":", 1)[1].strip() for x in head.split("\r\n")[1:] if x.lower().startswith("server:")]
+            assert servers == ([expected] if expected else []), head
+            assert twisted.__version__ not in head
     finally:
         d.stop()
