@@ -107,7 +107,33 @@ def makeService(options, reactor=None, environ=None, serverOptions=None):
     if serverOptions is not None:
         from txregistry.logs import makeObserver
 
+        # twistd writes the pidfile after it forked, where a failure no
+        # longer reaches the terminal in one line: check its directory now.
+        problem = _checkPidfile(serverOptions)
+        if problem:
+            raise SystemExit("txregistry: %s" % (problem,))
         # Last, once nothing else can fail: this may open the log file.
-        registry.logObserver = makeObserver(settings.logFormat, settings.loglevel, serverOptions, reactor)
+        try:
+            registry.logObserver = makeObserver(settings.logFormat, settings.loglevel, serverOptions, reactor)
+        except OSError as e:
+            raise SystemExit("txregistry: cannot open log file %s: %s" % (
+                e.filename or serverOptions.get("logfile"), e.strerror or e))
     return registry
+
+
+def _checkPidfile(serverOptions):
+    """An error line if twistd could not write its pidfile, else C{None}."""
+    try:
+        pidfile, rundir, chroot = (serverOptions.get(k) for k in ("pidfile", "rundir", "chroot"))
+    except AttributeError:
+        return None
+    if not pidfile or chroot:
+        return None
+    # (twistd changes to --rundir before it writes the pidfile)
+    directory = os.path.dirname(os.path.join(os.path.abspath(rundir or "."), pidfile))
+    if not os.path.isdir(directory):
+        return "cannot write pidfile %s: no directory %s" % (pidfile, directory)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "cannot write pidfile %s: directory %s is not writable" % (pidfile, directory)
+    return None
 

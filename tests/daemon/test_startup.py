@@ -18,15 +18,16 @@ TWISTD = os.path.join(procs.BIN, "twistd")
 BOUND = 30
 
 
-def start(tmp_path, mode, port, *args, env=None):
+def start(tmp_path, mode, port, *args, env=None, pidfile=None, logfile=None):
     """twistd txregistry on C{port}, in the foreground (C{mode} "-n") or
-    daemonized with a pidfile and a logfile in C{tmp_path}; the finished
-    command, or a test failure if it did not finish within L{BOUND}."""
-    pidfile = tmp_path / "twistd.pid"
-    if mode == "-n":
-        head = ["-n", "--pidfile", str(pidfile)]
-    else:
-        head = ["--pidfile", str(pidfile), "--logfile", str(tmp_path / "twistd.log")]
+    daemonized, with a pidfile (and daemonized a logfile) in C{tmp_path}
+    unless given; the finished command, or a test failure if it did not
+    finish within L{BOUND}."""
+    pidfile = pidfile or tmp_path / "twistd.pid"
+    head = ["-n"] if mode == "-n" else []
+    head += ["--pidfile", str(pidfile)]
+    if logfile or mode != "-n":
+        head += ["--logfile", str(logfile or tmp_path / "twistd.log")]
     argv = [TWISTD] + head + ["txregistry", "--port", port, "--storage-path", str(tmp_path / "data")] + list(args)
     try:
         r = subprocess.run(argv, env=procs.twistdEnv(env), cwd=str(tmp_path), capture_output=True, text=True,
@@ -111,6 +112,17 @@ def test_bad_port(tmp_path, mode, port, detail):
 def test_configuration_error(tmp_path, mode):
     r = start(tmp_path, mode, "tcp:0:interface=127.0.0.1", "--flavor", "nope")
     assertFailedAtStart(r, "txregistry: configuration error: ")
+
+
+@MODES
+def test_pidfile_or_logfile_cannot_be_written(tmp_path, mode):
+    # twistd writes its pidfile after it forked, where its failure used to
+    # be two lines (daemonized) or a traceback (-n); an unopenable log file
+    # was a traceback.
+    r = start(tmp_path, mode, "tcp:0:interface=127.0.0.1", pidfile=tmp_path / "no" / "twistd.pid")
+    assertFailedAtStart(r, "txregistry: cannot write pidfile %s: " % (tmp_path / "no" / "twistd.pid",))
+    r = start(tmp_path, mode, "tcp:0:interface=127.0.0.1", logfile=tmp_path / "no" / "twistd.log")
+    assertFailedAtStart(r, "txregistry: cannot open log file %s: " % (tmp_path / "no" / "twistd.log",))
 
 
 def test_tac_port_in_use(tmp_path):
