@@ -1,6 +1,7 @@
 """``twistd txregistry``: the command line.  The only module that reads argv."""
 
 import os
+import sys
 
 from twisted.python import usage
 
@@ -51,11 +52,8 @@ class Options(usage.Options):
         ],
     ]
 
-
     def opt_version(self):
         """Print txregistry's version and exit."""
-        import sys
-
         from txregistry import versionLine
 
         print(versionLine())
