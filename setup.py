@@ -1,8 +1,18 @@
+import re
+
 from setuptools import find_packages, setup
+
+
+def readVersion():
+    # txregistry/__init__.py is the one place the version is written
+    # (read, not imported: setup.py runs before the dependencies are in).
+    with open("txregistry/__init__.py") as f:
+        return re.search(r'^__version__ = "([^"]+)"$', f.read(), re.M).group(1)
+
 
 setup(
     name="txregistry",
-    version="0.1.0",
+    version=readVersion(),
     description="A container image registry (OCI Distribution Spec v1.1) on Twisted",
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",

@@ -52,6 +52,13 @@ class GCOptions(usage.Options):
 
 class Options(usage.Options):
     synopsis = "COMMAND [options]"
+
+    def opt_version(self):
+        """Print txregistry's version and exit."""
+        from txregistry import versionLine
+
+        print(versionLine())
+        sys.exit(0)
     subCommands = [
         ["reindex", None, ReindexOptions, "Rebuild the search index from storage."],
         ["gc", None, GCOptions, "Delete the blobs no manifest refers to."],

@@ -68,8 +68,8 @@ s3: &s3
 KNOWN_KEYS = (
     "loglevel", "log_format", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
     "s3_bucket", "boto_bucket", "s3_access_key", "s3_secret_key", "s3_region", "s3_endpoint", "boto_host",
-    "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "debug_addr", "metrics_main_port",
-    "health_timeout",
+    "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "debug_addr",
+    "metrics_main_port", "health_timeout",
 )
 
 # limits: key -> (default, minimum)
@@ -118,6 +118,7 @@ class Settings:
     limits: dict = None  # LIMITS keys -> int
     auth: object = None  # AuthSettings, or None: no authentication
     ignoredKeys: tuple = ()
+    serverHeader: str = "txregistry"  # the Server response header; "": none
     metrics: object = None  # MetricsSettings
 
 
@@ -224,6 +225,18 @@ def _metricsSettings(values, environ, debugPort, source):
         raise ConfigError("%s: health_timeout must be a number of seconds from 0 to 60, not %r" % (source, timeout))
     return MetricsSettings(
         debugListen=listen, mainPort=_flag(values, "metrics_main_port", False, source), healthTimeout=float(timeout))
+
+
+def _serverHeader(value, source):
+    """server_header: true (the default) says txregistry, without a version;
+    false (or empty) sends none; a string sends that."""
+    if value is None or value is True:
+        return "txregistry"
+    if value is False or value == "":
+        return ""
+    if isinstance(value, str) and value.isascii() and value.isprintable() and len(value) <= 200:
+        return value.strip()
+    raise ConfigError("%s: server_header must be true, false or a line of ASCII text, not %r" % (source, value))
 
 
 def defaultLimits():
@@ -359,6 +372,7 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         except Exception as e:
             raise ConfigError("%s: sqlalchemy_index_database %r is not a database URL: %s" % (source, database, e))
 
+    serverHeader = _serverHeader(values.get("server_header"), source)
     readonly = _flag({"readonly": environ.get("READONLY", values.get("readonly"))}, "readonly", False, source)
     limits = _limits(values.get("limits"), source)
     from txregistry.auth import AuthConfigError, parseAuth
@@ -386,4 +400,5 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         searchBackend=backend,
         searchDatabase=database,
         ignoredKeys=ignored,
+        serverHeader=serverHeader,
     )

@@ -271,8 +271,9 @@ def filtered(observer, loglevel):
 
 
 def serverOptionsFromArgv(argv=None):
-    """twistd's logging options as given on this process's command line
-    (for a .tac file, which twistd does not hand its options to): the
+    """twistd's logging options (and its pidfile, rundir and chroot) as
+    given on this process's command line (for a .tac file, which twistd
+    does not hand its options to): the
     arguments read again with twistd's own option table, but none of its
     option handlers run (C{--reactor} does not install a reactor again).
     C{None} if they cannot be read."""
@@ -284,7 +285,8 @@ def serverOptionsFromArgv(argv=None):
         opts, _ = getopt.getopt(argv, table.shortOpt, table.longOpt)
     except getopt.error:
         return None
-    found = {"nodaemon": False, "logfile": None, "syslog": False, "prefix": "twisted", "logger": None}
+    found = {"nodaemon": False, "logfile": None, "syslog": False, "prefix": "twisted", "logger": None,
+             "pidfile": "twistd.pid", "rundir": ".", "chroot": None}
     for opt, value in opts:
         name = table.synonyms.get(opt.lstrip("-"))
         if name in ("nodaemon", "syslog"):

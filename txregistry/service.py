@@ -6,13 +6,12 @@ import signal
 
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred
-from twisted.internet import endpoints
 from twisted.logger import ILogObserver, Logger
-from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from txregistry import config
+from txregistry.listen import describePort, endpointFor, listenNow
 from txregistry.registry import Registry
 from txregistry.storage import PathNotFound
 from txregistry.storage.filesystem import FilesystemDriver
@@ -56,12 +55,6 @@ def makeDriver(settings, reactor, threadpool, lookupPool=None):
         encrypt=s3.encrypt,
         redirect=s3.redirect,
     )
-
-
-def endpointDescription(port):
-    """A bare port number means TCP on every interface."""
-    port = str(port).strip()
-    return "tcp:%s" % (port,) if port.isdigit() else port
 
 
 def checkStoragePath(path):
@@ -118,7 +111,9 @@ class RegistryService(service.MultiService):
     def __init__(self, settings, port, reactor, ioThreads=16):
         service.MultiService.__init__(self)
         self.settings = settings
-        self.description = endpointDescription(port)
+        # Raises ConfigError for a bad --port, before anything is made.
+        self.endpoint = endpointFor(reactor, port)
+        self.description = str(port).strip()
         self._reactor = reactor
         self.threadpool = ThreadPool(minthreads=1, maxthreads=ioThreads, name="txregistry-io")
         # Small reads of storage (links, manifests, stat) in a pool of
@@ -174,17 +169,17 @@ class RegistryService(service.MultiService):
             bodyRateWindow=limits["body_rate_window"],
             sendTimeout=limits["send_timeout"],
             maxConnections=limits["max_connections"],
+            serverHeader=settings.serverHeader.encode("ascii") or None,
             # Connection timers (idle, slow clients) on the service's reactor.
             reactor=reactor,
         )
         self.site.metrics = self.metrics
         self._watch(limits)
-        self.endpoint = endpoints.serverFromString(reactor, self.description)
         self.port = None
         self.debugDescription = metricsSettings.debugListen
         self.debugEndpoint = None
         if self.debugDescription:
-            self.debugEndpoint = endpoints.serverFromString(reactor, self.debugDescription)
+            self.debugEndpoint = endpointFor(reactor, self.debugDescription)
             self.debugSite = Site(DebugRoot(self.health, self.metrics), reactor=reactor)
             self.debugSite.noisy = False
             self.debugSite.log = lambda request: None  # scrapes stay out of the access log
@@ -241,23 +236,19 @@ class RegistryService(service.MultiService):
         d.addCallbacks(report, lambda f: self.log.failure("purging uploads failed", f))
         return d
 
+    def listen(self):
+        """Listen now if not yet; L{txregistry.listen.CannotListen} (one
+        line) if that fails.  makeService calls it, so that twistd has not
+        forked yet and a failure ends the command with that line on stderr;
+        else privilegedStartService does (before twistd drops privileges)."""
+        if self.port is None:
+            self.port = listenNow(self.endpoint, self.site, self.description)
+        if self.debugEndpoint is not None and self.debugPort is None:
+            self.debugPort = listenNow(self.debugEndpoint, self.debugSite, "%s (debug_addr)" % (self.debugDescription,))
+
     def privilegedStartService(self):
-        # Listen now (before twistd drops privileges), and fail at start
-        # with one line if we cannot.
-        result = []
-        self.endpoint.listen(self.site).addBoth(result.append)
-        if result and isinstance(result[0], Failure):
-            raise SystemExit("txregistry: cannot listen on %s: %s" % (self.description, result[0].value))
-        if result:
-            self.port = result[0]
-        if self.debugEndpoint is not None:
-            result = []
-            self.debugEndpoint.listen(self.debugSite).addBoth(result.append)
-            if result and isinstance(result[0], Failure):
-                raise SystemExit("txregistry: cannot listen on %s (debug_addr): %s" % (
-                    self.debugDescription, result[0].value))
-            if result:
-                self.debugPort = result[0]
+        self.listen()
+        service.MultiService.privilegedStartService(self)
         service.MultiService.privilegedStartService(self)
 
     def setReadonly(self, readonly):
@@ -287,12 +278,11 @@ class RegistryService(service.MultiService):
             Deferred.fromCoroutine(self.updater.start())
         service.MultiService.startService(self)
         s = self.settings
-        address = self.port.getHost() if self.port is not None else self.description
         # In a namespace of its own, which the loglevel never hides (see
         # txregistry.logs.filtered): the one line saying the daemon is up.
         startupLog.info(
             "txregistry listening on {address}, storage {storage} at {path}, flavor {flavor}",
-            address=_describeAddress(address),
+            address=describePort(self.port),
             storage=self.driver.name,
             path=s.storagePath if s.s3 is None else "%s (bucket %s, prefix %s)" % (
                 s.s3.endpoint or "AWS", s.s3.bucket, s.s3.rootDirectory),
@@ -360,10 +350,3 @@ class RegistryService(service.MultiService):
             d.addCallback(lambda _: self.indexPool.stop())
         return d
 
-
-def _describeAddress(address):
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is not None and port is not None:
-        return "%s:%s" % (host, port)
-    return str(address)

@@ -1,6 +1,7 @@
 """``twistd txregistry``: the command line.  The only module that reads argv."""
 
 import os
+import sys
 
 from twisted.python import usage
 
@@ -21,7 +22,7 @@ class Options(usage.Options):
             "port",
             "p",
             None,
-            "Where to listen: a port number (tcp on every interface) or any strports "
+            "Where to listen: a port number (tcp on every IPv4 and IPv6 interface) or any strports "
             "description, e.g. tcp:5000:interface=127.0.0.1 or "
             "ssl:5443:privateKey=key.pem:certKey=cert.pem.  Default: $REGISTRY_PORT, else 5000.",
         ],
@@ -59,6 +60,13 @@ class Options(usage.Options):
         ],
     ]
 
+    def opt_version(self):
+        """Print txregistry's version and exit."""
+        from txregistry import versionLine
+
+        print(versionLine())
+        sys.exit(0)
+
 
 def makeService(options, reactor=None, environ=None, serverOptions=None):
     """The registry service for C{options}.  C{serverOptions}: twistd's own
@@ -85,18 +93,54 @@ def makeService(options, reactor=None, environ=None, serverOptions=None):
     port = options["port"] or environ.get("REGISTRY_PORT") or "5000"
     if reactor is None:
         from twisted.internet import reactor
+    from txregistry.listen import CannotListen
     from txregistry.storage import StorageError
 
     try:
         registry = RegistryService(settings, port, reactor)
-    except StorageError as e:  # e.g. no S3 credentials anywhere
+    except (StorageError, config.ConfigError) as e:  # no S3 credentials anywhere, a bad --port
         raise SystemExit("txregistry: configuration error: %s" % (e,))
+    try:
+        # Now, not in privilegedStartService: twistd has not forked yet,
+        # nor sent stderr to the log, so this line reaches the terminal and
+        # the command ends at once, without a pidfile (a daemonized twistd's
+        # waiting parent only hears of an Exception from its child, never of
+        # a SystemExit, and then not in one line).
+        registry.listen()
+    except CannotListen as e:
+        raise SystemExit("txregistry: %s" % (e,))
     if serverOptions is None:
         serverOptions = getattr(options, "parent", None)
     if serverOptions is not None:
         from txregistry.logs import makeObserver
 
+        # twistd writes the pidfile after it forked, where a failure no
+        # longer reaches the terminal in one line: check its directory now.
+        problem = _checkPidfile(serverOptions)
+        if problem:
+            raise SystemExit("txregistry: %s" % (problem,))
         # Last, once nothing else can fail: this may open the log file.
-        registry.logObserver = makeObserver(settings.logFormat, settings.loglevel, serverOptions, reactor)
+        try:
+            registry.logObserver = makeObserver(settings.logFormat, settings.loglevel, serverOptions, reactor)
+        except OSError as e:
+            raise SystemExit("txregistry: cannot open log file %s: %s" % (
+                e.filename or serverOptions.get("logfile"), e.strerror or e))
     return registry
+
+
+def _checkPidfile(serverOptions):
+    """An error line if twistd could not write its pidfile, else C{None}."""
+    try:
+        pidfile, rundir, chroot = (serverOptions.get(k) for k in ("pidfile", "rundir", "chroot"))
+    except AttributeError:
+        return None
+    if not pidfile or chroot:
+        return None
+    # (twistd changes to --rundir before it writes the pidfile)
+    directory = os.path.dirname(os.path.join(os.path.abspath(rundir or "."), pidfile))
+    if not os.path.isdir(directory):
+        return "cannot write pidfile %s: no directory %s" % (pidfile, directory)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "cannot write pidfile %s: directory %s is not writable" % (pidfile, directory)
+    return None
 

@@ -198,20 +198,6 @@ def test_database_error_does_not_show_the_password(tmp_path, url):
     assert "s3cret-pw" not in r.stdout + r.stderr
 
 
-def test_port_in_use_fails_at_start(tmp_path):
-    d = procs.startTxregistry(str(tmp_path / "a"), str(tmp_path))
-    try:
-        r = run(
-            ["-n", "--pidfile=", "txregistry", "--port", "tcp:%d:interface=127.0.0.1" % d.port,
-             "--storage-path", str(tmp_path / "b")]
-        )
-        assert r.returncode != 0
-        assert "cannot listen on" in r.stdout + r.stderr
-        assert "Traceback" not in r.stdout + r.stderr
-    finally:
-        d.stop()
-
-
 def test_readonly_mode_and_signals(tmp_path):
     import signal
 

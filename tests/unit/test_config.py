@@ -106,6 +106,35 @@ def test_sampleShipped():
         assert s.storage == "local"
 
 
+def test_devFlavorAgreesEverywhere(tmp_path):
+    # The README's example, the shipped sample and the built-in dev flavor
+    # (the default one) say the same about logging.
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(here, "README.md")) as f:
+        readme = f.read()
+    example = readme.split("```yaml\ncommon: &common\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "readme.yml").write_text("common: &common\n" + example)
+    files = [None, str(tmp_path / "readme.yml"), os.path.join(here, "config", "config_sample.yml")]
+    loaded = [config.load(configFile=f, flavor="dev", storagePath=str(tmp_path), environ={}) for f in files]
+    assert {(s.loglevel, s.logFormat) for s in loaded} == {("debug", "text")}
+
+
+@pytest.mark.parametrize("text,expected", [("", "txregistry"), ("server_header: true", "txregistry"),
+                                           ("server_header: false", ""), ("server_header: acme", "acme")])
+def test_serverHeader(tmp_path, text, expected):
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n  storage: local\n  %s\n" % (text,))
+    assert config.load(configFile=str(p), environ={}).serverHeader == expected
+
+
+def test_badServerHeader(tmp_path):
+    p = tmp_path / "c.yml"
+    p.write_text('dev:\n  server_header: "a\\r\\nX-Evil: 1"\n')
+    with pytest.raises(config.ConfigError) as e:
+        config.load(configFile=str(p), environ={})
+    assert "server_header must be" in str(e.value)
+
+
 def test_limitsAndReadonly(tmp_path):
     p = tmp_path / "c.yml"
     p.write_text("dev:\n  readonly: true\n  limits:\n    max_blob_size: 1000000\n    idle_timeout: 30\n")

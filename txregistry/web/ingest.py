@@ -371,6 +371,18 @@ class RegistryChannel(http.HTTPChannel):
         )
         self.timeoutConnection()
 
+    def writeHeaders(self, version, code, reason, headers):
+        # Every response's head passes here: Twisted's Request set Server
+        # to its own name and version; the site's value instead, or none.
+        value = getattr(self.site, "serverHeader", None)
+        if not hasattr(headers, "setRawHeaders"):
+            pass  # (pairs: Twisted itself always passes Headers)
+        elif value:
+            headers.setRawHeaders(b"server", [value])
+        else:
+            headers.removeHeader(b"server")
+        http.HTTPChannel.writeHeaders(self, version, code, reason, headers)
+
     # --- a client that does not read: the transport's buffer stays full ---
 
     def pauseProducing(self):
@@ -429,7 +441,7 @@ class RegistrySite(server.Site):
 
     def __init__(self, resource, chooseBody, accessLog=True, maxHeaders=100, maxHeaderBytes=64 * 1024,
                  headerTimeout=HEADER_TIMEOUT, minBodyRate=MIN_BODY_RATE, bodyRateWindow=BODY_RATE_WINDOW,
-                 sendTimeout=SEND_TIMEOUT, maxConnections=0, **kwargs):
+                 sendTimeout=SEND_TIMEOUT, maxConnections=0, serverHeader=b"txregistry", **kwargs):
         kwargs.setdefault("parsePOSTFormSubmission", False)
         kwargs.setdefault("timeout", self.IDLE_TIMEOUT)
         server.Site.__init__(self, URLGuard(resource), **kwargs)
@@ -442,6 +454,7 @@ class RegistrySite(server.Site):
         self.bodyRateWindow = bodyRateWindow
         self.sendTimeout = sendTimeout
         self.connectionLimit = ConnectionLimit(maxConnections, self.reactor)
+        self.serverHeader = serverHeader  # the Server header; None or b"": none
 
     def buildProtocol(self, addr):
         if not self.connectionLimit.admit():
