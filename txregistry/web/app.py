@@ -19,6 +19,7 @@ from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
+from txregistry.web import conditional
 from txregistry.web.access import Authentication, PendingBody, routeScopes
 from txregistry.web.accesslog import safePath
 from txregistry.web.guard import API_VERSION, writeError
@@ -228,8 +229,12 @@ class RegistryApp:
     app = Klein()
     log = Logger()
 
-    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE, readonly=False, authorizer=None):
+    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE, readonly=False, authorizer=None,
+                 publicURL=None):
         self.registry = registry
+        # "scheme://host[:port]" clients reach the registry at (config
+        # public_url), or None: taken from each request's Host.
+        self.publicURL = publicURL or None
         self.search = search  # an IndexUpdater, or None when search is off
         self.maxBodySize = maxManifestSize
         # Pushes and deletes refused, pulls served (settable while running).
@@ -314,8 +319,26 @@ class RegistryApp:
     # --- authentication and access ---
 
     def _baseURL(self, request):
-        host = request.getHeader(b"host") or b""
+        """Where clients reach the registry: the public URL when set, else
+        the request's scheme and Host (the channel let in only requests with
+        one valid Host, or an HTTP/1.0 one without: then the address it
+        came to)."""
+        if self.publicURL:
+            return self.publicURL.encode("ascii")
+        hosts = request.requestHeaders.getRawHeaders(b"host") or []
+        if len(hosts) == 1:
+            host = hosts[0]
+        else:
+            address = request.getHost()
+            host = getattr(address, "host", "") or ""
+            host = ("[%s]" % (host,) if ":" in host else host) + ":%s" % (getattr(address, "port", ""),)
+            host = host.encode("ascii", "replace")
         return (b"https://" if request.isSecure() else b"http://") + host
+
+    def _location(self, path):
+        """A Location header for C{path}: absolute with the public URL when
+        set, else relative (RFC 9110 10.2.2 allows both)."""
+        return ((self.publicURL or "") + path).encode("ascii")
 
     def _client(self, request):
         """The caller's address, by which failed logins are counted: the
@@ -663,30 +686,32 @@ class RegistryApp:
     # --- manifests ---
 
     def _accepts(self, request, mediaType):
-        accepted = set()
-        for line in request.requestHeaders.getRawHeaders(b"accept", []):
-            for item in line.decode("latin-1").split(","):
-                item = item.split(";", 1)[0].strip().lower()
-                if item:
-                    accepted.add(item)
-        if not accepted & set(M.MEDIA_TYPES):
-            return True  # no manifest type named (none, */*, application/json...)
-        return mediaType in accepted
+        return conditional.acceptsManifest(request.requestHeaders.getRawHeaders(b"accept"), mediaType, M.MEDIA_TYPES)
 
     async def _manifest_get(self, request, name, reference):
         _checkName(name)
-        body, mediaType, digest = await self.registry.manifests.get(name, unquote(reference))
+        reference = unquote(reference)
+        try:
+            M.parseReference(reference)
+        except RegistryError:
+            # Nothing is ever stored under it (as Distribution answers).
+            raise RegistryError("MANIFEST_UNKNOWN", "no manifest has this reference", {"reference": reference[:200]})
+        body, mediaType, digest = await self.registry.manifests.get(name, reference)
         if not self._accepts(request, mediaType):
             raise RegistryError(
                 "MANIFEST_UNKNOWN",
                 "the manifest is a %s, which the Accept header does not allow" % (mediaType,),
                 {"mediaType": mediaType},
             )
+        etag = b'"%s"' % (digest.encode("ascii"),)
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", mediaType.encode("ascii", "replace"))
         request.setHeader(b"Content-Length", b"%d" % (len(body),))
         request.setHeader(b"Docker-Content-Digest", digest.encode("ascii"))
-        request.setHeader(b"ETag", b'"%s"' % (digest.encode("ascii"),))
+        request.setHeader(b"ETag", etag)
+        if conditional.noneMatch(request.requestHeaders.getRawHeaders(b"if-none-match"), etag):
+            request.setResponseCode(304)  # (its Content-Length: what a 200 would send)
+            return b""
         if request.method == b"HEAD":
             return b""
         return body
@@ -706,7 +731,7 @@ class RegistryApp:
             name, unquote(reference), body, _header(request, b"content-type")
         )
         headers = {
-            b"Location": ("/v2/%s/manifests/%s" % (name, digest)).encode("ascii"),
+            b"Location": self._location("/v2/%s/manifests/%s" % (name, digest)),
             b"Docker-Content-Digest": digest.encode("ascii"),
         }
         if manifest.subject is not None:
@@ -724,9 +749,14 @@ class RegistryApp:
         _checkName(name)
         d = _parseDigest(digest)
         etag = b'"%s"' % (d.encode("ascii"),)
-        notModified = request.getHeader(b"if-none-match") == etag
+        headers = request.requestHeaders
+        notModified = conditional.noneMatch(headers.getRawHeaders(b"if-none-match"), etag)
+        # A Range whose If-Range does not match asks for the whole blob.
+        rangeHeader = _header(request, b"range")
+        if not conditional.rangeApplies(headers.getRawHeaders(b"if-range"), etag):
+            rangeHeader = None
         url = None if notModified else await self.registry.blobs.redirectURL(d, request.method.decode("ascii"))
-        if request.method == b"GET" and not url and not notModified and request.getHeader(b"range") is None:
+        if request.method == b"GET" and not url and not notModified and rangeHeader is None:
             # The whole blob, streamed: its size is the reader's, so the
             # storage is asked once (on S3: one GET, no HEAD before it).
             reader = await self.registry.blobs.open(name, d)
@@ -739,11 +769,13 @@ class RegistryApp:
         size = await self.registry.blobs.size(name, d)
         self._blobHeaders(request, etag)
         if notModified:
-            return self._empty(request, 304, {})
+            request.setResponseCode(304)
+            request.setHeader(b"Content-Length", b"%d" % (size,))  # what a 200 would send
+            return b""
         if url:
             return self._empty(request, 307, {b"Location": url.encode("ascii")})
         try:
-            span = names.parseRange(_header(request, b"range"), size)
+            span = names.parseRange(rangeHeader, size)
         except names.RangeNotSatisfiable:
             raise RegistryError(
                 "RANGE_INVALID",
@@ -801,7 +833,7 @@ class RegistryApp:
 
     def _uploadHeaders(self, name, uploadID, offset):
         return {
-            b"Location": ("/v2/%s/blobs/uploads/%s" % (name, uploadID)).encode("ascii"),
+            b"Location": self._location("/v2/%s/blobs/uploads/%s" % (name, uploadID)),
             b"Range": b"0-%d" % (max(offset, 1) - 1,),
             b"Docker-Upload-UUID": uploadID.encode("ascii"),
         }
@@ -811,7 +843,7 @@ class RegistryApp:
             request,
             201,
             {
-                b"Location": ("/v2/%s/blobs/%s" % (name, d)).encode("ascii"),
+                b"Location": self._location("/v2/%s/blobs/%s" % (name, d)),
                 b"Docker-Content-Digest": d.encode("ascii"),
             },
         )
