@@ -255,3 +255,59 @@ def _basic(user):
     import base64
 
     return "Basic " + base64.b64encode(("%s:%s" % (user, secure.PASSWORDS[user])).encode()).decode()
+
+
+# --- Docker manifests without their mediaType ------------------------------------------
+
+def dockerManifest(target, mediaType=True, configType=DOCKER_CONFIG, layerType=DOCKER_LAYER):
+    doc = {
+        "schemaVersion": 2,
+        "config": {"mediaType": configType, "digest": target.configDigest, "size": len(target.config)},
+        "layers": [{"mediaType": layerType, "digest": target.layerDigest, "size": len(target.layer)}],
+    }
+    if mediaType:
+        doc["mediaType"] = DOCKER_MANIFEST
+    return json.dumps(doc).encode()
+
+
+def put(target, reference, body, contentType):
+    headers = [("Content-Type", contentType)] if contentType is not None else []
+    return target.send("PUT", "/v2/%s/manifests/%s" % (NAME, reference), headers, body)
+
+
+@pytest.mark.parametrize("contentType", [DOCKER_MANIFEST, "application/json", None])
+def test_dockerManifestWithoutMediaTypeRefused(target, contentType):
+    body = dockerManifest(target, mediaType=False)
+    r = put(target, "nomedia", body, contentType)
+    assert r.status == 400, r
+    assert json.loads(r.body)["errors"][0]["code"] == "MANIFEST_INVALID"
+    # Nothing was stored: neither the tag nor the revision.
+    assert target.send("GET", "/v2/%s/manifests/nomedia" % NAME).status == 404
+    assert target.send("GET", "/v2/%s/manifests/%s" % (NAME, sha(body))).status == 404
+
+
+@pytest.mark.parametrize("contentType", [DOCKER_LIST, "application/json"])
+def test_dockerListWithoutMediaTypeRefused(target, contentType):
+    child = {"mediaType": DOCKER_MANIFEST if contentType == "application/json" else OCI_MANIFEST,
+             "digest": target.manifestDigest, "size": len(target.manifest),
+             "platform": {"architecture": "amd64", "os": "linux"}}
+    body = json.dumps({"schemaVersion": 2, "manifests": [child]}).encode()
+    r = put(target, "nomedialist", body, contentType)
+    assert r.status == 400, r
+    assert json.loads(r.body)["errors"][0]["code"] == "MANIFEST_INVALID"
+
+
+def test_dockerAndOCIManifestsStillAccepted(target):
+    # A Docker manifest that says what it is; OCI ones that omit mediaType
+    # (allowed by the OCI image spec), also with a generic Content-Type.
+    body = dockerManifest(target)
+    r = put(target, "docker", body, DOCKER_MANIFEST)
+    assert r.status == 201, r
+    r = target.send("GET", "/v2/%s/manifests/docker" % NAME, [("Accept", DOCKER_MANIFEST)])
+    assert (r.status, r.header("content-type")) == (200, DOCKER_MANIFEST.encode()), r
+    oci = dockerManifest(target, mediaType=False, configType=OCI_CONFIG, layerType=OCI_LAYER)
+    for contentType in (OCI_MANIFEST, "application/json"):
+        r = put(target, "oci", oci, contentType)
+        assert r.status == 201, (contentType, r)
+    r = target.send("GET", "/v2/%s/manifests/oci" % NAME, [("Accept", OCI_MANIFEST)])
+    assert (r.status, r.header("content-type")) == (200, OCI_MANIFEST.encode()), r
