@@ -27,8 +27,9 @@ def sha(data):
 
 
 class Target:
-    def __init__(self, daemon):
+    def __init__(self, daemon, env=None):
         self.daemon = daemon
+        self.env = env
         self.port = daemon.port
         self.cursor = LogCursor(daemon)
 
@@ -67,7 +68,7 @@ class Target:
 def target(tmp_path_factory):
     env = Env(tmp_path_factory.mktemp("wire"))
     daemon = env.start()
-    t = Target(daemon)
+    t = Target(daemon, env)
     try:
         t.seed()
         yield t
@@ -311,3 +312,62 @@ def test_dockerAndOCIManifestsStillAccepted(target):
         assert r.status == 201, (contentType, r)
     r = target.send("GET", "/v2/%s/manifests/oci" % NAME, [("Accept", OCI_MANIFEST)])
     assert (r.status, r.header("content-type")) == (200, OCI_MANIFEST.encode()), r
+
+
+# --- a PATCH whose Content-Range disagrees with its body ------------------------------------
+
+def chunked(data, pieces=3):
+    out, step = b"", max(1, len(data) // pieces)
+    for i in range(0, len(data), step):
+        piece = data[i:i + step]
+        out += b"%x\r\n%s\r\n" % (len(piece), piece)
+    return out + b"0\r\n\r\n"
+
+
+def patch(target, location, contentRange, body, chunk=False):
+    headers = [("Content-Type", "application/octet-stream"), ("Content-Range", contentRange)]
+    if chunk:
+        headers.append(("Transfer-Encoding", "chunked"))
+        body = chunked(body)
+    return target.send("PATCH", location, headers, body)
+
+
+def offset(target, location):
+    r = target.send("GET", location)
+    assert r.status == 204, r
+    return int(r.header("range").split(b"-")[1]) + 1 if r.header("range") != b"0-0" else 0
+
+
+def staged(target):
+    return [os.path.join(d, f) for d, _, files in os.walk(target.env.storage) for f in files if f == "staged"]
+
+
+@pytest.mark.parametrize("chunk", [False, True], ids=["content-length", "chunked"])
+def test_contentRangeMismatchRefused(target, chunk):
+    client = target.client()
+    try:
+        location = client.startUpload(NAME)
+    finally:
+        client.close()
+    first, second = os.urandom(10), os.urandom(10)
+    # A first chunk, as its range says.
+    r = patch(target, location, "0-9", first, chunk)
+    assert (r.status, r.header("range")) == (202, b"0-9"), r
+    # Shorter and longer than the range: 416, and nothing of them stays.
+    for body in (second[:4], second + b"extra-bytes"):
+        r = patch(target, location, "10-19", body, chunk)
+        assert r.status == 416, (body, r)
+        assert isErrorEnvelope(r.body), r
+        assert json.loads(r.body)["errors"][0]["code"] == "RANGE_INVALID"
+        assert offset(target, location) == 10
+        assert staged(target) == []
+    # The right chunk still goes on, and the blob is what was meant.
+    r = patch(target, location, "10-19", second, chunk)
+    assert (r.status, r.header("range")) == (202, b"0-19"), r
+    digest = sha(first + second)
+    sep = "&" if "?" in location else "?"
+    r = target.send("PUT", location + sep + "digest=" + digest)
+    assert r.status == 201, r
+    r = target.send("GET", "/v2/%s/blobs/%s" % (NAME, digest))
+    assert (r.status, r.body) == (200, first + second)
+    assert staged(target) == []

@@ -18,6 +18,7 @@ from txregistry.auth import Forbidden, LoginThrottled, TokenRequestError, Unauth
 from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
+from txregistry.registry.chunks import rangeMismatch
 from txregistry.search.index import IndexUnavailable
 from txregistry.web import conditional
 from txregistry.web.access import Authentication, PendingBody, routeScopes
@@ -81,6 +82,12 @@ def _header(request, name):
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
+def _declaredLength(request):
+    """The request's Content-Length (C{None}: a chunked body)."""
+    value = request.getHeader(b"content-length")
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
 def _checkName(name):
     if not names.isValidName(name):
         raise RegistryError("NAME_INVALID", "invalid repository name", {"name": name[:300]})
@@ -116,9 +123,10 @@ def paginate(items, n, last):
 
 
 def uploadPlan(method, rawName, uploadID, query, contentRange):
-    """Where the body of an upload request goes: C{(name, uploadID, start,
-    algorithms)}, C{uploadID} being C{None} for a new (monolithic) upload.
-    Raises the L{RegistryError} the request deserves."""
+    """Where the body of an upload request goes: C{(name, uploadID, span,
+    algorithms)}, C{uploadID} being C{None} for a new (monolithic) upload,
+    C{span} the Content-Range C{(start, end)} or C{None}.  Raises the
+    L{RegistryError} the request deserves."""
     name = _checkName(rawName)
     algorithms = ["sha256"]
     expected = _one(query, "digest")
@@ -134,13 +142,13 @@ def uploadPlan(method, rawName, uploadID, query, contentRange):
         return None
     if method == "PUT" and expected is None:
         raise RegistryError("DIGEST_INVALID", "PUT needs a digest query parameter")
-    start = None
+    span = None
     if contentRange:
         try:
-            start, _ = names.parseContentRange(contentRange)
+            span = names.parseContentRange(contentRange)
         except ValueError as e:
             raise RegistryError("RANGE_INVALID", str(e), status=416)
-    return name, unquote(uploadID), start, tuple(algorithms)
+    return name, unquote(uploadID), span, tuple(algorithms)
 
 
 def _accessRegistryError(e):
@@ -266,7 +274,7 @@ class RegistryApp:
                 except (RegistryError, UnicodeDecodeError):
                     plan = None  # the handler will answer the error
                 if plan is not None:
-                    name, uploadID, start, algorithms = plan
+                    name, uploadID, span, algorithms = plan
                     if method == b"POST" or uploadID:
                         return self._uploadBody(request, plan)
         return BoundedBody(self.maxBodySize)
@@ -275,13 +283,16 @@ class RegistryApp:
         """The body of an upload request: into the upload if the caller may
         push there, else discarded (the handler answers 401/403).  In
         read-only mode a caller who may push is answered 405 at once."""
-        name, uploadID, start, algorithms = plan
+        name, uploadID, span, algorithms = plan
         transport = request.channel.transport if request.channel else None
 
         def upload():
             if self.readonly:
                 return RefusedBody(_readonlyError())
-            appender = self.registry.uploads.appender(name, uploadID or None, start, algorithms)
+            appender = self.registry.uploads.appender(name, uploadID or None, span, algorithms)
+            refusal = appender.declare(_declaredLength(request))
+            if refusal is not None:
+                return RefusedBody(refusal)  # (a Content-Range the Content-Length contradicts)
             return UploadBody(appender, transport)
 
         if self.auth is None:
@@ -858,16 +869,24 @@ class RegistryApp:
         if isinstance(content, UploadBody):
             size = await content.appender.finish()
             return content.appender.uploadID, size, content.appender.takeWriter()
+        if getattr(content, "refusal", None) is not None:
+            raise content.refusal  # (a channel that could not answer it at once)
         if plan is None:
             return uploadID, None, None
         # A body that did not come through RegistrySite (another Site, or an
         # in-memory test transport): feed it to an appender now.
         content.seek(0, 2)
+        _, planID, span, algorithms = plan
         if content.tell() == 0:
+            if span is not None:
+                raise rangeMismatch(span, 0)
             return uploadID, None, None
+        appender = self.registry.uploads.appender(name, planID or None, span, algorithms)
+        refusal = appender.declare(content.tell())
+        if refusal is not None:
+            await appender.finish().addErrback(lambda _: None)
+            raise refusal
         content.seek(0)
-        _, planID, start, algorithms = plan
-        appender = self.registry.uploads.appender(name, planID or None, start, algorithms)
         while True:
             chunk = content.read(1024 * 1024)
             if not chunk:
