@@ -10,12 +10,13 @@ built-in default.
 """
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 
 import yaml
 
-from txregistry import logs
+from txregistry import logs, names
 
 DEFAULT_FLAVOR = "dev"
 DEFAULT_STORAGE_PATH = "/tmp/registry"
@@ -68,8 +69,8 @@ s3: &s3
 KNOWN_KEYS = (
     "loglevel", "log_format", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
     "s3_bucket", "boto_bucket", "s3_access_key", "s3_secret_key", "s3_region", "s3_endpoint", "boto_host",
-    "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "debug_addr",
-    "metrics_main_port", "health_timeout",
+    "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "public_url",
+    "debug_addr", "metrics_main_port", "health_timeout",
 )
 
 # limits: key -> (default, minimum)
@@ -117,6 +118,7 @@ class Settings:
     readonly: bool = False
     limits: dict = None  # LIMITS keys -> int
     auth: object = None  # AuthSettings, or None: no authentication
+    publicURL: str = ""  # "scheme://host[:port]" clients reach the registry at; "": each request's Host
     ignoredKeys: tuple = ()
     serverHeader: str = "txregistry"  # the Server response header; "": none
     metrics: object = None  # MetricsSettings
@@ -266,6 +268,25 @@ def _limits(section, source):
     return out
 
 
+def _publicURL(value, source):
+    """The public URL, normalised (C{scheme://host[:port]}), or "" when not
+    set; L{ConfigError} unless it is an http(s) URL of a host alone."""
+    if value in (None, ""):
+        return ""
+    problem = "must be http://HOST[:PORT] or https://HOST[:PORT] (no path, query or user)"
+    if not isinstance(value, str):
+        raise ConfigError("%s: public_url %s, not %r" % (source, problem, value))
+    scheme, sep, rest = value.strip().partition("://")
+    host = rest[:-1] if rest.endswith("/") else rest
+    port = host.rpartition(":")[2] if not host.endswith("]") and ":" in host else ""
+    # (A DNS name or an address: what the token realm may hold.)
+    if (scheme.lower() not in ("http", "https") or not sep or not names.isValidHost(host)
+            or not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", host) or host.endswith(":")
+            or (port and not 0 < int(port) < 65536)):
+        raise ConfigError("%s: public_url %s, not %r" % (source, problem, value))
+    return "%s://%s" % (scheme.lower(), host.lower())
+
+
 def _s3Settings(values, environ, path, source):
     bucket = environ.get("AWS_BUCKET") or values.get("s3_bucket") or values.get("boto_bucket")
     if not bucket or not isinstance(bucket, str):
@@ -384,9 +405,13 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         raise ConfigError(str(e))
 
     metrics = _metricsSettings(values, environ, debugPort, source)
+    publicSource = "REGISTRY_PUBLIC_URL" if environ.get("REGISTRY_PUBLIC_URL") else source
+    publicURL = _publicURL(environ.get("REGISTRY_PUBLIC_URL") or values.get("public_url"), publicSource)
+
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
         metrics=metrics,
+        publicURL=publicURL,
         readonly=readonly,
         limits=limits,
         auth=auth,

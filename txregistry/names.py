@@ -1,5 +1,5 @@
 """The request grammar of the OCI distribution spec: repository names, tags,
-references and byte ranges.  Pure functions, no I/O."""
+references and byte ranges; and HTTP's host names.  Pure functions, no I/O."""
 
 import re
 
@@ -8,6 +8,13 @@ _NAME = re.compile(
     r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$"
 )
 _TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+# RFC 9110 7.2 (Host = uri-host [ ":" port ]) with RFC 3986's uri-host: an
+# IP-literal (IPv6, IPvFuture) or a reg-name (IPv4 addresses are reg-names).
+_HOST = re.compile(
+    r"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+    r"|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)"
+    r"(?::[0-9]*)?"
+)
 # Distribution limits a repository name to 255 characters.
 MAX_NAME_LENGTH = 255
 
@@ -22,6 +29,12 @@ def isValidName(name):
 
 def isValidTag(tag):
     return isinstance(tag, str) and _TAG.fullmatch(tag) is not None
+
+
+def isValidHost(value):
+    """Whether C{value} (str) is a valid Host header value: a host, not
+    empty, and an optional port."""
+    return isinstance(value, str) and _HOST.fullmatch(value) is not None
 
 
 class RangeNotSatisfiable(ValueError):

@@ -151,6 +151,7 @@ class RegistryService(service.MultiService):
             maxManifestSize=limits.get("max_manifest_size", 4 * 1024 * 1024),
             readonly=settings.readonly,
             authorizer=self.authorizer,
+            publicURL=settings.publicURL,
         )
         self.bodies = BodyRouter(self.app, BodyBudget(limits["max_body_memory"]))
         metricsSettings = settings.metrics or config.MetricsSettings()

@@ -61,7 +61,11 @@ class BaseTests(RegistryTestCase):
             r = await self.request("GET", "/v2/foo/blobs/%s" % (d,))
             self.assertEqual(r.code, 400, d)
             self.assertEqual(r.error(), "DIGEST_INVALID")
+        # A manifest reference that is no tag nor digest names nothing: 404
+        # (as Distribution answers); a PUT to it is a bad request.
         r = await self.request("GET", "/v2/foo/manifests/sha256:totallywrong")
+        self.assertEqual((r.code, r.error()), (404, "MANIFEST_UNKNOWN"))
+        r = await self.request("PUT", "/v2/foo/manifests/sha256:totallywrong", b"{}")
         self.assertEqual((r.code, r.error()), (400, "DIGEST_INVALID"))
 
 

@@ -180,6 +180,7 @@ def test_loglevel_warn_silences_access_log(tmp_path):
         (["--config", "/no/such.yml"], {}, "cannot read config file /no/such.yml"),
         ([], {"LOGLEVEL": "shouty"}, "loglevel must be one of"),
         (["--storage-path", "/proc/forbidden"], {}, "cannot create storage path /proc/forbidden"),
+        ([], {"REGISTRY_PUBLIC_URL": "https://registry.example/v2"}, "REGISTRY_PUBLIC_URL: public_url must be"),
     ],
 )
 def test_configuration_errors_fail_at_start_with_one_line(tmp_path, args, env, expected):

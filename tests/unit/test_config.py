@@ -1,3 +1,4 @@
+import json
 import os
 
 import pytest
@@ -187,3 +188,30 @@ def test_defaultConnectionLimitsReachTheSite(tmp_path):
     site = RegistryService(settings, "tcp:0:interface=127.0.0.1", reactor).site
     assert site.timeOut == 300
     assert (site.headerTimeout, site.minBodyRate, site.bodyRateWindow, site.sendTimeout) == (30, 1024, 30, 60)
+
+
+def test_publicURL(tmp_path):
+    assert config.load(environ={}).publicURL == ""
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n  public_url: https://Registry.Example.com:5443/\n")
+    assert config.load(configFile=str(p), environ={}).publicURL == "https://registry.example.com:5443"
+    s = config.load(configFile=str(p), environ={"REGISTRY_PUBLIC_URL": "http://[::1]:5000"})
+    assert s.publicURL == "http://[::1]:5000"
+    assert "public_url" not in s.ignoredKeys
+
+
+@pytest.mark.parametrize("value", [
+    "registry.example", "ftp://registry.example", "https://registry.example/v2", "https://u:p@registry.example",
+    "https://registry.example?x=1", "https://registry.example#f", "https://", "https://a b", "https://x:0",
+    "https://x:70000", "https://x:", "https://a_b", "https://x%41", "5000", 5000,
+])
+def test_badPublicURL(tmp_path, value):
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n  public_url: %s\n" % (json.dumps(value),))
+    with pytest.raises(config.ConfigError) as e:
+        config.load(configFile=str(p), environ={})
+    assert str(e.value).startswith(str(p) + ": public_url must be http://HOST[:PORT]")
+    assert "\n" not in str(e.value)
+    with pytest.raises(config.ConfigError) as e:
+        config.load(environ={"REGISTRY_PUBLIC_URL": value})
+    assert str(e.value).startswith("REGISTRY_PUBLIC_URL: public_url must be")

@@ -540,6 +540,6 @@ class URLGuardTests(unittest.TestCase):
         self.assertEqual((status, body), (400, b""))
 
     def test_validURLsPassThrough(self):
-        site, (status, _, body) = self.send(b"GET /v2/%c3%a9/x?%ff HTTP/1.1\r\nHost: h\xc3\xa9:5000\r\n\r\n")
+        site, (status, _, body) = self.send(b"GET /v2/%c3%a9/x?%ff HTTP/1.1\r\nHost: h:5000\r\n\r\n")
         self.assertEqual((status, body), (200, b"ok"))
         self.assertEqual(site.leaf.served, [(b"GET", b"/v2/%c3%a9/x")])

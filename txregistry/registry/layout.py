@@ -85,6 +85,12 @@ def uploadStartedAt(name, uploadID):
     return uploadDir(name, uploadID) + "/startedat"
 
 
+def uploadStaged(name, uploadID):
+    """Ours: a request body held back until its length is known right (see
+    L{txregistry.registry.chunks}); Distribution ignores it."""
+    return uploadDir(name, uploadID) + "/staged"
+
+
 def linkDigestFromPath(path):
     """``.../<alg>/<hex>/link`` -> ``alg:hex`` (unvalidated)."""
     parts = path.rstrip("/").split("/")

@@ -33,6 +33,7 @@ _FOREIGN_LAYERS = (
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 )
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+_DOCKER_TYPE_PREFIX = "application/vnd.docker."
 
 
 @dataclass
@@ -80,6 +81,28 @@ def mediaTypeOf(body):
     return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
 
 
+def _checkUndeclared(doc, mediaType, guessed):
+    """A manifest without C{mediaType} is served as what its body looks
+    like, an OCI manifest or index (OCI lets them omit it); a Docker one
+    must carry it (as Distribution requires), else it would be served as
+    OCI afterwards and not to a client asking for Docker types.  So refuse
+    one sent as Docker (C{mediaType}, from the Content-Type), or one whose
+    type was C{guessed} from the body but whose descriptors are Docker's."""
+    if mediaType in (DOCKER_MANIFEST, DOCKER_LIST):
+        raise _invalid("a %s must say so in its mediaType" % (mediaType,), {"mediaType": mediaType})
+    if not guessed:
+        return
+    parts = [doc.get("config")] + list(doc.get("layers") or []) + list(doc.get("manifests") or [])
+    for part in parts:
+        if isinstance(part, dict) and isinstance(part.get("mediaType"), str) and (
+                part["mediaType"].startswith(_DOCKER_TYPE_PREFIX)):
+            docker = DOCKER_LIST if "manifests" in doc else DOCKER_MANIFEST
+            raise _invalid(
+                "the manifest has Docker descriptors (%s) but no mediaType: a %s must say so in its mediaType"
+                % (part["mediaType"], docker), {"mediaType": docker},
+            )
+
+
 def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
     """Validate manifest bytes received with C{contentType}; return a
     L{Manifest} or raise MANIFEST_INVALID."""
@@ -107,6 +130,8 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
         )
     if doc.get("schemaVersion") != 2:
         raise _invalid("schemaVersion must be 2")
+    if declared is None:
+        _checkUndeclared(doc, mediaType, contentType in _GENERIC_TYPES)
     m = Manifest(mediaType)
     if mediaType in IMAGE_TYPES:
         if "manifests" in doc:

@@ -21,6 +21,7 @@ from txregistry import digest as digests
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
 from txregistry.registry.catalog import repositoryDirs
+from txregistry.registry.chunks import StagedChunk, rangeMismatch
 from txregistry.storage import PathNotFound
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}$")
@@ -102,10 +103,11 @@ class Uploads:
         except PathNotFound:
             return 0
 
-    def appender(self, name, uploadID, start=None, algorithms=("sha256",), onPause=None, onResume=None):
+    def appender(self, name, uploadID, span=None, algorithms=("sha256",), onPause=None, onResume=None):
         """An L{Appender} for one request body.  C{uploadID=None} creates a
-        new upload (a monolithic POST)."""
-        return Appender(self, name, uploadID, start, algorithms, onPause, onResume)
+        new upload (a monolithic POST).  C{span}: the body's Content-Range,
+        C{(start, end)} inclusive, or C{None}."""
+        return Appender(self, name, uploadID, span, algorithms, onPause, onResume)
 
     async def _acquire(self, uploadID):
         """Wait until no other request works on this upload, then claim it.
@@ -281,15 +283,26 @@ class Appender:
     offset once everything is written and durable, or fails with the
     L{RegistryError} that made this body unacceptable (in which case the rest
     of the body is discarded).
+
+    With a C{span} (the Content-Range, C{(start, end)}), the body must start
+    at the upload's size and have C{end - start + 1} bytes, else it is
+    refused (416) and nothing of it stays: L{declare} checks a declared
+    length before the body; a body of unknown length is staged and appended
+    only once it is complete and of that length (L{chunks.StagedChunk}).
     """
 
     log = Logger()
 
-    def __init__(self, uploads, name, uploadID, start, algorithms, onPause, onResume):
+    def __init__(self, uploads, name, uploadID, span, algorithms, onPause, onResume):
         self._uploads = uploads
         self.name = name
         self.uploadID = uploadID
-        self._start = start
+        self._span = span
+        self._start = span[0] if span is not None else None
+        self._expected = span[1] - span[0] + 1 if span is not None else None
+        # Until declare() tells a length: a ranged body is staged.
+        self._staging = span is not None
+        self._stage = None
         self._algorithms = algorithms
         self._onPause = onPause or (lambda: None)
         self._onResume = onResume or (lambda: None)
@@ -328,6 +341,20 @@ class Appender:
     def limit(self):
         """The most bytes a blob may have (C{None}: no limit)."""
         return self._uploads.maxBlobSize or None
+
+    def declare(self, length):
+        """The body's declared length (its Content-Length), or C{None} (it
+        is chunked): told once, before any of the body.  Returns the error
+        refusing the body (then nothing of it is written, as with
+        L{refuse}), or C{None}."""
+        if self._span is None or length is None:
+            return None
+        self._staging = False
+        if length == self._expected:
+            return None
+        error = rangeMismatch(self._span, length)
+        self.refuse(error)
+        return error
 
     # --- opening ---
 
@@ -393,6 +420,9 @@ class Appender:
         if limit and self._base + self.received > limit:
             self._reject(blobTooLarge(limit))
             return
+        if self._expected is not None and self.received > self._expected:
+            self._reject(rangeMismatch(self._span, "more than that"))
+            return
         self._queue.append(data)
         self._pending += len(data)
         if self._pending > HIGH_WATER and not self._paused:
@@ -414,6 +444,16 @@ class Appender:
         if not self._queue:
             self._maybeDone()
             return
+        if self._staging and self._stage is None:
+            self._busy = True
+            self._stage = StagedChunk(self._uploads.driver, self.name, self.uploadID)
+
+            def staged(_):
+                self._busy = False
+                self._kick()
+
+            Deferred.fromCoroutine(self._stage.open()).addCallbacks(staged, self._fail)
+            return
         queue, pieces, n = self._queue, [], 0
         while queue and n < BATCH:
             pieces.append(queue.popleft())
@@ -421,15 +461,19 @@ class Appender:
         batch = b"".join(pieces) if len(pieces) > 1 else pieces[0]
         del pieces
         self._busy = True
-        work = [self._writer.write(batch)]
-        for h in self._hashers:
-            work.append(self._uploads._inPool(h.update, batch))
+        if self._staging:
+            work = [self._stage.write(batch)]  # hashed once it is appended
+        else:
+            work = [self._writer.write(batch)]
+            for h in self._hashers:
+                work.append(self._uploads._inPool(h.update, batch))
         d = gatherResults(work, consumeErrors=True)
 
         def written(_):
             self._busy = False
             self._pending -= len(batch)
-            self._state.offset += len(batch)
+            if not self._staging:
+                self._state.offset += len(batch)
             if self._paused and self._pending < LOW_WATER:
                 self._resume()
             if self.error is not None:
@@ -509,6 +553,8 @@ class Appender:
             self._counted = False
             self._uploads.active -= 1
         try:
+            if self._staging and writer is not None:
+                await self._unstage(writer)
             # An upload this appender created is known to no other request:
             # either this request completes it (a monolithic POST: with
             # this writer, see takeWriter), or nobody can, and it goes.
@@ -528,6 +574,24 @@ class Appender:
         if self.error is not None:
             return self.error
         return writer.size
+
+    async def _unstage(self, writer):
+        """Append the staged body to the upload if it is complete and as
+        long as its Content-Range says; else drop it."""
+        if self.error is None and self.received != self._expected:
+            self.error = rangeMismatch(self._span, self.received)
+        stage, self._stage = self._stage, None
+        if stage is None:
+            return
+        if self.error is not None:
+            await stage.discard()
+            return
+        try:
+            self._state.offset += await stage.appendTo(writer, self._hashers, self._uploads._inPool)
+        except Exception:
+            self.error = Failure()
+            self.log.failure("upload {uuid}: appending the staged chunk failed", self.error, uuid=self.uploadID)
+            self._state.hashers = {}  # (its data now ends anywhere: re-read to verify)
 
     def takeWriter(self):
         """The writer of the upload this appender created (a monolithic

@@ -17,11 +17,12 @@ from txregistry.auth import Forbidden, LoginThrottled, TokenRequestError, Unauth
 from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
+from txregistry.registry.chunks import rangeMismatch
 from txregistry.search.index import IndexUnavailable
-from txregistry.web import routes
+from txregistry.web import conditional, routes
 from txregistry.web.access import Authentication, routeScopes
 from txregistry.web.accesslog import safePath
-from txregistry.web.bodies import PendingBody, UploadBody
+from txregistry.web.bodies import PendingBody, RefusedBody, UploadBody
 from txregistry.web.guard import API_VERSION, writeError
 from txregistry.web.producer import ReaderProducer
 
@@ -53,6 +54,12 @@ def _header(request, name):
     if value is None:
         return None
     return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _declaredLength(request):
+    """The request's Content-Length (C{None}: a chunked body)."""
+    value = request.getHeader(b"content-length")
+    return int(value) if value is not None and value.strip().isdigit() else None
 
 
 _checkName = routes.checkName
@@ -87,9 +94,10 @@ def paginate(items, n, last):
 
 
 def uploadPlan(method, rawName, uploadID, query, contentRange):
-    """Where the body of an upload request goes: C{(name, uploadID, start,
-    algorithms)}, C{uploadID} being C{None} for a new (monolithic) upload.
-    Raises the L{RegistryError} the request deserves."""
+    """Where the body of an upload request goes: C{(name, uploadID, span,
+    algorithms)}, C{uploadID} being C{None} for a new (monolithic) upload,
+    C{span} the Content-Range C{(start, end)} or C{None}.  Raises the
+    L{RegistryError} the request deserves."""
     name = _checkName(rawName)
     algorithms = ["sha256"]
     expected = _one(query, "digest")
@@ -105,13 +113,13 @@ def uploadPlan(method, rawName, uploadID, query, contentRange):
         return None
     if method == "PUT" and expected is None:
         raise RegistryError("DIGEST_INVALID", "PUT needs a digest query parameter")
-    start = None
+    span = None
     if contentRange:
         try:
-            start, _ = names.parseContentRange(contentRange)
+            span = names.parseContentRange(contentRange)
         except ValueError as e:
             raise RegistryError("RANGE_INVALID", str(e), status=416)
-    return name, unquote(uploadID), start, tuple(algorithms)
+    return name, unquote(uploadID), span, tuple(algorithms)
 
 
 def _accessRegistryError(e):
@@ -200,8 +208,12 @@ class RegistryApp:
     app = Klein()
     log = Logger()
 
-    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE, readonly=False, authorizer=None):
+    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE, readonly=False, authorizer=None,
+                 publicURL=None):
         self.registry = registry
+        # "scheme://host[:port]" clients reach the registry at (config
+        # public_url), or None: taken from each request's Host.
+        self.publicURL = publicURL or None
         self.search = search  # an IndexUpdater, or None when search is off
         self.maxBodySize = maxManifestSize
         # Pushes and deletes refused, pulls served (settable while running).
@@ -220,9 +232,12 @@ class RegistryApp:
     def uploadBody(self, request, plan):
         """The body of an upload request the caller may make: into the
         upload (a new one for a monolithic POST)."""
-        name, uploadID, start, algorithms = plan
+        name, uploadID, span, algorithms = plan
         transport = request.channel.transport if request.channel else None
-        appender = self.registry.uploads.appender(name, uploadID or None, start, algorithms)
+        appender = self.registry.uploads.appender(name, uploadID or None, span, algorithms)
+        refusal = appender.declare(_declaredLength(request))
+        if refusal is not None:
+            return RefusedBody(refusal)  # (a Content-Range the Content-Length contradicts)
         return UploadBody(appender, transport)
 
     def readonlyError(self):
@@ -234,8 +249,26 @@ class RegistryApp:
     # --- authentication and access ---
 
     def _baseURL(self, request):
-        host = request.getHeader(b"host") or b""
+        """Where clients reach the registry: the public URL when set, else
+        the request's scheme and Host (the channel let in only requests with
+        one valid Host, or an HTTP/1.0 one without: then the address it
+        came to)."""
+        if self.publicURL:
+            return self.publicURL.encode("ascii")
+        hosts = request.requestHeaders.getRawHeaders(b"host") or []
+        if len(hosts) == 1:
+            host = hosts[0]
+        else:
+            address = request.getHost()
+            host = getattr(address, "host", "") or ""
+            host = ("[%s]" % (host,) if ":" in host else host) + ":%s" % (getattr(address, "port", ""),)
+            host = host.encode("ascii", "replace")
         return (b"https://" if request.isSecure() else b"http://") + host
+
+    def _location(self, path):
+        """A Location header for C{path}: absolute with the public URL when
+        set, else relative (RFC 9110 10.2.2 allows both)."""
+        return ((self.publicURL or "") + path).encode("ascii")
 
     def _client(self, request):
         """The caller's address, by which failed logins are counted: the
@@ -580,30 +613,32 @@ class RegistryApp:
     # --- manifests ---
 
     def _accepts(self, request, mediaType):
-        accepted = set()
-        for line in request.requestHeaders.getRawHeaders(b"accept", []):
-            for item in line.decode("latin-1").split(","):
-                item = item.split(";", 1)[0].strip().lower()
-                if item:
-                    accepted.add(item)
-        if not accepted & set(M.MEDIA_TYPES):
-            return True  # no manifest type named (none, */*, application/json...)
-        return mediaType in accepted
+        return conditional.acceptsManifest(request.requestHeaders.getRawHeaders(b"accept"), mediaType, M.MEDIA_TYPES)
 
     async def _manifest_get(self, request, name, reference):
         _checkName(name)
-        body, mediaType, digest = await self.registry.manifests.get(name, unquote(reference))
+        reference = unquote(reference)
+        try:
+            M.parseReference(reference)
+        except RegistryError:
+            # Nothing is ever stored under it (as Distribution answers).
+            raise RegistryError("MANIFEST_UNKNOWN", "no manifest has this reference", {"reference": reference[:200]})
+        body, mediaType, digest = await self.registry.manifests.get(name, reference)
         if not self._accepts(request, mediaType):
             raise RegistryError(
                 "MANIFEST_UNKNOWN",
                 "the manifest is a %s, which the Accept header does not allow" % (mediaType,),
                 {"mediaType": mediaType},
             )
+        etag = b'"%s"' % (digest.encode("ascii"),)
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", mediaType.encode("ascii", "replace"))
         request.setHeader(b"Content-Length", b"%d" % (len(body),))
         request.setHeader(b"Docker-Content-Digest", digest.encode("ascii"))
-        request.setHeader(b"ETag", b'"%s"' % (digest.encode("ascii"),))
+        request.setHeader(b"ETag", etag)
+        if conditional.noneMatch(request.requestHeaders.getRawHeaders(b"if-none-match"), etag):
+            request.setResponseCode(304)  # (its Content-Length: what a 200 would send)
+            return b""
         if request.method == b"HEAD":
             return b""
         return body
@@ -623,7 +658,7 @@ class RegistryApp:
             name, unquote(reference), body, _header(request, b"content-type")
         )
         headers = {
-            b"Location": ("/v2/%s/manifests/%s" % (name, digest)).encode("ascii"),
+            b"Location": self._location("/v2/%s/manifests/%s" % (name, digest)),
             b"Docker-Content-Digest": digest.encode("ascii"),
         }
         if manifest.subject is not None:
@@ -641,9 +676,14 @@ class RegistryApp:
         _checkName(name)
         d = _parseDigest(digest)
         etag = b'"%s"' % (d.encode("ascii"),)
-        notModified = request.getHeader(b"if-none-match") == etag
+        headers = request.requestHeaders
+        notModified = conditional.noneMatch(headers.getRawHeaders(b"if-none-match"), etag)
+        # A Range whose If-Range does not match asks for the whole blob.
+        rangeHeader = _header(request, b"range")
+        if not conditional.rangeApplies(headers.getRawHeaders(b"if-range"), etag):
+            rangeHeader = None
         url = None if notModified else await self.registry.blobs.redirectURL(d, request.method.decode("ascii"))
-        if request.method == b"GET" and not url and not notModified and request.getHeader(b"range") is None:
+        if request.method == b"GET" and not url and not notModified and rangeHeader is None:
             # The whole blob, streamed: its size is the reader's, so the
             # storage is asked once (on S3: one GET, no HEAD before it).
             reader = await self.registry.blobs.open(name, d)
@@ -656,11 +696,13 @@ class RegistryApp:
         size = await self.registry.blobs.size(name, d)
         self._blobHeaders(request, etag)
         if notModified:
-            return self._empty(request, 304, {})
+            request.setResponseCode(304)
+            request.setHeader(b"Content-Length", b"%d" % (size,))  # what a 200 would send
+            return b""
         if url:
             return self._empty(request, 307, {b"Location": url.encode("ascii")})
         try:
-            span = names.parseRange(_header(request, b"range"), size)
+            span = names.parseRange(rangeHeader, size)
         except names.RangeNotSatisfiable:
             raise RegistryError(
                 "RANGE_INVALID",
@@ -718,7 +760,7 @@ class RegistryApp:
 
     def _uploadHeaders(self, name, uploadID, offset):
         return {
-            b"Location": ("/v2/%s/blobs/uploads/%s" % (name, uploadID)).encode("ascii"),
+            b"Location": self._location("/v2/%s/blobs/uploads/%s" % (name, uploadID)),
             b"Range": b"0-%d" % (max(offset, 1) - 1,),
             b"Docker-Upload-UUID": uploadID.encode("ascii"),
         }
@@ -728,7 +770,7 @@ class RegistryApp:
             request,
             201,
             {
-                b"Location": ("/v2/%s/blobs/%s" % (name, d)).encode("ascii"),
+                b"Location": self._location("/v2/%s/blobs/%s" % (name, d)),
                 b"Docker-Content-Digest": d.encode("ascii"),
             },
         )
@@ -743,16 +785,24 @@ class RegistryApp:
         if isinstance(content, UploadBody):
             size = await content.appender.finish()
             return content.appender.uploadID, size, content.appender.takeWriter()
+        if getattr(content, "refusal", None) is not None:
+            raise content.refusal  # (a channel that could not answer it at once)
         if plan is None:
             return uploadID, None, None
         # A body that did not come through RegistrySite (another Site, or an
         # in-memory test transport): feed it to an appender now.
         content.seek(0, 2)
+        _, planID, span, algorithms = plan
         if content.tell() == 0:
+            if span is not None:
+                raise rangeMismatch(span, 0)
             return uploadID, None, None
+        appender = self.registry.uploads.appender(name, planID or None, span, algorithms)
+        refusal = appender.declare(content.tell())
+        if refusal is not None:
+            await appender.finish().addErrback(lambda _: None)
+            raise refusal
         content.seek(0)
-        _, planID, start, algorithms = plan
-        appender = self.registry.uploads.appender(name, planID or None, start, algorithms)
         while True:
             chunk = content.read(1024 * 1024)
             if not chunk:

@@ -1,12 +1,14 @@
 """The registry's error envelope for answers given below the Klein app: by
-the HTTP channel (a request refused before its body is read) and by
-L{URLGuard} (a request whose URL Klein cannot decode)."""
+the HTTP channel (a request refused before its body is read, such as one
+without a valid Host: L{hostProblem}) and by L{URLGuard} (a request whose
+URL Klein cannot decode)."""
 
 import json
 
 from twisted.web.http import RESPONSES
 from twisted.web.resource import Resource
 
+from txregistry import names
 from txregistry.errors import RegistryError
 
 API_VERSION = b"registry/2.0"
@@ -51,6 +53,27 @@ def rawErrorResponse(error):
         b"Connection: close\r\n\r\n",
         body,
     ])
+
+
+def hostProblem(values, version):
+    """The L{RegistryError} (400) for a request whose Host header lines are
+    C{values} (a list, or C{None}) and whose HTTP version is C{version}, or
+    C{None}.  RFC 9112 3.2: an HTTP/1.1 request has exactly one Host, with a
+    valid value.  An HTTP/1.0 request may have none (then the registry's
+    own address or public URL stands in); one with several or an invalid
+    one is refused too, for which of them a front end routed on is as
+    unknowable as in 1.1."""
+    values = values or []
+    if not values:
+        if version == b"HTTP/1.0":
+            return None
+        return RegistryError("UNSUPPORTED", "the request has no Host header", status=400)
+    if len(values) > 1:
+        return RegistryError("UNSUPPORTED", "the request has %d Host headers" % (len(values),), status=400)
+    value = values[0]
+    if not names.isValidHost(value.decode("latin-1") if isinstance(value, bytes) else value):
+        return RegistryError("UNSUPPORTED", "the Host header is not a host name and port", status=400)
+    return None
 
 
 def urlProblem(request):

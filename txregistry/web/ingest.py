@@ -31,7 +31,7 @@ from txregistry.registry.uploads import blobTooLarge
 from txregistry.web import routes
 from txregistry.web.accesslog import logAccess, logRefusal
 from txregistry.web.bodies import BoundedBody, PendingBody, UploadBody
-from txregistry.web.guard import URLGuard, rawErrorResponse
+from txregistry.web.guard import URLGuard, hostProblem, rawErrorResponse
 from txregistry.web.overload import ConnectionLimit, Overloaded
 
 # First bytes of a TLS handshake record (0x16) or an SSLv2 hello (0x80).
@@ -224,7 +224,8 @@ class IngestRequest(server.Request):
 
 class RegistryChannel(http.HTTPChannel):
     """HTTP/1.1 that answers a TLS handshake on a plain port at once, refuses
-    ambiguous framing, and bounds slow clients.
+    ambiguous framing and requests without a valid Host (L{hostProblem}),
+    and bounds slow clients.
 
     Clients told a registry is "insecure" (docker, podman, skopeo) try HTTPS
     first; a ClientHello rarely holds a CRLF, so the line-based parser would
@@ -297,7 +298,17 @@ class RegistryChannel(http.HTTPChannel):
 
     def allHeadersReceived(self):
         self._stopHead()
+        # Before anything routes the request or its body.
+        error = hostProblem(self.requests[-1].requestHeaders.getRawHeaders(b"host"), getattr(self, "_version", None))
+        if error is not None:
+            self.refuse(error)
+            return
         http.HTTPChannel.allHeadersReceived(self)
+
+    def allContentReceived(self):
+        if self._refused:
+            return  # (refused at its headers: no body follows, nothing is served)
+        http.HTTPChannel.allContentReceived(self)
 
     def lineLengthExceeded(self, line):
         # One header line longer than all headers may be: say so, then close
