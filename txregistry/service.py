@@ -12,7 +12,7 @@ from twisted.web.server import Site
 
 from txregistry import config
 from txregistry.listen import describePort, endpointFor, listenNow
-from txregistry.registry import Registry
+from txregistry.registry import Registry, layout
 from txregistry.storage import PathNotFound
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.logs import LEVELS, STARTUP_NAMESPACE
@@ -197,9 +197,10 @@ class RegistryService(service.MultiService):
 
     def _healthChecks(self, timeout):
         checks = HealthChecks(self._reactor)
-        # The storage answers: a stat of its root (on S3 a HEAD; "not found"
-        # is an answer too).
-        checks.add("storage", lambda: self.driver.stat("/").addErrback(lambda f: f.trap(PathNotFound)), timeout)
+        # The storage answers: a stat of the registry's root (on S3 a HEAD;
+        # "not found" is an answer too).
+        checks.add("storage", lambda: self.driver.stat(layout.ROOT).addErrback(lambda f: f.trap(PathNotFound)),
+                   timeout)
         if self.updater is not None:
             # The database answers; its count is the size metric too.
             checks.add("search_index", lambda: self.index.count().addCallback(self.metrics.indexRepositories.set),
@@ -291,7 +292,7 @@ class RegistryService(service.MultiService):
         )
         if self.debugPort is not None:
             self.log.info("metrics and health on {address} (/metrics, /health, /ready)",
-                          address=_describeAddress(self.debugPort.getHost()))
+                          address=describePort(self.debugPort))
         if s.s3 is None and (s.storagePath == "/tmp" or s.storagePath.startswith("/tmp/")):
             self.log.warn(
                 "storage path {path} is under /tmp: the data will not survive a reboot",

@@ -12,6 +12,7 @@ import time
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.error import TimeoutError
+from twisted.python.failure import Failure
 
 DEFAULT_TIMEOUT = 2.0  # seconds a check may take
 
@@ -36,10 +37,29 @@ class HealthChecks:
 
     def _run(self, check):
         started = time.monotonic()
-        d = maybeDeferred(check.probe)
-        d.addTimeout(check.timeout, self._clock)
+        probe = maybeDeferred(check.probe)
+        # The answer comes by the deadline whatever the probe does (a
+        # cancelled probe may go on retrying before it gives up).
+        d = Deferred()
 
-        def passed(_):
+        def settle(result):
+            if timer.active():
+                timer.cancel()
+            if not d.called:
+                d.callback(result)
+            return None
+
+        def late():
+            if not d.called:
+                d.errback(TimeoutError())
+            probe.cancel()
+
+        timer = self._clock.callLater(check.timeout, late)
+        probe.addBoth(settle)
+
+        def passed(result):
+            if isinstance(result, Failure):
+                return failed(result)
             return {"name": check.name, "status": "ok", "latency_seconds": round(time.monotonic() - started, 6)}
 
         def failed(failure):
