@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from txregistry import digest as digests
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
+from txregistry.storage import ContentTooLarge
 
 DESCRIPTION_KEY = "org.opencontainers.image.description"
 MAX_CONFIG_SIZE = 1024 * 1024
@@ -67,7 +68,10 @@ class IndexUpdater:
         """The description of the manifest C{digest}: its annotation, else
         its image config's label, else (an index) its first child's."""
         manifests = self.registry.manifests
-        body = await manifests.content(digest)
+        try:
+            body = await manifests.content(digest)  # at most max_manifest_size
+        except ContentTooLarge:
+            return ""
         if body is None:
             return ""
         try:
@@ -78,9 +82,10 @@ class IndexUpdater:
         if found is not None:
             return found
         config = doc.get("config") if isinstance(doc, dict) else None
-        if isinstance(config, dict) and isinstance(config.get("size"), int) and config["size"] <= MAX_CONFIG_SIZE:
+        if isinstance(config, dict):
+            # Bounded by what is stored, not by the size the manifest claims.
             try:
-                data = await self.registry.blobs.getContent(digests.parse(config.get("digest")))
+                data = await self.registry.blobs.getContent(digests.parse(config.get("digest")), MAX_CONFIG_SIZE)
                 labels = (json.loads(data).get("config") or {}).get("Labels") or {}
                 if isinstance(labels.get(DESCRIPTION_KEY), str):
                     return labels[DESCRIPTION_KEY]
