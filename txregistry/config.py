@@ -88,6 +88,9 @@ LIMITS = {
     "min_body_rate": (1024, 0),
     "body_rate_window": (30, 1),
     "send_timeout": (60, 0),
+    # Seconds a search or a catalog page waits for the search index (then
+    # 503, or the catalog from storage).
+    "index_wait": (5, 1),
 }
 
 
