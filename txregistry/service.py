@@ -6,12 +6,14 @@ import signal
 
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import ILogObserver, Logger
 from twisted.python.threadpool import ThreadPool
 
 from txregistry import config
 from txregistry.listen import describePort, endpointFor, listenNow
 from txregistry.registry import Registry
+from txregistry.storage import StorageError
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.logs import LEVELS, STARTUP_NAMESPACE
 from txregistry.web.app import RegistryApp
@@ -125,8 +127,15 @@ class RegistryService(service.MultiService):
 
             sqlite = settings.searchDatabase.startswith("sqlite")
             self.indexPool = ThreadPool(minthreads=1, maxthreads=1 if sqlite else 4, name="txregistry-index")
-            self.index = SearchIndex(settings.searchDatabase, reactor, self.indexPool)
-            self.updater = IndexUpdater(self.index, self.registry, reactor)
+            self.index = SearchIndex(settings.searchDatabase, reactor, self.indexPool, readTimeout=limits["index_wait"])
+            from txregistry.search.marker import LagMarker, markerPath
+
+            self.indexMarker = LagMarker(markerPath(settings))
+            try:
+                lagged = self.indexMarker.arm()  # before the reactor runs: a local file
+            except OSError as e:
+                raise StorageError("cannot write %s: %s" % (self.indexMarker.path, e.strerror or e))
+            self.updater = IndexUpdater(self.index, self.registry, reactor, lagged=lagged)
         self.authorizer = None
         if settings.auth is not None:
             from txregistry.auth import Authorizer
@@ -290,6 +299,8 @@ class RegistryService(service.MultiService):
         port, self.port = self.port, None
         if port is not None:
             d.addCallback(lambda _: port.stopListening())
+        if self.updater is not None:
+            d.addCallback(lambda _: self._disarmIndexMarker())
         d.addCallback(lambda _: self.threadpool.stop())
         d.addCallback(lambda _: self.lookupPool.stop())
         if self.authorizer is not None:
@@ -298,4 +309,15 @@ class RegistryService(service.MultiService):
             self.updater.stop()
             d.addCallback(lambda _: self.indexPool.stop())
         return d
+
+    def _disarmIndexMarker(self):
+        """Every update in the index: the next start need not repair it."""
+        u = self.updater
+        if u.lag or not (u.ready and u.healthy):
+            self.log.warn("search index behind storage at shutdown ({lag} repositories): repaired at next start",
+                          lag=u.lag)
+            return None
+        return deferToThreadPool(self._reactor, self.threadpool, self.indexMarker.disarm).addErrback(
+            lambda f: self.log.failure("removing {path} failed", f, path=self.indexMarker.path)
+        )
 

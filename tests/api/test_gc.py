@@ -107,6 +107,19 @@ class GCTests(RegistryTestCase):
         self.assertTrue(await self.exists("team/app", self.stray))
 
     @async_test
+    async def test_manifestOverTheLimitIsNotRead(self):
+        """A stored manifest larger than max_manifest_size (the limit was
+        lowered, or storage was damaged) is not read: the collection stops
+        before deleting anything, and says why."""
+        await self.fill()
+        await self.driver.putContent(layout.blobData(self.keep), b" " * 4096 + b"{}")
+        with self.assertRaises(gc.CollectionError) as caught:
+            await gc.collect(self.driver, minAge=0, maxManifestSize=4096)
+        self.assertIn("larger than max_manifest_size (4096 bytes)", str(caught.exception))
+        self.assertIn(self.keep, str(caught.exception))
+        self.assertTrue(await self.exists("team/app", self.stray))
+
+    @async_test
     async def test_emptyStorage(self):
         report = await gc.collect(self.driver, minAge=0)
         self.assertEqual((report.repositories, report.manifests, report.kept, report.deleted), (0, 0, 0, []))

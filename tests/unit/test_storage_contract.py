@@ -9,7 +9,7 @@ from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
 
-from txregistry.storage import InvalidOffset, InvalidPath, PathNotFound
+from txregistry.storage import ContentTooLarge, InvalidOffset, InvalidPath, PathNotFound
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.storage.memory import MemoryDriver
 
@@ -40,6 +40,37 @@ class ContractMixin:
     async def test_getMissing(self):
         with self.assertRaises(PathNotFound):
             await self.driver.getContent("/nope")
+
+    @async_test
+    async def test_boundedContent(self):
+        """A bounded read answers by what is stored: up to maxSize bytes
+        are content, more is ContentTooLarge (nothing is read whole)."""
+        data = b"0123456789"
+        await self.driver.putContent("/b/ten", data)
+        await self.driver.putContent("/b/empty", b"")
+        self.assertEqual(await self.driver.getContent("/b/ten", 10), data)
+        self.assertEqual(await self.driver.getContent("/b/ten", 1000), data)
+        self.assertEqual(await self.driver.getContent("/b/empty", 0), b"")
+        self.assertEqual(await self.driver.getContent("/b/empty", 5), b"")
+        for maxSize in (9, 1, 0):
+            with self.assertRaises(ContentTooLarge) as e:
+                await self.driver.getContent("/b/ten", maxSize)
+            self.assertEqual((e.exception.maxSize, e.exception.size), (maxSize, 10))
+        with self.assertRaises(PathNotFound):
+            await self.driver.getContent("/b/nope", 10)
+        # The driver still serves after a read it cut short.
+        self.assertEqual(await self.driver.getContent("/b/ten", 10), data)
+        big = bytes(range(256)) * 4096  # 1 MiB
+        await self.driver.putContent("/b/big", big)
+        with self.assertRaises(ContentTooLarge):
+            await self.driver.getContent("/b/big", 100)
+        self.assertEqual(await self.driver.getContent("/b/big", len(big)), big)
+        # Each link of a chain is bounded alike.
+        follow = lambda content: content.decode() if content.startswith(b"/") else None  # noqa: E731
+        await self.driver.putContent("/b/link", b"/b/ten")
+        self.assertEqual(await self.driver.getContentChain("/b/link", follow, 10), [b"/b/ten", data])
+        with self.assertRaises(ContentTooLarge):
+            await self.driver.getContentChain("/b/link", follow, 9)
 
     @async_test
     async def test_contentChain(self):

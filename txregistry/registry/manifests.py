@@ -13,8 +13,8 @@ from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
-from txregistry.registry.blobs import deleteQuietly, exists, linkDigest, listQuietly, readLink
-from txregistry.storage import PathNotFound
+from txregistry.registry.blobs import MAX_LINK_SIZE, deleteQuietly, exists, linkDigest, listQuietly, readLink
+from txregistry.storage import ContentTooLarge, PathNotFound
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -45,6 +45,9 @@ class Manifest:
     config: object = None  # the config blob's digest (image manifests)
     artifactType: str = None
     annotations: dict = None
+    # (digest, size) of the descriptors whose size is checked against the
+    # stored content at push: the config, an index's manifests.
+    declared: list = field(default_factory=list)
 
 
 def _invalid(message, detail=None):
@@ -137,6 +140,7 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
         if "manifests" in doc:
             raise _invalid("an image manifest has no 'manifests'")
         m.config = _descriptor(doc.get("config"), "config")
+        m.declared.append((m.config, doc["config"]["size"]))
         m.blobs.append(m.config)
         layers = doc.get("layers")
         if not isinstance(layers, list):
@@ -156,6 +160,7 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
             raise _invalid("manifests must be a list")
         for i, child in enumerate(children):
             m.children.append(_descriptor(child, "manifests[%d]" % (i,)))
+            m.declared.append((m.children[-1], child["size"]))
         configType = None
     if "subject" in doc:
         m.subject = _descriptor(doc["subject"], "subject")
@@ -210,7 +215,9 @@ class Manifests:
         data = self._cache.get(digest)
         if data is not None:
             return data
-        data = await self.blobs.getContent(digest)
+        # Never more than a manifest may hold (ContentTooLarge: a stored
+        # manifest over max_manifest_size, or damaged storage).
+        data = await self.blobs.getContent(digest, self.maxSize)
         if data is not None and len(data) <= self._cacheSize // 16:
             while self._cache and self._cacheBytes + len(data) > self._cacheSize:
                 old = self._cache.pop(next(iter(self._cache)))
@@ -218,6 +225,13 @@ class Manifests:
             self._cache[digest] = data
             self._cacheBytes += len(data)
         return data
+
+    async def _contentQuietly(self, digest):
+        """L{_content}, or C{None} for a stored manifest too large to read."""
+        try:
+            return await self._content(digest)
+        except ContentTooLarge:
+            return None
 
     async def _isRevision(self, name, digest):
         return (await readLink(self.driver, layout.revisionLink(name, digest))) == digest
@@ -230,12 +244,20 @@ class Manifests:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
             return digest
 
+        followed = []
+
         def revisionOf(content):
+            if followed:  # the revision link names its digest too: the chain ends there
+                return None
+            followed.append(content)
             linked = linkDigest(content)
             return None if linked is None else layout.revisionLink(name, linked)
 
         # The tag's link and the revision link it names, read in one go.
-        chain = await self.driver.getContentChain(layout.tagCurrentLink(name, tag), revisionOf)
+        try:
+            chain = await self.driver.getContentChain(layout.tagCurrentLink(name, tag), revisionOf, MAX_LINK_SIZE)
+        except ContentTooLarge:
+            chain = [None]  # not a link
         digest = linkDigest(chain[0])
         if digest is None:
             raise RegistryError("MANIFEST_UNKNOWN", "manifest tagged %r is not known" % (tag,), {"tag": tag})
@@ -278,6 +300,15 @@ class Manifests:
                 "manifest references %d unknown blob(s) or manifest(s)" % (len(missing),),
                 {"digests": missing[:20]},
             )
+        for d, size in manifest.declared:
+            stored = await self.blobs.storedSize(d)
+            if stored is not None and stored != size:
+                # A descriptor's size must be the content's (OCI image
+                # spec); what reads it later must not trust a claim.
+                raise _invalid(
+                    "%s is %d bytes, not %d as its descriptor says" % (d, stored, size),
+                    {"digest": d, "size": size, "stored": stored},
+                )
         await self.blobs.putContent(digest, body)
         if manifest.subject is not None:
             await self.driver.putContent(
@@ -310,7 +341,7 @@ class Manifests:
         for t in await self.tags(name):
             if await readLink(self.driver, layout.tagCurrentLink(name, t)) == digest:
                 await self._deleteQuietly(layout.tagDir(name, t))
-        body = await self._content(digest)
+        body = await self._contentQuietly(digest)
         if body is not None:
             try:
                 subject = parseManifest(body, mediaTypeOf(body)).subject
@@ -378,7 +409,7 @@ class Manifests:
                     continue
                 if not await self._isRevision(name, d):
                     continue
-                body = await self._content(d)
+                body = await self._contentQuietly(d)
                 if body is None:
                     continue
                 try:

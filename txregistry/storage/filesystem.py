@@ -12,6 +12,7 @@ from zope.interface import implementer
 
 from txregistry.storage.interface import (
     checkPath,
+    ContentTooLarge,
     FileInfo,
     InvalidOffset,
     IReader,
@@ -42,6 +43,20 @@ def _notFound(e, path):
     if isinstance(e, OSError) and e.errno in (errno.ENOENT, errno.ENOTDIR):
         return PathNotFound(path)
     return e
+
+
+def _readBounded(f, path, maxSize):
+    """The content of the open file C{f}; with C{maxSize}, its stored size
+    is looked at first and at most C{maxSize + 1} bytes are read."""
+    if maxSize is None:
+        return f.read()
+    size = os.fstat(f.fileno()).st_size
+    if size > maxSize:
+        raise ContentTooLarge(path, maxSize, size)
+    data = f.read(maxSize + 1)
+    if len(data) > maxSize:  # grew since (not a file we wrote: ours are renamed into place)
+        raise ContentTooLarge(path, maxSize)
+    return data
 
 
 @implementer(IReader)
@@ -145,14 +160,14 @@ class FilesystemDriver:
 
     # --- small content ---
 
-    def getContent(self, path):
+    def getContent(self, path, maxSize=None):
         def get(local):
             with open(local, "rb") as f:
-                return f.read()
+                return _readBounded(f, path, maxSize)
 
         return self._call(path, get, lookup=True)
 
-    def getContentChain(self, path, follow):
+    def getContentChain(self, path, follow, maxSize=None):
         """All in one step of the thread pool (a tag's link, then the
         revision link it names: one hop for a manifest GET by tag)."""
 
@@ -162,7 +177,7 @@ class FilesystemDriver:
             while current is not None and len(found) < MAX_CHAIN:
                 try:
                     with open(self._local(current), "rb") as f:
-                        content = f.read()
+                        content = _readBounded(f, current, maxSize)
                 except OSError as e:
                     if not isinstance(_notFound(e, current), PathNotFound):
                         raise

@@ -30,6 +30,7 @@ DEFAULT_CATALOG_PAGE = 1000
 # Searching for a caller who may not see every repository: how many ranked
 # matches are read and filtered at most.
 MAX_FILTERED_SEARCH = 5000
+SEARCH_RETRY_AFTER = 5  # seconds, with a 503 of /v1/search
 MAX_CLIENT_ADDRESS = 128  # bytes of a client address taken from a proxy's header
 
 def _query(request):
@@ -472,7 +473,8 @@ class RegistryApp:
                     rows = [row for row in rows if self._visible(identity, row[0])]
                     total, rows = len(rows), rows[(page - 1) * size : page * size]
             except IndexUnavailable:
-                raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
+                raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later",
+                                    headers={b"Retry-After": b"%d" % (SEARCH_RETRY_AFTER,)})
         except RegistryError as e:
             return self._error(request, e)
         except (Unauthorized, Forbidden) as e:
@@ -543,7 +545,9 @@ class RegistryApp:
         n = _pageSize(query, DEFAULT_CATALOG_PAGE)
         last = _one(query, "last")
         page = None
-        if self.search is not None and self.search.ready and self.search.healthy:
+        # From the index when it lists every repository (and answers within
+        # its bounded wait), else from storage.
+        if self.search is not None and self.search.listingCurrent:
             try:
                 page = await self.search.index.catalog(last or None, None if n is None else n + 1)
             except IndexUnavailable:
