@@ -39,6 +39,7 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 class Manifest:
     mediaType: str
     blobs: list = field(default_factory=list)  # digests that must be layers
+    foreign: list = field(default_factory=list)  # non-distributable layers: may be absent, kept if there
     children: list = field(default_factory=list)  # digests that must be manifests
     subject: object = None
     config: object = None  # the config blob's digest (image manifests)
@@ -119,8 +120,9 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
         for i, layer in enumerate(layers):
             d = _descriptor(layer, "layers[%d]" % (i,))
             if layer.get("mediaType") in _FOREIGN_LAYERS and layer.get("urls"):
-                continue
-            m.blobs.append(d)
+                m.foreign.append(d)
+            else:
+                m.blobs.append(d)
         config = doc.get("config") or {}
         configType = config.get("mediaType")
     else:
