@@ -7,4 +7,6 @@ from txregistry.storage.interface import (  # noqa: F401
     IStorageDriver,
     PathNotFound,
     StorageError,
+    StorageFull,
+    StorageUnavailable,
 )

@@ -20,6 +20,8 @@ from txregistry.storage.interface import (
     MAX_CHAIN,
     PathNotFound,
     StorageError,
+    StorageFull,
+    StorageUnavailable,
 )
 
 TEMP_PREFIX = ".tmp-"
@@ -38,10 +40,34 @@ def _fsyncDirectory(directory):
         os.close(fd)
 
 
+_FULL = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT") if hasattr(errno, n))
+
+
+def _unavailable(e):
+    """The L{StorageUnavailable} an OSError means (a full disk, a quota
+    reached, a read-only file system), or C{e} itself."""
+    if isinstance(e, OSError) and (e.errno in _FULL or e.errno == errno.EROFS):
+        what = os.strerror(e.errno) + (" (%s)" % (e.filename,) if e.filename else "")
+        return (StorageFull if e.errno in _FULL else StorageUnavailable)(what)
+    return e
+
+
 def _notFound(e, path):
     if isinstance(e, OSError) and e.errno in (errno.ENOENT, errno.ENOTDIR):
         return PathNotFound(path)
-    return e
+    return _unavailable(e)
+
+
+def _typed(f, *args):
+    """C{f(*args)}, raising a full disk or a read-only file system as
+    L{StorageUnavailable} (for any call in the pools)."""
+    try:
+        return f(*args)
+    except OSError as e:
+        typed = _unavailable(e)
+        if typed is e:
+            raise
+        raise typed from e
 
 
 @implementer(IReader)
@@ -121,14 +147,14 @@ class FilesystemDriver:
         return "<FilesystemDriver %s>" % (self.root,)
 
     def _run(self, f, *args):
-        return deferToThreadPool(self._reactor, self._pool, f, *args)
+        return deferToThreadPool(self._reactor, self._pool, _typed, f, *args)
 
     def _local(self, path):
         checkPath(path)
         return self.root + path
 
     def _lookup(self, f, *args):
-        return deferToThreadPool(self._reactor, self._lookupPool, f, *args)
+        return deferToThreadPool(self._reactor, self._lookupPool, _typed, f, *args)
 
     def _call(self, path, f, *args, lookup=False):
         """Run C{f(localPath, *args)} in the pool (the lookup pool with

@@ -26,6 +26,15 @@ class InvalidOffset(StorageError):
     """A read was asked to start beyond the end of the content."""
 
 
+class StorageUnavailable(StorageError):
+    """The storage refuses to write for now (read-only, throttled): a state
+    of the storage that passes, neither the request's fault nor a bug."""
+
+
+class StorageFull(StorageUnavailable):
+    """No space (or quota) is left for what was written."""
+
+
 @dataclass(frozen=True)
 class FileInfo:
     path: str

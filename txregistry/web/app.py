@@ -19,9 +19,10 @@ from txregistry.errors import RegistryError
 from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
+from txregistry.storage import StorageUnavailable
 from txregistry.web.access import Authentication, PendingBody, routeScopes
 from txregistry.web.accesslog import safePath
-from txregistry.web.guard import API_VERSION, writeError
+from txregistry.web.guard import API_VERSION, storageUnavailableError, writeError
 from txregistry.web.ingest import BoundedBody, RefusedBody, UploadBody
 from txregistry.web.producer import ReaderProducer
 
@@ -571,6 +572,11 @@ class RegistryApp:
         except (Unauthorized, Forbidden) as e:
             self._abortBody(request)
             return self._accessError(request, e)
+        except StorageUnavailable as e:
+            self._abortBody(request)
+            self.log.warn("storage refused {method} {uri}: {error}", method=request.method.decode("ascii", "replace"),
+                          uri=safePath(request.uri), error=str(e))
+            return self._error(request, storageUnavailableError(e))
         except Exception:
             self._abortBody(request)
             self.log.failure(
