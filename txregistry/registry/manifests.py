@@ -9,6 +9,8 @@ manifest and index, including OCI 1.1 artifacts (``artifactType``,
 import json
 from dataclasses import dataclass, field
 
+from twisted.internet.defer import Deferred, gatherResults
+
 from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
@@ -33,6 +35,7 @@ _FOREIGN_LAYERS = (
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 )
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+_LOOKUPS_AT_ONCE = 32  # tags resolved at once for a listing
 
 
 @dataclass
@@ -262,8 +265,13 @@ class Manifests:
             )
         await self.driver.putContent(layout.revisionLink(name, digest), digest.encode("ascii"))
         if tag is not None:
-            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
+            # The current link first: a new tag's directory appears with it
+            # (the drivers make a path's directories appear with its
+            # content), so a crash in between never leaves a tag that names
+            # nothing.  The index (Distribution writes it; nobody reads it)
+            # after.
             await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
+            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
         for listener in self.listeners:
             await listener.manifestPushed(name, digest, manifest, tag)
         return digest, manifest
@@ -278,9 +286,12 @@ class Manifests:
     async def _delete(self, name, reference):
         digest, tag = parseReference(reference)
         if tag is not None:
-            if await readLink(self.driver, layout.tagCurrentLink(name, tag)) is None:
+            # Whatever is there (a tag naming nothing, left by a crash of an
+            # older version, included): its directory goes at once.
+            try:
+                await self.driver.delete(layout.tagDir(name, tag))
+            except PathNotFound:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": tag})
-            await self._deleteQuietly(layout.tagDir(name, tag))
             return
         if not await self._isRevision(name, digest):
             raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
@@ -309,14 +320,29 @@ class Manifests:
         )
 
     async def tags(self, name):
-        """Sorted tags of C{name}; NAME_UNKNOWN when no such repository."""
+        """Sorted tags of C{name} that name a manifest of it (not a tag's
+        directory that names nothing); NAME_UNKNOWN when no such
+        repository."""
         try:
             paths = await self.driver.list(layout.tagsDir(name))
         except PathNotFound:
             if await self.repositoryExists(name):
                 return []
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
-        return sorted(p.rsplit("/", 1)[1] for p in paths)
+        candidates = sorted(p.rsplit("/", 1)[1] for p in paths)
+        found = []
+        for i in range(0, len(candidates), _LOOKUPS_AT_ONCE):
+            batch = candidates[i : i + _LOOKUPS_AT_ONCE]
+            resolved = await gatherResults([Deferred.fromCoroutine(self._resolves(name, t)) for t in batch])
+            found.extend(t for t, ok in zip(batch, resolved) if ok)
+        return found
+
+    async def _resolves(self, name, tag):
+        try:
+            await self.resolve(name, tag)
+        except RegistryError:
+            return False
+        return True
 
     async def newestTag(self, name):
         """C{(tag, digest, mtime)} of the most recently pushed tag, or C{None}."""

@@ -3,13 +3,12 @@ pool it is given, never on the reactor thread."""
 
 import errno
 import os
-import shutil
-import uuid
 
 from twisted.internet.defer import succeed
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
+from txregistry.storage.durable import fsyncDirectory, makeDirs, TEMP_PREFIX, Tree
 from txregistry.storage.interface import (
     checkPath,
     FileInfo,
@@ -23,22 +22,6 @@ from txregistry.storage.interface import (
     StorageFull,
     StorageUnavailable,
 )
-
-TEMP_PREFIX = ".tmp-"
-
-
-def _fsyncDirectory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
 
 _FULL = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT") if hasattr(errno, n))
 
@@ -142,6 +125,7 @@ class FilesystemDriver:
         # their own, so a burst of them does not spread over (and contend
         # for the GIL in) every thread of the big pool.
         self._lookupPool = lookupPool or threadpool
+        self._tree = Tree(self.root)
 
     def __repr__(self):
         return "<FilesystemDriver %s>" % (self.root,)
@@ -202,25 +186,7 @@ class FilesystemDriver:
         return self._lookup(chain)
 
     def putContent(self, path, data):
-        def put(local):
-            directory = os.path.dirname(local)
-            os.makedirs(directory, exist_ok=True)
-            tmp = os.path.join(directory, TEMP_PREFIX + uuid.uuid4().hex)
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, local)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-            _fsyncDirectory(directory)
-
-        return self._call(path, put)
+        return self._call(path, self._tree.put, data)
 
     # --- streams ---
 
@@ -241,7 +207,7 @@ class FilesystemDriver:
 
     def writer(self, path, append=False):
         def open_(local):
-            os.makedirs(os.path.dirname(local), exist_ok=True)
+            makeDirs(os.path.dirname(local))
             f = open(local, "ab" if append else "wb")
             f.seek(0, os.SEEK_END)
             return _FileWriter(self, path, f)
@@ -275,23 +241,14 @@ class FilesystemDriver:
             if not os.path.exists(localSource):
                 raise PathNotFound(source)
             directory = os.path.dirname(localDest)
-            os.makedirs(directory, exist_ok=True)
+            makeDirs(directory)
             os.replace(localSource, localDest)
-            _fsyncDirectory(directory)
+            fsyncDirectory(directory)
 
         return self._call(source, move)
 
     def delete(self, path):
-        def delete(local):
-            if os.path.isdir(local) and not os.path.islink(local):
-                # Rename first so a reader never sees a half-removed tree.
-                doomed = os.path.join(os.path.dirname(local), TEMP_PREFIX + uuid.uuid4().hex)
-                os.rename(local, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
-            else:
-                os.unlink(local)
-
-        return self._call(path, delete)
+        return self._call(path, self._tree.remove)
 
     def redirectURL(self, path, method="GET"):
         return succeed(None)  # local files are served by the daemon
