@@ -11,7 +11,8 @@
 - A directory tree is deleted by a move into the staging area first: it
   disappears at once, and a crash leaves nothing half-removed in view.
 
-Each directory that gained an entry is fsynced.  Temporary names begin
+Each directory that gained an entry is fsynced (not one that lost one: a
+deletion undone by a power loss loses nothing).  Temporary names begin
 with L{TEMP_PREFIX}; the driver's listings skip them.
 """
 
@@ -68,10 +69,12 @@ def missing(directory):
 
 
 def makeDirs(directory):
-    """Create C{directory} and its missing ancestors where they belong,
-    fsyncing each directory that gained an entry (for files that are
-    renamed in later, whose directory's appearing early shows nothing)."""
+    """Create C{directory} and its missing ancestors where they belong (for
+    a file renamed in next: a directory's appearing early shows nothing).
+    Returns the directories that gained an entry, deepest first: fsync them
+    once the file is in (L{fsyncAll}; one journal commit, not one each)."""
     parent, parts = missing(directory)
+    gained = []
     for name in parts:
         path = os.path.join(parent, name)
         try:
@@ -79,8 +82,14 @@ def makeDirs(directory):
         except FileExistsError:
             pass
         else:
-            fsyncDirectory(parent)
+            gained.append(parent)
         parent = path
+    return gained[::-1]
+
+
+def fsyncAll(directories):
+    for directory in directories:
+        fsyncDirectory(directory)
 
 
 class Tree:
@@ -92,15 +101,13 @@ class Tree:
         self._usable = True  # False once the staging area proved unusable (EXDEV)
         self._swept = False
 
-    def _stage(self):
-        """A new, empty directory in the staging area."""
-        os.makedirs(self.staging, exist_ok=True)
+    def _stagingName(self):
+        """A new name in the staging area (made if missing)."""
         if not self._swept:
+            os.makedirs(self.staging, exist_ok=True)
             self._swept = True
             self._sweep()
-        stage = os.path.join(self.staging, uuid.uuid4().hex)
-        os.mkdir(stage)
-        return stage
+        return os.path.join(self.staging, uuid.uuid4().hex)
 
     def _sweep(self):
         """Remove what crashes left in the staging area (entries of other
@@ -130,11 +137,13 @@ class Tree:
                 fsyncDirectory(directory)
                 return
             if existing != self.root and not existing.startswith(self.root + os.sep):
-                makeDirs(self.root)  # a new storage: its root first
+                fsyncAll(makeDirs(self.root))  # a new storage: its root first
                 continue
             if not self._usable:
-                makeDirs(directory)
-                continue
+                gained = makeDirs(directory)
+                self.put(local, data)
+                fsyncAll(gained)
+                return
             if self._putStaged(local, data, existing, parts):
                 return
 
@@ -142,17 +151,23 @@ class Tree:
         """Build C{parts} with the file in the staging area, move the
         topmost into C{existing}.  False when that must be tried again (the
         directory appeared meanwhile, or staging is not possible here)."""
-        stage = self._stage()
+        top = self._stagingName()
         try:
-            inner = os.path.join(stage, *parts)
-            os.makedirs(inner)
+            inner = os.path.join(top, *parts[1:])
+            try:
+                os.makedirs(inner)
+            except FileNotFoundError:  # the staging area was removed
+                self._swept = False
+                return False
             _writeFile(os.path.join(inner, os.path.basename(local)), data)
             path = inner
-            while path != stage:  # each gained an entry
+            while True:  # each gained an entry
                 fsyncDirectory(path)
+                if path == top:
+                    break
                 path = os.path.dirname(path)
             try:
-                os.rename(os.path.join(stage, parts[0]), os.path.join(existing, parts[0]))
+                os.rename(top, os.path.join(existing, parts[0]))
             except OSError as e:
                 if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
                     return False  # made by another writer: write into it
@@ -160,30 +175,34 @@ class Tree:
                     self._usable = False  # another file system below the root
                     return False
                 raise
+            top = None
             fsyncDirectory(existing)
             return True
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            if top is not None:
+                shutil.rmtree(top, ignore_errors=True)
 
     def remove(self, local):
         """Delete the file or directory tree C{local} (FileNotFoundError if
         there is none)."""
-        parent = os.path.dirname(local)
         if not os.path.isdir(local) or os.path.islink(local):
             os.unlink(local)
-            fsyncDirectory(parent)
             return
         if self._usable:
-            stage = self._stage()
+            doomed = self._stagingName()
             try:
-                os.rename(local, os.path.join(stage, "doomed"))
+                try:
+                    os.rename(local, doomed)
+                except FileNotFoundError:
+                    if not os.path.lexists(local):
+                        raise
+                    os.makedirs(self.staging, exist_ok=True)  # the staging area was removed
+                    os.rename(local, doomed)
             except OSError as e:
-                shutil.rmtree(stage, ignore_errors=True)
                 if e.errno != errno.EXDEV:
                     raise
                 self._usable = False  # another file system below the root
             else:
-                fsyncDirectory(parent)
-                shutil.rmtree(stage, ignore_errors=True)
+                shutil.rmtree(doomed, ignore_errors=True)
                 return
         shutil.rmtree(local)  # no staging area: in place

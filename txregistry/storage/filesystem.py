@@ -8,7 +8,7 @@ from twisted.internet.defer import succeed
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
-from txregistry.storage.durable import fsyncDirectory, makeDirs, TEMP_PREFIX, Tree
+from txregistry.storage.durable import fsyncAll, fsyncDirectory, makeDirs, TEMP_PREFIX, Tree
 from txregistry.storage.interface import (
     checkPath,
     FileInfo,
@@ -207,7 +207,7 @@ class FilesystemDriver:
 
     def writer(self, path, append=False):
         def open_(local):
-            makeDirs(os.path.dirname(local))
+            fsyncAll(makeDirs(os.path.dirname(local)))
             f = open(local, "ab" if append else "wb")
             f.seek(0, os.SEEK_END)
             return _FileWriter(self, path, f)
@@ -241,9 +241,10 @@ class FilesystemDriver:
             if not os.path.exists(localSource):
                 raise PathNotFound(source)
             directory = os.path.dirname(localDest)
-            makeDirs(directory)
+            gained = makeDirs(directory)
             os.replace(localSource, localDest)
             fsyncDirectory(directory)
+            fsyncAll(gained)
 
         return self._call(source, move)
 
