@@ -98,7 +98,7 @@ class Tree:
     def __init__(self, root):
         self.root = root
         self.staging = os.path.join(root, STAGING)
-        self._usable = True  # False once the staging area proved unusable (EXDEV)
+        self._foreign = set()  # devices below the root, not the staging area's (EXDEV)
         self._swept = False
 
     def _stagingName(self):
@@ -139,7 +139,7 @@ class Tree:
             if existing != self.root and not existing.startswith(self.root + os.sep):
                 fsyncAll(makeDirs(self.root))  # a new storage: its root first
                 continue
-            if not self._usable:
+            if self._foreign and os.stat(existing).st_dev in self._foreign:
                 gained = makeDirs(directory)
                 self.put(local, data)
                 fsyncAll(gained)
@@ -172,7 +172,7 @@ class Tree:
                 if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
                     return False  # made by another writer: write into it
                 if e.errno == errno.EXDEV:
-                    self._usable = False  # another file system below the root
+                    self._foreign.add(os.stat(existing).st_dev)  # another file system: in place
                     return False
                 raise
             top = None
@@ -188,7 +188,8 @@ class Tree:
         if not os.path.isdir(local) or os.path.islink(local):
             os.unlink(local)
             return
-        if self._usable:
+        parent = os.path.dirname(local)
+        if not self._foreign or os.stat(parent).st_dev not in self._foreign:
             doomed = self._stagingName()
             try:
                 try:
@@ -201,8 +202,8 @@ class Tree:
             except OSError as e:
                 if e.errno != errno.EXDEV:
                     raise
-                self._usable = False  # another file system below the root
+                self._foreign.add(os.stat(parent).st_dev)  # another file system: in place
             else:
                 shutil.rmtree(doomed, ignore_errors=True)
                 return
-        shutil.rmtree(local)  # no staging area: in place
+        shutil.rmtree(local)
