@@ -2,7 +2,9 @@
 
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults
@@ -10,6 +12,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
 
 from txregistry.storage import ContentTooLarge, InvalidOffset, InvalidPath, PathNotFound
+from txregistry.storage.durable import STAGING
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.storage.memory import MemoryDriver
 
@@ -270,6 +273,15 @@ class ContractMixin:
         self.assertIn(await self.driver.getContent("/c/x"), versions)
 
     @async_test
+    async def test_concurrentPutsIntoANewDirectory(self):
+        # Writers racing to create the same directories all land.
+        paths = ["/nd/x/y/f%02d" % (i,) for i in range(16)]
+        await gatherResults([ensureDeferred(self.driver.putContent(p, p.encode())) for p in paths])
+        self.assertEqual(await self.driver.list("/nd/x/y"), paths)
+        for p in paths:
+            self.assertEqual(await self.driver.getContent(p), p.encode())
+
+    @async_test
     async def test_redirect(self):
         # None, or a URL from which a client gets the content itself
         await self.driver.putContent("/red/x", b"redirected content")
@@ -300,6 +312,58 @@ class FilesystemDriverTests(ContractMixin, unittest.TestCase):
     async def test_noTemporaryLeftovers(self):
         await self.driver.putContent("/z/f", b"x")
         self.assertEqual(os.listdir(os.path.join(self.root, "z")), ["f"])
+
+    def inView(self):
+        """Every path under the root but the staging area (made on first use)."""
+        found = []
+        for directory, dirs, files in os.walk(self.root):
+            if directory == self.root:
+                dirs[:] = [d for d in dirs if d != STAGING]
+            found += [os.path.relpath(os.path.join(directory, n), self.root) for n in dirs + files]
+        return sorted(found)
+
+    @async_test
+    async def test_newDirectoriesAppearWithTheirFile(self):
+        # Built in the staging area and moved into place whole: no temporary
+        # name is ever in view (Distribution would list one under tags/ as
+        # a tag), and the staging area is left empty.
+        await self.driver.putContent("/n/a/b/c/f", b"x")
+        await self.driver.putContent("/n/a/b/g", b"y")
+        self.assertEqual(self.inView(), ["n", "n/a", "n/a/b", "n/a/b/c", "n/a/b/c/f", "n/a/b/g"])
+        self.assertEqual(os.listdir(os.path.join(self.root, STAGING)), [])
+        await self.driver.delete("/n/a/b")
+        self.assertEqual(self.inView(), ["n", "n/a"])
+        self.assertEqual(os.listdir(os.path.join(self.root, STAGING)), [])
+
+    @async_test
+    async def test_staleStagingIsSwept(self):
+        staging = os.path.join(self.root, STAGING)
+        for name in ("stale", "fresh"):
+            os.makedirs(os.path.join(staging, name, "tags", "t", "current"))
+        old = time.time() - 2 * 3600
+        os.utime(os.path.join(staging, "stale"), (old, old))
+        await self.driver.putContent("/s/t", b"x")
+        self.assertEqual(os.listdir(staging), ["fresh"])
+
+    @async_test
+    async def test_anotherFileSystemBelowTheRoot(self):
+        # No rename from the staging area there: directories are made in place.
+        below = os.path.join(self.root, "below")
+        os.mkdir(below)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", below], capture_output=True)
+        if done.returncode != 0:
+            raise unittest.SkipTest("cannot mount a tmpfs here (needs root)")
+        self.addCleanup(subprocess.run, ["umount", below], check=True)
+        await self.driver.putContent("/below/a/b", b"x")
+        await self.driver.putContent("/below/c/d", b"y")
+        self.assertEqual(await self.driver.getContent("/below/a/b"), b"x")
+        await self.driver.delete("/below/a")
+        self.assertEqual(await self.driver.list("/below"), ["/below/c"])
+        self.assertEqual(sorted(os.listdir(below)), ["c"])
+        # The rest of the tree still gets its directories whole.
+        await self.driver.putContent("/above/a/b", b"z")
+        self.assertEqual(os.listdir(os.path.join(self.root, STAGING)), [])
+        self.assertEqual(await self.driver.getContent("/above/a/b"), b"z")
 
     @async_test
     async def test_staysUnderRoot(self):

@@ -2,7 +2,9 @@
 
 Mark: every manifest revision of every repository (untagged ones included,
 as Distribution's ``garbage-collect`` without ``--delete-untagged``), and
-what each refers to: its config and layers, the manifests of an index.
+what each refers to: its config and layers (non-distributable ones too:
+a manifest may name them without their being pushed, but when they were,
+they are kept), the manifests of an index.
 Sweep: every blob of storage that is not marked and whose data is older
 than C{minAge} seconds is deleted, with the repositories' links to it
 (``_layers``), so that it is not reported as present anywhere.
@@ -88,6 +90,7 @@ async def _mark(driver, report, maxManifestSize):
             report.manifests += 1
             marked.add(digest)
             marked.update(manifest.blobs)
+            marked.update(manifest.foreign)  # not required, but kept when pushed
             marked.update(manifest.children)
         for digest, path in await _linkDirs(driver, layout.repository(name) + "/_layers"):
             links.setdefault(digest, []).append(path)

@@ -9,6 +9,8 @@ manifest and index, including OCI 1.1 artifacts (``artifactType``,
 import json
 from dataclasses import dataclass, field
 
+from twisted.internet.defer import Deferred, gatherResults
+
 from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
@@ -34,12 +36,14 @@ _FOREIGN_LAYERS = (
 )
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 _DOCKER_TYPE_PREFIX = "application/vnd.docker."
+_LOOKUPS_AT_ONCE = 32  # tags resolved at once for a listing
 
 
 @dataclass
 class Manifest:
     mediaType: str
     blobs: list = field(default_factory=list)  # digests that must be layers
+    foreign: list = field(default_factory=list)  # non-distributable layers: may be absent, kept if there
     children: list = field(default_factory=list)  # digests that must be manifests
     subject: object = None
     config: object = None  # the config blob's digest (image manifests)
@@ -148,8 +152,9 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
         for i, layer in enumerate(layers):
             d = _descriptor(layer, "layers[%d]" % (i,))
             if layer.get("mediaType") in _FOREIGN_LAYERS and layer.get("urls"):
-                continue
-            m.blobs.append(d)
+                m.foreign.append(d)
+            else:
+                m.blobs.append(d)
         config = doc.get("config") or {}
         configType = config.get("mediaType")
     else:
@@ -316,8 +321,13 @@ class Manifests:
             )
         await self.driver.putContent(layout.revisionLink(name, digest), digest.encode("ascii"))
         if tag is not None:
-            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
+            # The current link first: a new tag's directory appears with it
+            # (the drivers make a path's directories appear with its
+            # content), so a crash in between never leaves a tag that names
+            # nothing.  The index (Distribution writes it; nobody reads it)
+            # after.
             await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
+            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
         for listener in self.listeners:
             await listener.manifestPushed(name, digest, manifest, tag)
         return digest, manifest
@@ -332,9 +342,12 @@ class Manifests:
     async def _delete(self, name, reference):
         digest, tag = parseReference(reference)
         if tag is not None:
-            if await readLink(self.driver, layout.tagCurrentLink(name, tag)) is None:
+            # Whatever is there (a tag naming nothing, left by a crash of an
+            # older version, included): its directory goes at once.
+            try:
+                await self.driver.delete(layout.tagDir(name, tag))
+            except PathNotFound:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": tag})
-            await self._deleteQuietly(layout.tagDir(name, tag))
             return
         if not await self._isRevision(name, digest):
             raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
@@ -363,14 +376,29 @@ class Manifests:
         )
 
     async def tags(self, name):
-        """Sorted tags of C{name}; NAME_UNKNOWN when no such repository."""
+        """Sorted tags of C{name} that name a manifest of it (not a tag's
+        directory that names nothing); NAME_UNKNOWN when no such
+        repository."""
         try:
             paths = await self.driver.list(layout.tagsDir(name))
         except PathNotFound:
             if await self.repositoryExists(name):
                 return []
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
-        return sorted(p.rsplit("/", 1)[1] for p in paths)
+        candidates = sorted(p.rsplit("/", 1)[1] for p in paths)
+        found = []
+        for i in range(0, len(candidates), _LOOKUPS_AT_ONCE):
+            batch = candidates[i : i + _LOOKUPS_AT_ONCE]
+            resolved = await gatherResults([Deferred.fromCoroutine(self._resolves(name, t)) for t in batch])
+            found.extend(t for t, ok in zip(batch, resolved) if ok)
+        return found
+
+    async def _resolves(self, name, tag):
+        try:
+            await self.resolve(name, tag)
+        except RegistryError:
+            return False
+        return True
 
     async def newestTag(self, name):
         """C{(tag, digest, mtime)} of the most recently pushed tag, or C{None}."""

@@ -8,4 +8,6 @@ from txregistry.storage.interface import (  # noqa: F401
     IStorageDriver,
     PathNotFound,
     StorageError,
+    StorageFull,
+    StorageUnavailable,
 )

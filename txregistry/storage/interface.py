@@ -39,6 +39,15 @@ class ContentTooLarge(StorageError):
         StorageError.__init__(self, "%s: %s stored, at most %d bytes read" % (path, stored, maxSize))
 
 
+class StorageUnavailable(StorageError):
+    """The storage refuses to write for now (read-only, throttled): a state
+    of the storage that passes, neither the request's fault nor a bug."""
+
+
+class StorageFull(StorageUnavailable):
+    """No space (or quota) is left for what was written."""
+
+
 @dataclass(frozen=True)
 class FileInfo:
     path: str

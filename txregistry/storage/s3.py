@@ -44,6 +44,8 @@ from txregistry.storage.interface import (
     IWriter,
     PathNotFound,
     StorageError,
+    StorageFull,
+    StorageUnavailable,
 )
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -110,11 +112,31 @@ def _text(node, name, default=None):
     return found.text if found is not None and found.text is not None else default
 
 
+class S3Full(S3Error, StorageFull):
+    """The server (MinIO: XMinioStorageFull, 507) or a quota (Ceph RGW:
+    QuotaExceeded) has no room for the write."""
+
+
+class S3Unavailable(S3Error, StorageUnavailable):
+    """The server is throttling or unavailable (503 SlowDown, still so after
+    the retries)."""
+
+
+_FULL_CODES = frozenset(("XMinioStorageFull", "QuotaExceeded", "XMinioAdminBucketQuotaExceeded"))
+_UNAVAILABLE_CODES = frozenset(("SlowDown", "ServiceUnavailable"))
+
+
 def _errorOf(status, body, key):
     doc = _xml(body) if body else None
     if doc is not None and doc.tag.split("}")[-1] == "Error":
-        return S3Error(status, _text(doc, "Code", "Unknown"), _text(doc, "Message", ""), key)
-    return S3Error(status, "HTTP%d" % status, (body or b"")[:200].decode("utf-8", "replace"), key)
+        code, message = _text(doc, "Code", "Unknown"), _text(doc, "Message", "")
+    else:
+        code, message = "HTTP%d" % status, (body or b"")[:200].decode("utf-8", "replace")
+    if status == 507 or code in _FULL_CODES:
+        return S3Full(status, code, message, key)
+    if status == 503 or code in _UNAVAILABLE_CODES:
+        return S3Unavailable(status, code, message, key)
+    return S3Error(status, code, message, key)
 
 
 class _Credentials:

@@ -19,11 +19,12 @@ from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.registry.chunks import rangeMismatch
 from txregistry.search.index import IndexUnavailable
+from txregistry.storage import StorageUnavailable
 from txregistry.web import conditional, routes
 from txregistry.web.access import Authentication, routeScopes
 from txregistry.web.accesslog import safePath
 from txregistry.web.bodies import PendingBody, RefusedBody, UploadBody
-from txregistry.web.guard import API_VERSION, writeError
+from txregistry.web.guard import API_VERSION, storageUnavailableError, writeError
 from txregistry.web.producer import ReaderProducer
 
 DEFAULT_CATALOG_PAGE = 1000
@@ -520,6 +521,11 @@ class RegistryApp:
         except (Unauthorized, Forbidden) as e:
             self._abortBody(request)
             return self._accessError(request, e)
+        except StorageUnavailable as e:
+            self._abortBody(request)
+            self.log.warn("storage refused {method} {uri}: {error}", method=request.method.decode("ascii", "replace"),
+                          uri=safePath(request.uri), error=str(e))
+            return self._error(request, storageUnavailableError(e))
         except Exception:
             self._abortBody(request)
             self.log.failure(
