@@ -103,7 +103,7 @@ def reindex(reactor, options):
     db = ThreadPool(1, 1, name="reindex-db")
     io.start()
     db.start()
-    registry = Registry(makeDriver(settings, reactor, io), reactor, io)
+    registry = Registry(makeDriver(settings, reactor, io), reactor, io, settings.limits or config.defaultLimits())
     updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
     progress = None if options["quiet"] else ProgressBar(sys.stderr)
 
@@ -155,7 +155,9 @@ def gc(reactor, options):
         io.stop()
         return result
 
-    d = Deferred.fromCoroutine(collect(driver, options["min-age"], dryRun, log=None if dryRun else deleted))
+    limits = settings.limits or config.defaultLimits()
+    d = Deferred.fromCoroutine(collect(driver, options["min-age"], dryRun, log=None if dryRun else deleted,
+                                       maxManifestSize=limits["max_manifest_size"]))
     d.addCallbacks(report, failed)
     return d.addBoth(done)
 

@@ -97,6 +97,9 @@ LIMITS = {
     # Connections open at once; those above are answered 503 and closed.
     # 0: no limit.
     "max_connections": (1000, 0),
+    # Seconds a search or a catalog page waits for the search index (then
+    # 503, or the catalog from storage).
+    "index_wait": (5, 1),
 }
 
 

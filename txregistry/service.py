@@ -6,6 +6,7 @@ import signal
 
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import ILogObserver, Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
@@ -13,7 +14,7 @@ from twisted.web.server import Site
 from txregistry import config
 from txregistry.listen import describePort, endpointFor, listenNow
 from txregistry.registry import Registry, layout
-from txregistry.storage import PathNotFound
+from txregistry.storage import PathNotFound, StorageError
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.logs import LEVELS, STARTUP_NAMESPACE
 from txregistry.web.app import RegistryApp
@@ -135,8 +136,15 @@ class RegistryService(service.MultiService):
 
             sqlite = settings.searchDatabase.startswith("sqlite")
             self.indexPool = ThreadPool(minthreads=1, maxthreads=1 if sqlite else 4, name="txregistry-index")
-            self.index = SearchIndex(settings.searchDatabase, reactor, self.indexPool)
-            self.updater = IndexUpdater(self.index, self.registry, reactor)
+            self.index = SearchIndex(settings.searchDatabase, reactor, self.indexPool, readTimeout=limits["index_wait"])
+            from txregistry.search.marker import LagMarker, markerPath
+
+            self.indexMarker = LagMarker(markerPath(settings))
+            try:
+                lagged = self.indexMarker.arm()  # before the reactor runs: a local file
+            except OSError as e:
+                raise StorageError("cannot write %s: %s" % (self.indexMarker.path, e.strerror or e))
+            self.updater = IndexUpdater(self.index, self.registry, reactor, lagged=lagged)
         self.authorizer = None
         if settings.auth is not None:
             from txregistry.auth import Authorizer
@@ -215,6 +223,8 @@ class RegistryService(service.MultiService):
         m.watch(m.bodyMemory, lambda: self.bodies.budget.held)
         if self.authorizer is not None:
             self.authorizer.metrics = m
+        if self.updater is not None:
+            m.watch(m.indexLag, lambda: self.updater.lag)
 
     def setServiceParent(self, parent):
         # twistd's AppLogger.start logs to the application's ILogObserver
@@ -343,6 +353,8 @@ class RegistryService(service.MultiService):
         debugPort, self.debugPort = self.debugPort, None
         if debugPort is not None:
             d.addCallback(lambda _: debugPort.stopListening())
+        if self.updater is not None:
+            d.addCallback(lambda _: self._disarmIndexMarker())
         d.addCallback(lambda _: self.threadpool.stop())
         d.addCallback(lambda _: self.lookupPool.stop())
         if self.authorizer is not None:
@@ -351,4 +363,15 @@ class RegistryService(service.MultiService):
             self.updater.stop()
             d.addCallback(lambda _: self.indexPool.stop())
         return d
+
+    def _disarmIndexMarker(self):
+        """Every update in the index: the next start need not repair it."""
+        u = self.updater
+        if u.lag or not (u.ready and u.healthy):
+            self.log.warn("search index behind storage at shutdown ({lag} repositories): repaired at next start",
+                          lag=u.lag)
+            return None
+        return deferToThreadPool(self._reactor, self.threadpool, self.indexMarker.disarm).addErrback(
+            lambda f: self.log.failure("removing {path} failed", f, path=self.indexMarker.path)
+        )
 

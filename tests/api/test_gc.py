@@ -107,6 +107,47 @@ class GCTests(RegistryTestCase):
         self.assertTrue(await self.exists("team/app", self.stray))
 
     @async_test
+    async def test_manifestOverTheLimitIsNotRead(self):
+        """A stored manifest larger than max_manifest_size (the limit was
+        lowered, or storage was damaged) is not read: the collection stops
+        before deleting anything, and says why."""
+        await self.fill()
+        await self.driver.putContent(layout.blobData(self.keep), b" " * 4096 + b"{}")
+        with self.assertRaises(gc.CollectionError) as caught:
+            await gc.collect(self.driver, minAge=0, maxManifestSize=4096)
+        self.assertIn("larger than max_manifest_size (4096 bytes)", str(caught.exception))
+        self.assertIn(self.keep, str(caught.exception))
+        self.assertTrue(await self.exists("team/app", self.stray))
+
+    @async_test
+    async def test_pushedForeignLayersAreKept(self):
+        # Non-distributable layers (with "urls") need not be pushed; when
+        # they were, the manifest refers to them like to any other layer.
+        config = json.dumps({"architecture": "amd64", "os": "windows"}).encode()
+        cd = await self.pushBlob("team/win", config)
+        foreign = {}
+        for mediaType in ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                          "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"):
+            content = b"foreign layer " + mediaType.encode()
+            foreign[mediaType] = await self.pushBlob("team/win", content)
+        absent = digests.of(b"a foreign layer nobody pushed")
+        layers = [{"mediaType": t, "digest": d, "size": 20, "urls": ["https://example.com/" + d]}
+                  for t, d in sorted(foreign.items())]
+        layers.append({"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                       "digest": absent, "size": 30, "urls": ["https://example.com/absent"]})
+        doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd,
+                          "size": len(config)},
+               "layers": layers}
+        r, _ = await self.pushManifest("team/win", "ltsc", doc)
+        self.assertEqual(r.code, 201, r.body)
+        report = await gc.collect(self.driver, minAge=0)
+        self.assertEqual(report.deleted, [])
+        for d in foreign.values():
+            self.assertTrue(await self.exists("team/win", d), d)
+        self.assertEqual((report.manifests, report.kept), (1, 4))
+
+    @async_test
     async def test_emptyStorage(self):
         report = await gc.collect(self.driver, minAge=0)
         self.assertEqual((report.repositories, report.manifests, report.kept, report.deleted), (0, 0, 0, []))

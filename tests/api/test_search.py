@@ -76,10 +76,19 @@ class SearchTestsMixin:
         self.addCleanup(self.indexPool.stop)
         self.gate = GatedThreadPool(self.indexPool)
         self.addCleanup(self.gate.open)  # before the pool stops
-        self.index = SearchIndex(self.databaseURL(), reactor, self.gate)
+        self.index = SearchIndex(self.databaseURL(), reactor, self.gate, readTimeout=10)
         self.addCleanup(self.index.engine.dispose)
         updater = IndexUpdater(self.index, self.registry, reactor)
         self.addCleanup(updater.stop)
+
+        def drain():
+            # Index updates are written after the push is answered: the
+            # test ends once they are (before the updater stops and the
+            # database goes).
+            self.gate.open()
+            return updater.settled()
+
+        self.addCleanup(drain)
         return updater
 
     async def startIndex(self):
@@ -183,6 +192,7 @@ class SearchTestsMixin:
         # pushed while the index knew nothing (as after deleting the database)
         for name in ("pre/one", "pre/two"):
             await self.pushImage(name, "t", extra={"annotations": {"org.opencontainers.image.description": name}})
+        await self.updater.settled()
         await self.index.clear()
         self.updater.ready = False
         await self.startIndex()
@@ -205,6 +215,7 @@ class SearchTestsMixin:
             return await rowFor(name)
 
         self.patch(self.updater, "rowFor", failing)
+        await self.updater.settled()
         await self.index.clear()
         self.updater.ready = False
         await self.startIndex()
@@ -261,6 +272,7 @@ class SearchTestsMixin:
 
         await check()
         # lost index, rebuilt from storage
+        await self.updater.settled()
         await self.index.clear()
         self.updater.ready = False
         await self.startIndex()
@@ -275,6 +287,7 @@ class SearchTestsMixin:
         await self.pushImage("good/repo", "v1")
         for stray in (b"UPPER", b"bad..name", b"/".join([b"x" * 100] * 3)):  # the last: over 255
             os.makedirs(os.path.join(os.fsencode(self.root), b"docker/registry/v2/repositories", stray, b"_layers"))
+        await self.updater.settled()
         await self.index.clear()
         self.updater.ready = False
         await self.startIndex()
@@ -294,6 +307,7 @@ class SearchTestsMixin:
         the start-up check (a count in the index's thread pool) is done waits
         for it and is answered from the index, not with a 503."""
         await self.pushImage("acme/web", "1.0", extra=self.described("the web front end"))
+        await self.updater.settled()  # the pushes indexed: the gate holds only what follows
         self.gate.hold()
         started = Deferred.fromCoroutine(self.updater.start())
         await until(lambda: len(self.gate.queued) == 1)  # the count
@@ -321,6 +335,7 @@ class SearchTestsMixin:
         index is being rebuilt, and the catalog walks storage."""
         for name in ("pre/one", "pre/two"):
             await self.pushImage(name, "t", extra=self.described("described " + name))
+        await self.updater.settled()
         await self.index.clear()  # as after losing the database
         self.gate.hold()
         started = Deferred.fromCoroutine(self.updater.start())
@@ -359,6 +374,7 @@ class SearchTestsMixin:
     @async_test
     async def test_searchWaitingForAFailedStartupCheckGets503(self):
         await self.pushImage("acme/web", "1.0")
+        await self.updater.settled()  # the pushes indexed: the gate holds only what follows
         self.gate.hold()
         started = Deferred.fromCoroutine(self.updater.start())
         await until(lambda: len(self.gate.queued) == 1)

@@ -98,3 +98,135 @@ def test_search_off(tmp_path):
         assert not os.path.exists(str(tmp_path / "data" / "txregistry" / "search.db"))
     finally:
         d.stop()
+
+
+def _holdLock(db, ready, release):
+    """In a process of its own: hold an exclusive lock on the SQLite file
+    C{db} (as a sqlite3 shell or a backup would) until C{release} is set."""
+    import sqlite3
+
+    conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+    conn.execute("BEGIN EXCLUSIVE")
+    ready.set()
+    release.wait(120)
+    conn.execute("ROLLBACK")
+    conn.close()
+
+
+def timed(method, url, body=None, headers=None):
+    """C{(status, headers, seconds)} of one request, errors included."""
+    started = time.monotonic()
+    try:
+        status, h, _ = call(method, url, body, headers)
+    except urllib.error.HTTPError as e:
+        status, h = e.code, dict(e.headers)
+    return status, h, time.monotonic() - started
+
+
+def test_locked_index_holds_up_nothing(tmp_path):
+    """A second process holds BEGIN EXCLUSIVE on the daemon's SQLite index:
+    four pushes each answer at once (the index is updated after), search
+    answers 503 with Retry-After within the bounded wait (index_wait, 2 s
+    here), the catalog lists every repository (from storage), and once the
+    lock is gone the index catches up and the lag is logged."""
+    import multiprocessing
+
+    data = str(tmp_path / "data")
+    configPath = tmp_path / "config.yml"
+    configPath.write_text("dev:\n    limits:\n        index_wait: 2\n")
+    d = procs.startTxregistry(data, str(tmp_path), args=["--config", str(configPath)])
+    db = os.path.join(data, "txregistry", "search.db")
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_holdLock, args=(db, ready, release))
+    try:
+        push(d.url, "before/lock", "v1", "pushed before the lock")
+        assert search(d.url, "lock") == {"before/lock": "pushed before the lock"}
+        holder.start()
+        assert ready.wait(30)
+        for i in range(4):
+            started = time.monotonic()
+            push(d.url, "during/lock%d" % i, "v1", "pushed during the lock")
+            took = time.monotonic() - started
+            assert took < 2, "push %d took %.1f s" % (i, took)
+        status, headers, took = timed("GET", d.url + "/v1/search?q=lock")
+        assert status == 503 and took < 5, (status, took)
+        assert headers.get("Retry-After") == "5"
+        status, _, took = timed("GET", d.url + "/v2/_catalog")
+        assert status == 200 and took < 5, (status, took)
+        _, _, body = call("GET", d.url + "/v2/_catalog")
+        assert json.loads(body)["repositories"] == ["before/lock"] + ["during/lock%d" % i for i in range(4)]
+        # The lag is logged once a write has waited LAG_WARN seconds.
+        deadline = time.monotonic() + 20
+        while "search index behind storage: " not in d.log() and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling for the log line
+        assert "search index behind storage: 4 repositories wait to be indexed" in d.log()
+        release.set()
+        holder.join(30)
+        # The index catches up: search finds the repositories pushed
+        # during the lock (polled: the repair loop retries every 5 s).
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                found = search(d.url, "lock")
+            except urllib.error.HTTPError as e:
+                assert e.code == 503
+                found = {}
+            if len(found) == 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # polling for the repair
+        assert sorted(found) == ["before/lock"] + ["during/lock%d" % i for i in range(4)]
+        assert "search index caught up with storage after" in d.syncLog()
+    finally:
+        release.set()
+        if holder.is_alive():
+            holder.join(30)
+        d.stop()
+
+
+def test_updates_not_yet_indexed_survive_a_crash(tmp_path):
+    """A push acknowledged while the index was locked, then kill -9: the
+    next start finds the marker a clean stop removes, repairs the index
+    from storage, and search finds the push.  After a clean stop the next
+    start repairs nothing."""
+    import multiprocessing
+
+    data = str(tmp_path / "data")
+    db = os.path.join(data, "txregistry", "search.db")
+    d = procs.startTxregistry(data, str(tmp_path))
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_holdLock, args=(db, ready, release))
+    try:
+        push(d.url, "before/crash", "v1", "indexed")
+        assert search(d.url, "crash") == {"before/crash": "indexed"}
+        assert os.path.exists(db + ".lagging")
+        holder.start()
+        assert ready.wait(30)
+        push(d.url, "during/crash", "v1", "acknowledged, not indexed")
+        d.kill()
+    finally:
+        release.set()
+        holder.join(30)
+        d.stop()
+    d = procs.startTxregistry(data, str(tmp_path))
+    try:
+        deadline = time.monotonic() + 30
+        found = {}
+        while len(found) < 2 and time.monotonic() < deadline:
+            try:
+                found = search(d.url, "crash")
+            except urllib.error.HTTPError:
+                pass
+            time.sleep(0.05)  # polling for the repair
+        assert found == {"before/crash": "indexed", "during/crash": "acknowledged, not indexed"}
+        assert "repairing it from storage" in d.syncLog()
+    finally:
+        d.stop()
+    assert not os.path.exists(db + ".lagging")  # a clean stop, every update written
+    d = procs.startTxregistry(data, str(tmp_path))
+    try:
+        assert search(d.url, "crash") == {"before/crash": "indexed", "during/crash": "acknowledged, not indexed"}
+        assert d.syncLog().count("repairing it from storage") == 0
+    finally:
+        d.stop()

@@ -19,6 +19,8 @@ import hashlib
 import os
 import random
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -35,6 +37,7 @@ from tests.perf.registryclient import (
     configBlob,
     imageManifest,
 )
+from tests.support import procs
 
 CLIENTS = 50
 ROUNDS = 2  # each: 3 layers and a config, then a manifest by tag
@@ -220,6 +223,31 @@ def checkStorage(storage):
                 problems.append("tag link %s holds %r" % (rel, content))
             elif not os.path.exists(revision) or content not in present:
                 problems.append("tag link %s names a manifest that is not there (%s)" % (rel, content))
+    # Distribution lists every entry under tags/ as a tag: each must be one.
+    for directory, dirs, files in os.walk(repos):
+        if directory.endswith(os.sep + os.path.join("_manifests", "tags")):
+            for name in sorted(dirs + files):
+                if not os.path.isfile(os.path.join(directory, name, "current", "link")):
+                    problems.append("%s under tags/ has no current link" % (
+                        os.path.relpath(os.path.join(directory, name), repos),))
+            dirs[:] = []
+    return problems
+
+
+def checkTags(client, repos, what):
+    """Problems with the tags a registry lists: each must resolve."""
+    problems = []
+    for repo in sorted(repos):
+        r = client.request("GET", "/v2/%s/tags/list" % (repo,))
+        if r.status == 404:
+            continue  # nothing tagged there
+        if r.status != 200:
+            problems.append("%s: tags/list of %s: HTTP %d" % (what, repo, r.status))
+            continue
+        for tag in r.json().get("tags") or []:
+            got = client.getManifest(repo, tag)
+            if got.status != 200:
+                problems.append("%s lists tag %s:%s, which answers %d" % (what, repo, tag, got.status))
     return problems
 
 
@@ -254,6 +282,7 @@ def test_kill_during_parallel_pushes(tmp_path, killAt):
     # What is on disk, before the daemon touches it again.
     storageProblems = checkStorage(env.storage)
 
+    repos = {repo for repo, _ in ledger.manifestsAttempted}
     daemon = env.start()
     cursor = LogCursor(daemon)
     failures = list(storageProblems)
@@ -336,6 +365,13 @@ def test_kill_during_parallel_pushes(tmp_path, killAt):
                     digest, repo, status, size, got))
         print("after the restart: %d uploads resumed, %d blobs pushed again" % (resumed, pushedAgain))
 
+        # Every tag listed resolves; every committed one is listed.
+        failures += checkTags(client, repos, "txregistry")
+        for repo, tag in sorted(ledger.manifests):
+            r = client.request("GET", "/v2/%s/tags/list" % (repo,))
+            if r.status != 200 or tag not in r.json()["tags"]:
+                failures.append("committed tag %s:%s not listed: HTTP %d %r" % (repo, tag, r.status, r.body[:200]))
+
         # The restarted daemon serves normally.
         pushAndPull(daemon, name="crash/after")
         failures += ["after the restart the daemon logged:\n" + p for p in cursor.problems()[:3]]
@@ -343,6 +379,14 @@ def test_kill_during_parallel_pushes(tmp_path, killAt):
         client.close()
         daemon.stop()
     failures += ["storage after the restart: " + p for p in checkStorage(env.storage) if p not in storageProblems]
+    # Distribution on the same storage: every tag it lists resolves.
+    distribution = procs.startDistribution(env.storage, env.logs)
+    client = RegistryClient("127.0.0.1", distribution.port, timeout=60)
+    try:
+        failures += checkTags(client, repos, "Distribution")
+    finally:
+        client.close()
+        distribution.stop()
     after = env.snapshot()
     if after != before:
         failures.append("outside the storage changed: %r" % (sorted(set(after.items()) ^ set(before.items())),))
@@ -359,3 +403,61 @@ def _prefixMatches(env, location, data):
         return os.path.getsize(path) >= 1
     except OSError:
         return False
+
+
+# A process writing tags as Manifests.put does (current link, then index
+# link), and deleting every other one, through the filesystem driver.
+_TAG_WRITER = r"""
+import sys
+from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
+from twisted.python.threadpool import ThreadPool
+from txregistry.storage.filesystem import FilesystemDriver
+
+pool = ThreadPool(4, 4)
+pool.start()
+driver = FilesystemDriver(sys.argv[1], reactor, pool)
+link = b"sha256:" + b"ab" * 32
+done = [0]
+
+async def writer(k):
+    i = 0
+    while True:
+        tag = "%s/w%d-%d-%d" % (sys.argv[2], int(sys.argv[3]), k, i)
+        await driver.putContent(tag + "/current/link", link)
+        await driver.putContent(tag + "/index/sha256/" + "ab" * 32 + "/link", link)
+        if i % 2:
+            await driver.delete(tag)
+        i += 1
+        done[0] += 1
+        if done[0] == 200:
+            print("ready", flush=True)
+
+for k in range(4):
+    ensureDeferred(writer(k)).addErrback(lambda f: (f.printTraceback(), reactor.stop()))
+reactor.run()
+"""
+TAGS = "/docker/registry/v2/repositories/crash/tags/_manifests/tags"
+
+
+def test_kill_during_tag_writes(tmp_path):
+    """kill -9 while tags are written and deleted: under C{tags/} every
+    entry is a tag with its current link (Distribution lists every entry
+    there as a tag), never a directory without it nor a temporary name."""
+    root = str(tmp_path / "storage")
+    tags = root + TAGS
+    problems = []
+    for round_ in range(5):
+        child = subprocess.Popen([sys.executable, "-c", _TAG_WRITER, root, TAGS, str(round_)],
+                                 stdout=subprocess.PIPE, env=procs.twistdEnv(), cwd=procs.REPO)
+        try:
+            assert child.stdout.readline() == b"ready\n", "the tag writer did not start"
+            time.sleep(random.random() * 0.05)  # a moment within the writes, not a wait for readiness
+        finally:
+            child.kill()
+            child.wait()
+        for name in sorted(os.listdir(tags)):
+            if not os.path.isfile(os.path.join(tags, name, "current", "link")):
+                inside = sorted(os.listdir(os.path.join(tags, name))) if os.path.isdir(os.path.join(tags, name)) else []
+                problems.append("round %d: %s under tags/ has no current/link (holds %s)" % (round_, name, inside))
+    assert not problems, "\n".join(problems[:20])

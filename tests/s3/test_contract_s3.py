@@ -135,3 +135,27 @@ class MotoNoPrefixContractTests(S3ContractMixin, unittest.TestCase):
 
 class RGWContractTests(S3ContractMixin, unittest.TestCase):
     kind = "rgw"
+
+
+class ErrorTypeTests(unittest.TestCase):
+    """What S3-compatible servers answer when they are full or throttling
+    becomes the drivers' common error type (the web layer answers 507/503)."""
+
+    def test_fullAndUnavailable(self):
+        from txregistry.storage import StorageFull, StorageUnavailable
+
+        def error(status, code):
+            body = ("<?xml version='1.0'?><Error><Code>%s</Code><Message>m</Message></Error>" % (code,)).encode()
+            return s3module._errorOf(status, body, "k")
+
+        for status, code in ((507, "XMinioStorageFull"), (403, "QuotaExceeded"), (400, "XMinioAdminBucketQuotaExceeded")):
+            self.assertIsInstance(error(status, code), StorageFull)
+        for status, code in ((503, "SlowDown"), (503, "ServiceUnavailable")):
+            e = error(status, code)
+            self.assertIsInstance(e, StorageUnavailable)
+            self.assertNotIsInstance(e, StorageFull)
+        for status, code in ((403, "AccessDenied"), (500, "InternalError")):
+            e = error(status, code)
+            self.assertIsInstance(e, S3Error)
+            self.assertNotIsInstance(e, StorageUnavailable)
+        self.assertIsInstance(s3module._errorOf(507, b"", "k"), StorageFull)

@@ -37,6 +37,8 @@ BOUNDS = {
     "get-range": 3,
     "head-redirect": 2,
     "get-redirect": 2,
+    "manifest-put": 9,
+    "manifest-get": 3,
 }
 
 def motoServer():
@@ -182,6 +184,39 @@ class S3RequestCounts(RegistryTestCase):
         chunks = [b"x" * (17 * MiB), b"y" * MiB]
         seq = await self.measure("POST + PATCH 17 MiB + PATCH 1 MiB + PUT", lambda: self.chunked("team/app", chunks))
         self.assertAtMost(seq, BOUNDS["multipart"])
+
+    @async_test
+    async def test_manifest_put_and_get(self):
+        """A manifest PUT reads each blob's link once and the config's
+        stored size (a HEAD); a GET by tag reads the tag's link, the
+        revision link it names (once: the chain of links ends there) and
+        the manifest, each a ranged GET bounded by what may be stored there
+        (one request, as an unbounded GET was)."""
+        config = b'{"architecture":"amd64","os":"linux"}'
+        layer = b"a layer" * 100
+        c, l = await self.monolithic("team/app", config), await self.monolithic("team/app", layer)
+        body = (
+            '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+            '"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},'
+            '"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}'
+            % (c, len(config), l, len(layer))
+        ).encode()
+        headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+
+        async def put():
+            r = await self.request("PUT", "/v2/team/app/manifests/v1", body, headers)
+            self.assertEqual(r.code, 201, r.body)
+
+        async def get():
+            r = await self.request("GET", "/v2/team/app/manifests/v1", headers={"Accept": headers["Content-Type"]})
+            self.assertEqual((r.code, r.body), (200, body))
+
+        seq = await self.measure("manifest PUT (config + 1 layer)", put)
+        self.assertAtMost(seq, BOUNDS["manifest-put"])
+        self.assertEqual(len([p for p in seq if p.startswith("HEAD /blobs/")]), 2, seq)  # config size, manifest's data
+        self.app.registry.manifests._cache.clear()  # from storage, not the cache
+        seq = await self.measure("manifest GET by tag", get)
+        self.assertAtMost(seq, BOUNDS["manifest-get"])
 
     @async_test
     async def test_blob_head_and_get(self):

@@ -2,14 +2,17 @@
 
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
 
-from txregistry.storage import InvalidOffset, InvalidPath, PathNotFound
+from txregistry.storage import ContentTooLarge, InvalidOffset, InvalidPath, PathNotFound
+from txregistry.storage.durable import STAGING
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.storage.memory import MemoryDriver
 
@@ -40,6 +43,37 @@ class ContractMixin:
     async def test_getMissing(self):
         with self.assertRaises(PathNotFound):
             await self.driver.getContent("/nope")
+
+    @async_test
+    async def test_boundedContent(self):
+        """A bounded read answers by what is stored: up to maxSize bytes
+        are content, more is ContentTooLarge (nothing is read whole)."""
+        data = b"0123456789"
+        await self.driver.putContent("/b/ten", data)
+        await self.driver.putContent("/b/empty", b"")
+        self.assertEqual(await self.driver.getContent("/b/ten", 10), data)
+        self.assertEqual(await self.driver.getContent("/b/ten", 1000), data)
+        self.assertEqual(await self.driver.getContent("/b/empty", 0), b"")
+        self.assertEqual(await self.driver.getContent("/b/empty", 5), b"")
+        for maxSize in (9, 1, 0):
+            with self.assertRaises(ContentTooLarge) as e:
+                await self.driver.getContent("/b/ten", maxSize)
+            self.assertEqual((e.exception.maxSize, e.exception.size), (maxSize, 10))
+        with self.assertRaises(PathNotFound):
+            await self.driver.getContent("/b/nope", 10)
+        # The driver still serves after a read it cut short.
+        self.assertEqual(await self.driver.getContent("/b/ten", 10), data)
+        big = bytes(range(256)) * 4096  # 1 MiB
+        await self.driver.putContent("/b/big", big)
+        with self.assertRaises(ContentTooLarge):
+            await self.driver.getContent("/b/big", 100)
+        self.assertEqual(await self.driver.getContent("/b/big", len(big)), big)
+        # Each link of a chain is bounded alike.
+        follow = lambda content: content.decode() if content.startswith(b"/") else None  # noqa: E731
+        await self.driver.putContent("/b/link", b"/b/ten")
+        self.assertEqual(await self.driver.getContentChain("/b/link", follow, 10), [b"/b/ten", data])
+        with self.assertRaises(ContentTooLarge):
+            await self.driver.getContentChain("/b/link", follow, 9)
 
     @async_test
     async def test_contentChain(self):
@@ -239,6 +273,15 @@ class ContractMixin:
         self.assertIn(await self.driver.getContent("/c/x"), versions)
 
     @async_test
+    async def test_concurrentPutsIntoANewDirectory(self):
+        # Writers racing to create the same directories all land.
+        paths = ["/nd/x/y/f%02d" % (i,) for i in range(16)]
+        await gatherResults([ensureDeferred(self.driver.putContent(p, p.encode())) for p in paths])
+        self.assertEqual(await self.driver.list("/nd/x/y"), paths)
+        for p in paths:
+            self.assertEqual(await self.driver.getContent(p), p.encode())
+
+    @async_test
     async def test_redirect(self):
         # None, or a URL from which a client gets the content itself
         await self.driver.putContent("/red/x", b"redirected content")
@@ -269,6 +312,58 @@ class FilesystemDriverTests(ContractMixin, unittest.TestCase):
     async def test_noTemporaryLeftovers(self):
         await self.driver.putContent("/z/f", b"x")
         self.assertEqual(os.listdir(os.path.join(self.root, "z")), ["f"])
+
+    def inView(self):
+        """Every path under the root but the staging area (made on first use)."""
+        found = []
+        for directory, dirs, files in os.walk(self.root):
+            if directory == self.root:
+                dirs[:] = [d for d in dirs if d != STAGING]
+            found += [os.path.relpath(os.path.join(directory, n), self.root) for n in dirs + files]
+        return sorted(found)
+
+    @async_test
+    async def test_newDirectoriesAppearWithTheirFile(self):
+        # Built in the staging area and moved into place whole: no temporary
+        # name is ever in view (Distribution would list one under tags/ as
+        # a tag), and the staging area is left empty.
+        await self.driver.putContent("/n/a/b/c/f", b"x")
+        await self.driver.putContent("/n/a/b/g", b"y")
+        self.assertEqual(self.inView(), ["n", "n/a", "n/a/b", "n/a/b/c", "n/a/b/c/f", "n/a/b/g"])
+        self.assertEqual(os.listdir(os.path.join(self.root, STAGING)), [])
+        await self.driver.delete("/n/a/b")
+        self.assertEqual(self.inView(), ["n", "n/a"])
+        self.assertEqual(os.listdir(os.path.join(self.root, STAGING)), [])
+
+    @async_test
+    async def test_staleStagingIsSwept(self):
+        staging = os.path.join(self.root, STAGING)
+        for name in ("stale", "fresh"):
+            os.makedirs(os.path.join(staging, name, "tags", "t", "current"))
+        old = time.time() - 2 * 3600
+        os.utime(os.path.join(staging, "stale"), (old, old))
+        await self.driver.putContent("/s/t", b"x")
+        self.assertEqual(os.listdir(staging), ["fresh"])
+
+    @async_test
+    async def test_anotherFileSystemBelowTheRoot(self):
+        # No rename from the staging area there: directories are made in place.
+        below = os.path.join(self.root, "below")
+        os.mkdir(below)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", below], capture_output=True)
+        if done.returncode != 0:
+            raise unittest.SkipTest("cannot mount a tmpfs here (needs root)")
+        self.addCleanup(subprocess.run, ["umount", below], check=True)
+        await self.driver.putContent("/below/a/b", b"x")
+        await self.driver.putContent("/below/c/d", b"y")
+        self.assertEqual(await self.driver.getContent("/below/a/b"), b"x")
+        await self.driver.delete("/below/a")
+        self.assertEqual(await self.driver.list("/below"), ["/below/c"])
+        self.assertEqual(sorted(os.listdir(below)), ["c"])
+        # The rest of the tree still gets its directories whole.
+        await self.driver.putContent("/above/a/b", b"z")
+        self.assertEqual(os.listdir(os.path.join(self.root, STAGING)), [])
+        self.assertEqual(await self.driver.getContent("/above/a/b"), b"z")
 
     @async_test
     async def test_staysUnderRoot(self):

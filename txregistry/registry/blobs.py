@@ -3,7 +3,11 @@
 from txregistry import digest as digests
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
-from txregistry.storage import PathNotFound
+from txregistry.storage import ContentTooLarge, PathNotFound
+
+# A link holds a digest ("sha512:" and 128 hex digits, a newline at most):
+# anything longer is not a link, and is not read.
+MAX_LINK_SIZE = 1024
 
 
 def linkDigest(data):
@@ -20,8 +24,8 @@ def linkDigest(data):
 async def readLink(driver, path):
     """The digest the link file at C{path} names, or C{None}."""
     try:
-        data = await driver.getContent(path)
-    except PathNotFound:
+        data = await driver.getContent(path, MAX_LINK_SIZE)
+    except (PathNotFound, ContentTooLarge):
         return None
     return linkDigest(data)
 
@@ -119,8 +123,18 @@ class BlobStore:
         if not await self.hasData(digest):
             await self.driver.putContent(layout.blobData(digest), data)
 
-    async def getContent(self, digest):
+    async def getContent(self, digest, maxSize):
+        """The bytes of blob C{digest}, or C{None}; L{ContentTooLarge} when
+        more than C{maxSize} are stored (none of them read whole)."""
         try:
-            return await self.driver.getContent(layout.blobData(digest))
+            return await self.driver.getContent(layout.blobData(digest), maxSize)
         except PathNotFound:
             return None
+
+    async def storedSize(self, digest):
+        """The size of blob C{digest}'s data, or C{None} when there is none."""
+        try:
+            info = await self.driver.stat(layout.blobData(digest))
+        except PathNotFound:
+            return None
+        return None if info.isDir else info.size

@@ -2,7 +2,9 @@
 
 Mark: every manifest revision of every repository (untagged ones included,
 as Distribution's ``garbage-collect`` without ``--delete-untagged``), and
-what each refers to: its config and layers, the manifests of an index.
+what each refers to: its config and layers (non-distributable ones too:
+a manifest may name them without their being pushed, but when they were,
+they are kept), the manifests of an index.
 Sweep: every blob of storage that is not marked and whose data is older
 than C{minAge} seconds is deleted, with the repositories' links to it
 (``_layers``), so that it is not reported as present anywhere.
@@ -28,11 +30,10 @@ from txregistry.errors import RegistryError
 from txregistry.registry import layout
 from txregistry.registry.blobs import deleteQuietly, listQuietly, readLink
 from txregistry.registry.catalog import repositoryDirs
-from txregistry.registry.manifests import mediaTypeOf, parseManifest
-from txregistry.storage import PathNotFound
+from txregistry.registry.manifests import MAX_MANIFEST_SIZE, mediaTypeOf, parseManifest
+from txregistry.storage import ContentTooLarge, PathNotFound
 
 DEFAULT_MIN_AGE = 3600
-_NO_SIZE_LIMIT = 1 << 62
 
 
 class CollectionError(Exception):
@@ -62,7 +63,7 @@ async def _linkDirs(driver, base):
     return found
 
 
-async def _mark(driver, report):
+async def _mark(driver, report, maxManifestSize):
     """The set of digests in use, and C{{digest: [layer link dirs]}}."""
     marked = set()
     links = {}
@@ -74,16 +75,22 @@ async def _mark(driver, report):
             if await readLink(driver, path + "/link") != digest:
                 continue  # a broken revision link names nothing
             try:
-                body = await driver.getContent(layout.blobData(digest))
+                body = await driver.getContent(layout.blobData(digest), maxManifestSize)
             except PathNotFound:
                 continue  # its data is gone already: it refers to nothing
+            except ContentTooLarge as e:
+                raise CollectionError(
+                    "manifest %s of %s is larger than max_manifest_size (%d bytes): nothing deleted"
+                    % (digest, name, e.maxSize)
+                )
             try:
-                manifest = parseManifest(body, mediaTypeOf(body), _NO_SIZE_LIMIT)
+                manifest = parseManifest(body, mediaTypeOf(body), maxManifestSize)
             except RegistryError as e:
                 raise CollectionError("manifest %s of %s cannot be parsed (%s): nothing deleted" % (digest, name, e))
             report.manifests += 1
             marked.add(digest)
             marked.update(manifest.blobs)
+            marked.update(manifest.foreign)  # not required, but kept when pushed
             marked.update(manifest.children)
         for digest, path in await _linkDirs(driver, layout.repository(name) + "/_layers"):
             links.setdefault(digest, []).append(path)
@@ -103,14 +110,16 @@ async def _blobs(driver):
     return found
 
 
-async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=None):
+async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=None,
+                  maxManifestSize=MAX_MANIFEST_SIZE):
     """Delete (with C{dryRun}: only count) the blobs of C{driver}'s storage
     that no manifest refers to and that are older than C{minAge} seconds.
     Returns a L{Report}; raises L{CollectionError} (having deleted nothing)
-    if a manifest cannot be parsed.  C{log(digest, size)} is called for each
-    blob deleted."""
+    if a manifest cannot be parsed, or is larger than C{maxManifestSize}
+    (it is not read).  C{log(digest, size)} is called for each blob
+    deleted."""
     report = Report()
-    marked, links = await _mark(driver, report)
+    marked, links = await _mark(driver, report, maxManifestSize)
     now = time.time() if now is None else now
     for d in await _blobs(driver):
         if d in marked:

@@ -9,12 +9,14 @@ manifest and index, including OCI 1.1 artifacts (``artifactType``,
 import json
 from dataclasses import dataclass, field
 
+from twisted.internet.defer import Deferred, gatherResults
+
 from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
-from txregistry.registry.blobs import deleteQuietly, exists, linkDigest, listQuietly, readLink
-from txregistry.storage import PathNotFound
+from txregistry.registry.blobs import MAX_LINK_SIZE, deleteQuietly, exists, linkDigest, listQuietly, readLink
+from txregistry.storage import ContentTooLarge, PathNotFound
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -34,17 +36,22 @@ _FOREIGN_LAYERS = (
 )
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 _DOCKER_TYPE_PREFIX = "application/vnd.docker."
+_LOOKUPS_AT_ONCE = 32  # tags resolved at once for a listing
 
 
 @dataclass
 class Manifest:
     mediaType: str
     blobs: list = field(default_factory=list)  # digests that must be layers
+    foreign: list = field(default_factory=list)  # non-distributable layers: may be absent, kept if there
     children: list = field(default_factory=list)  # digests that must be manifests
     subject: object = None
     config: object = None  # the config blob's digest (image manifests)
     artifactType: str = None
     annotations: dict = None
+    # (digest, size) of the descriptors whose size is checked against the
+    # stored content at push: the config, an index's manifests.
+    declared: list = field(default_factory=list)
 
 
 def _invalid(message, detail=None):
@@ -137,6 +144,7 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
         if "manifests" in doc:
             raise _invalid("an image manifest has no 'manifests'")
         m.config = _descriptor(doc.get("config"), "config")
+        m.declared.append((m.config, doc["config"]["size"]))
         m.blobs.append(m.config)
         layers = doc.get("layers")
         if not isinstance(layers, list):
@@ -144,8 +152,9 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
         for i, layer in enumerate(layers):
             d = _descriptor(layer, "layers[%d]" % (i,))
             if layer.get("mediaType") in _FOREIGN_LAYERS and layer.get("urls"):
-                continue
-            m.blobs.append(d)
+                m.foreign.append(d)
+            else:
+                m.blobs.append(d)
         config = doc.get("config") or {}
         configType = config.get("mediaType")
     else:
@@ -156,6 +165,7 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
             raise _invalid("manifests must be a list")
         for i, child in enumerate(children):
             m.children.append(_descriptor(child, "manifests[%d]" % (i,)))
+            m.declared.append((m.children[-1], child["size"]))
         configType = None
     if "subject" in doc:
         m.subject = _descriptor(doc["subject"], "subject")
@@ -210,7 +220,9 @@ class Manifests:
         data = self._cache.get(digest)
         if data is not None:
             return data
-        data = await self.blobs.getContent(digest)
+        # Never more than a manifest may hold (ContentTooLarge: a stored
+        # manifest over max_manifest_size, or damaged storage).
+        data = await self.blobs.getContent(digest, self.maxSize)
         if data is not None and len(data) <= self._cacheSize // 16:
             while self._cache and self._cacheBytes + len(data) > self._cacheSize:
                 old = self._cache.pop(next(iter(self._cache)))
@@ -218,6 +230,13 @@ class Manifests:
             self._cache[digest] = data
             self._cacheBytes += len(data)
         return data
+
+    async def _contentQuietly(self, digest):
+        """L{_content}, or C{None} for a stored manifest too large to read."""
+        try:
+            return await self._content(digest)
+        except ContentTooLarge:
+            return None
 
     async def _isRevision(self, name, digest):
         return (await readLink(self.driver, layout.revisionLink(name, digest))) == digest
@@ -230,12 +249,20 @@ class Manifests:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
             return digest
 
+        followed = []
+
         def revisionOf(content):
+            if followed:  # the revision link names its digest too: the chain ends there
+                return None
+            followed.append(content)
             linked = linkDigest(content)
             return None if linked is None else layout.revisionLink(name, linked)
 
         # The tag's link and the revision link it names, read in one go.
-        chain = await self.driver.getContentChain(layout.tagCurrentLink(name, tag), revisionOf)
+        try:
+            chain = await self.driver.getContentChain(layout.tagCurrentLink(name, tag), revisionOf, MAX_LINK_SIZE)
+        except ContentTooLarge:
+            chain = [None]  # not a link
         digest = linkDigest(chain[0])
         if digest is None:
             raise RegistryError("MANIFEST_UNKNOWN", "manifest tagged %r is not known" % (tag,), {"tag": tag})
@@ -278,6 +305,15 @@ class Manifests:
                 "manifest references %d unknown blob(s) or manifest(s)" % (len(missing),),
                 {"digests": missing[:20]},
             )
+        for d, size in manifest.declared:
+            stored = await self.blobs.storedSize(d)
+            if stored is not None and stored != size:
+                # A descriptor's size must be the content's (OCI image
+                # spec); what reads it later must not trust a claim.
+                raise _invalid(
+                    "%s is %d bytes, not %d as its descriptor says" % (d, stored, size),
+                    {"digest": d, "size": size, "stored": stored},
+                )
         await self.blobs.putContent(digest, body)
         if manifest.subject is not None:
             await self.driver.putContent(
@@ -285,8 +321,13 @@ class Manifests:
             )
         await self.driver.putContent(layout.revisionLink(name, digest), digest.encode("ascii"))
         if tag is not None:
-            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
+            # The current link first: a new tag's directory appears with it
+            # (the drivers make a path's directories appear with its
+            # content), so a crash in between never leaves a tag that names
+            # nothing.  The index (Distribution writes it; nobody reads it)
+            # after.
             await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
+            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
         for listener in self.listeners:
             await listener.manifestPushed(name, digest, manifest, tag)
         return digest, manifest
@@ -301,16 +342,19 @@ class Manifests:
     async def _delete(self, name, reference):
         digest, tag = parseReference(reference)
         if tag is not None:
-            if await readLink(self.driver, layout.tagCurrentLink(name, tag)) is None:
+            # Whatever is there (a tag naming nothing, left by a crash of an
+            # older version, included): its directory goes at once.
+            try:
+                await self.driver.delete(layout.tagDir(name, tag))
+            except PathNotFound:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": tag})
-            await self._deleteQuietly(layout.tagDir(name, tag))
             return
         if not await self._isRevision(name, digest):
             raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
         for t in await self.tags(name):
             if await readLink(self.driver, layout.tagCurrentLink(name, t)) == digest:
                 await self._deleteQuietly(layout.tagDir(name, t))
-        body = await self._content(digest)
+        body = await self._contentQuietly(digest)
         if body is not None:
             try:
                 subject = parseManifest(body, mediaTypeOf(body)).subject
@@ -332,14 +376,29 @@ class Manifests:
         )
 
     async def tags(self, name):
-        """Sorted tags of C{name}; NAME_UNKNOWN when no such repository."""
+        """Sorted tags of C{name} that name a manifest of it (not a tag's
+        directory that names nothing); NAME_UNKNOWN when no such
+        repository."""
         try:
             paths = await self.driver.list(layout.tagsDir(name))
         except PathNotFound:
             if await self.repositoryExists(name):
                 return []
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
-        return sorted(p.rsplit("/", 1)[1] for p in paths)
+        candidates = sorted(p.rsplit("/", 1)[1] for p in paths)
+        found = []
+        for i in range(0, len(candidates), _LOOKUPS_AT_ONCE):
+            batch = candidates[i : i + _LOOKUPS_AT_ONCE]
+            resolved = await gatherResults([Deferred.fromCoroutine(self._resolves(name, t)) for t in batch])
+            found.extend(t for t, ok in zip(batch, resolved) if ok)
+        return found
+
+    async def _resolves(self, name, tag):
+        try:
+            await self.resolve(name, tag)
+        except RegistryError:
+            return False
+        return True
 
     async def newestTag(self, name):
         """C{(tag, digest, mtime)} of the most recently pushed tag, or C{None}."""
@@ -378,7 +437,7 @@ class Manifests:
                     continue
                 if not await self._isRevision(name, d):
                     continue
-                body = await self._content(d)
+                body = await self._contentQuietly(d)
                 if body is None:
                     continue
                 try:

@@ -22,7 +22,7 @@ from txregistry.errors import RegistryError
 from txregistry.registry import layout
 from txregistry.registry.catalog import repositoryDirs
 from txregistry.registry.chunks import StagedChunk, rangeMismatch
-from txregistry.storage import PathNotFound
+from txregistry.storage import PathNotFound, StorageUnavailable
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}$")
 
@@ -390,6 +390,12 @@ class Appender:
         if self.error is None:
             if failure.check(RegistryError):
                 self.error = failure.value
+            elif failure.check(StorageUnavailable):
+                # A full disk: an answer to give (it passes), not a bug.  The
+                # hashes may have taken bytes the disk did not.
+                self.error = failure.value
+                if self._state is not None:
+                    self._state.hashers = {}
             else:
                 self.log.failure("upload {uuid}: writing failed", failure, uuid=self.uploadID)
                 self.error = failure

@@ -1,7 +1,10 @@
 """A SQLAlchemy index of repositories: name, description, last push.
 
 Every database call runs in the index's own thread pool (one thread for
-SQLite, a few for a server database), never on the reactor thread.
+SQLite, a few for a server database), never on the reactor thread.  A read
+(search, catalog) is given up after C{readTimeout} seconds: a locked or hung
+database answers L{IndexUnavailable} in bounded time, and a read given up
+before its turn in the pool came is not run at all.
 
 Matching is case-insensitive on lowercase copies of the name and the
 description.  On SQLite an FTS5 trigram index (kept in step by triggers)
@@ -17,7 +20,7 @@ every row written with it (a rebuild writes rows by the hundred)."""
 
 import re
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -76,10 +79,11 @@ def _escapeLike(term):
 class SearchIndex:
     log = Logger()
 
-    def __init__(self, url, reactor, threadpool):
+    def __init__(self, url, reactor, threadpool, readTimeout=None):
         import sqlalchemy as sa
 
         self._sa = sa
+        self.readTimeout = readTimeout
         self.url = url
         self._reactor = reactor
         self._pool = threadpool
@@ -115,16 +119,44 @@ class SearchIndex:
                 self.log.info("SQLite full-text index unavailable ({e}): searching by scan", e=e)
         self._schemaReady = True
 
-    def _run(self, f, *args):
-        def call():
-            try:
-                if not self._schemaReady:
-                    self._ensureSchema()
-                return f(*args)
-            except self._sa.exc.SQLAlchemyError as e:
-                raise IndexUnavailable(str(e).splitlines()[0])
+    def _call(self, f, *args):
+        """C{f(*args)} in a thread of the pool."""
+        try:
+            if not self._schemaReady:
+                self._ensureSchema()
+            return f(*args)
+        except self._sa.exc.SQLAlchemyError as e:
+            raise IndexUnavailable(str(e).splitlines()[0])
 
-        return deferToThreadPool(self._reactor, self._pool, call)
+    def _run(self, f, *args):
+        return deferToThreadPool(self._reactor, self._pool, self._call, f, *args)
+
+    def _read(self, f, *args):
+        """L{_run} for a read, given up (L{IndexUnavailable}) after
+        C{readTimeout} seconds; given up before it ran, it does not run."""
+        if self.readTimeout is None:
+            return self._run(f, *args)
+        given = []
+
+        def call():
+            return None if given else self._call(f, *args)
+
+        def cancel(_):
+            given.append(True)
+
+        d = Deferred(cancel)
+
+        def onResult(success, result):
+            self._reactor.callFromThread(d.callback if success else d.errback, result)
+
+        self._pool.callInThreadWithCallback(onResult, call)
+        d.addTimeout(self.readTimeout, self._reactor)
+
+        def timedOut(failure):
+            failure.trap(TimeoutError, CancelledError)
+            raise IndexUnavailable("the search index did not answer within %g s" % (self.readTimeout,))
+
+        return d.addErrback(timedOut)
 
     # --- writes ---
 
@@ -248,7 +280,7 @@ class SearchIndex:
             with self.engine.connect() as conn:
                 return [row[0] for row in conn.execute(q)]
 
-        return self._run(catalog)
+        return self._read(catalog)
 
     def search(self, term, limit, offset):
         """C{(total, [(name, description)])}: repositories whose name (whole,
@@ -291,4 +323,4 @@ class SearchIndex:
                     count = conn.execute(sa.select(sa.func.count()).select_from(t).where(matches)).scalar()
             return count, [(r[0], r[1]) for r in rows]
 
-        return self._run(search)
+        return self._read(search)

@@ -3,15 +3,15 @@ pool it is given, never on the reactor thread."""
 
 import errno
 import os
-import shutil
-import uuid
 
 from twisted.internet.defer import succeed
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
+from txregistry.storage.durable import fsyncAll, fsyncDirectory, makeDirs, TEMP_PREFIX, Tree
 from txregistry.storage.interface import (
     checkPath,
+    ContentTooLarge,
     FileInfo,
     InvalidOffset,
     IReader,
@@ -20,28 +20,52 @@ from txregistry.storage.interface import (
     MAX_CHAIN,
     PathNotFound,
     StorageError,
+    StorageFull,
+    StorageUnavailable,
 )
 
-TEMP_PREFIX = ".tmp-"
+_FULL = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT") if hasattr(errno, n))
 
 
-def _fsyncDirectory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _unavailable(e):
+    """The L{StorageUnavailable} an OSError means (a full disk, a quota
+    reached, a read-only file system), or C{e} itself."""
+    if isinstance(e, OSError) and (e.errno in _FULL or e.errno == errno.EROFS):
+        what = os.strerror(e.errno) + (" (%s)" % (e.filename,) if e.filename else "")
+        return (StorageFull if e.errno in _FULL else StorageUnavailable)(what)
+    return e
 
 
 def _notFound(e, path):
     if isinstance(e, OSError) and e.errno in (errno.ENOENT, errno.ENOTDIR):
         return PathNotFound(path)
-    return e
+    return _unavailable(e)
+
+
+def _typed(f, *args):
+    """C{f(*args)}, raising a full disk or a read-only file system as
+    L{StorageUnavailable} (for any call in the pools)."""
+    try:
+        return f(*args)
+    except OSError as e:
+        typed = _unavailable(e)
+        if typed is e:
+            raise
+        raise typed from e
+
+
+def _readBounded(f, path, maxSize):
+    """The content of the open file C{f}; with C{maxSize}, its stored size
+    is looked at first and at most C{maxSize + 1} bytes are read."""
+    if maxSize is None:
+        return f.read()
+    size = os.fstat(f.fileno()).st_size
+    if size > maxSize:
+        raise ContentTooLarge(path, maxSize, size)
+    data = f.read(maxSize + 1)
+    if len(data) > maxSize:  # grew since (not a file we wrote: ours are renamed into place)
+        raise ContentTooLarge(path, maxSize)
+    return data
 
 
 @implementer(IReader)
@@ -116,19 +140,20 @@ class FilesystemDriver:
         # their own, so a burst of them does not spread over (and contend
         # for the GIL in) every thread of the big pool.
         self._lookupPool = lookupPool or threadpool
+        self._tree = Tree(self.root)
 
     def __repr__(self):
         return "<FilesystemDriver %s>" % (self.root,)
 
     def _run(self, f, *args):
-        return deferToThreadPool(self._reactor, self._pool, f, *args)
+        return deferToThreadPool(self._reactor, self._pool, _typed, f, *args)
 
     def _local(self, path):
         checkPath(path)
         return self.root + path
 
     def _lookup(self, f, *args):
-        return deferToThreadPool(self._reactor, self._lookupPool, f, *args)
+        return deferToThreadPool(self._reactor, self._lookupPool, _typed, f, *args)
 
     def _call(self, path, f, *args, lookup=False):
         """Run C{f(localPath, *args)} in the pool (the lookup pool with
@@ -145,14 +170,14 @@ class FilesystemDriver:
 
     # --- small content ---
 
-    def getContent(self, path):
+    def getContent(self, path, maxSize=None):
         def get(local):
             with open(local, "rb") as f:
-                return f.read()
+                return _readBounded(f, path, maxSize)
 
         return self._call(path, get, lookup=True)
 
-    def getContentChain(self, path, follow):
+    def getContentChain(self, path, follow, maxSize=None):
         """All in one step of the thread pool (a tag's link, then the
         revision link it names: one hop for a manifest GET by tag)."""
 
@@ -162,7 +187,7 @@ class FilesystemDriver:
             while current is not None and len(found) < MAX_CHAIN:
                 try:
                     with open(self._local(current), "rb") as f:
-                        content = f.read()
+                        content = _readBounded(f, current, maxSize)
                 except OSError as e:
                     if not isinstance(_notFound(e, current), PathNotFound):
                         raise
@@ -176,25 +201,7 @@ class FilesystemDriver:
         return self._lookup(chain)
 
     def putContent(self, path, data):
-        def put(local):
-            directory = os.path.dirname(local)
-            os.makedirs(directory, exist_ok=True)
-            tmp = os.path.join(directory, TEMP_PREFIX + uuid.uuid4().hex)
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, local)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-            _fsyncDirectory(directory)
-
-        return self._call(path, put)
+        return self._call(path, self._tree.put, data)
 
     # --- streams ---
 
@@ -215,7 +222,7 @@ class FilesystemDriver:
 
     def writer(self, path, append=False):
         def open_(local):
-            os.makedirs(os.path.dirname(local), exist_ok=True)
+            fsyncAll(makeDirs(os.path.dirname(local)))
             f = open(local, "ab" if append else "wb")
             f.seek(0, os.SEEK_END)
             return _FileWriter(self, path, f)
@@ -249,23 +256,15 @@ class FilesystemDriver:
             if not os.path.exists(localSource):
                 raise PathNotFound(source)
             directory = os.path.dirname(localDest)
-            os.makedirs(directory, exist_ok=True)
+            gained = makeDirs(directory)
             os.replace(localSource, localDest)
-            _fsyncDirectory(directory)
+            fsyncDirectory(directory)
+            fsyncAll(gained)
 
         return self._call(source, move)
 
     def delete(self, path):
-        def delete(local):
-            if os.path.isdir(local) and not os.path.islink(local):
-                # Rename first so a reader never sees a half-removed tree.
-                doomed = os.path.join(os.path.dirname(local), TEMP_PREFIX + uuid.uuid4().hex)
-                os.rename(local, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
-            else:
-                os.unlink(local)
-
-        return self._call(path, delete)
+        return self._call(path, self._tree.remove)
 
     def redirectURL(self, path, method="GET"):
         return succeed(None)  # local files are served by the daemon

@@ -26,6 +26,28 @@ class InvalidOffset(StorageError):
     """A read was asked to start beyond the end of the content."""
 
 
+class ContentTooLarge(StorageError):
+    """More is stored at a path than a bounded read (C{maxSize}) accepts;
+    at most C{maxSize + 1} bytes of it were read.  C{size} is the stored
+    size when the driver learnt it, else C{None}."""
+
+    def __init__(self, path, maxSize, size=None):
+        self.path = path
+        self.maxSize = maxSize
+        self.size = size
+        stored = "%d bytes" % (size,) if size is not None else "more"
+        StorageError.__init__(self, "%s: %s stored, at most %d bytes read" % (path, stored, maxSize))
+
+
+class StorageUnavailable(StorageError):
+    """The storage refuses to write for now (read-only, throttled): a state
+    of the storage that passes, neither the request's fault nor a bug."""
+
+
+class StorageFull(StorageUnavailable):
+    """No space (or quota) is left for what was written."""
+
+
 @dataclass(frozen=True)
 class FileInfo:
     path: str
@@ -87,15 +109,21 @@ class IWriter(Interface):
 class IStorageDriver(Interface):
     name = Attribute("A short name for logs: 'filesystem', 'inmemory', ...")
 
-    def getContent(path):
-        """Deferred firing with the bytes at C{path} (small content only)."""
+    def getContent(path, maxSize=None):
+        """Deferred firing with the bytes at C{path} (small content only).
+        With C{maxSize}, the read is bounded by what is stored, never by
+        what anybody claims it holds: at most C{maxSize + 1} bytes are read
+        (drivers that can ask the size first do), and L{ContentTooLarge} is
+        raised when more than C{maxSize} are stored.  Every read of stored
+        content for parsing gives a C{maxSize}."""
 
-    def getContentChain(path, follow):
+    def getContentChain(path, follow, maxSize=None):
         """Deferred firing with a list of contents: C{path}'s, then, as long
         as C{follow(content)} names another path, that path's.  A path with
         nothing stored at it ends the list with C{None}.  C{follow} is pure
         (no I/O) and cheap; it may run in any thread, so that a driver can
-        read a link and what it names in one step."""
+        read a link and what it names in one step.  C{maxSize} bounds each
+        read as for L{getContent} (L{ContentTooLarge})."""
 
     def putContent(path, data):
         """Deferred firing once C{data} replaced the content at C{path}
@@ -129,13 +157,13 @@ class IStorageDriver(Interface):
 MAX_CHAIN = 8  # links followed at most by getContentChain
 
 
-async def followChain(getContent, path, follow):
+async def followChain(getContent, path, follow, maxSize=None):
     """L{IStorageDriver.getContentChain} on top of a C{getContent}
     returning Deferreds (for drivers without a faster way)."""
     found = []
     while path is not None and len(found) < MAX_CHAIN:
         try:
-            content = await getContent(path)
+            content = await getContent(path, maxSize)
         except PathNotFound:
             found.append(None)
             break

@@ -7,6 +7,7 @@ from zope.interface import implementer
 
 from txregistry.storage.interface import (
     checkPath,
+    ContentTooLarge,
     FileInfo,
     followChain,
     InvalidOffset,
@@ -84,11 +85,17 @@ class MemoryDriver:
         except KeyError:
             raise PathNotFound(path)
 
-    def getContent(self, path):
-        return maybeDeferred(self._get, path)
+    def getContent(self, path, maxSize=None):
+        def get():
+            data = self._get(path)
+            if maxSize is not None and len(data) > maxSize:
+                raise ContentTooLarge(path, maxSize, len(data))
+            return data
 
-    def getContentChain(self, path, follow):
-        return Deferred.fromCoroutine(followChain(self.getContent, path, follow))
+        return maybeDeferred(get)
+
+    def getContentChain(self, path, follow, maxSize=None):
+        return Deferred.fromCoroutine(followChain(self.getContent, path, follow, maxSize))
 
     def putContent(self, path, data):
         def put():

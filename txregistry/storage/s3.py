@@ -35,6 +35,7 @@ from zope.interface import implementer
 
 from txregistry.storage.interface import (
     checkPath,
+    ContentTooLarge,
     FileInfo,
     followChain,
     InvalidOffset,
@@ -43,6 +44,8 @@ from txregistry.storage.interface import (
     IWriter,
     PathNotFound,
     StorageError,
+    StorageFull,
+    StorageUnavailable,
 )
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -109,11 +112,31 @@ def _text(node, name, default=None):
     return found.text if found is not None and found.text is not None else default
 
 
+class S3Full(S3Error, StorageFull):
+    """The server (MinIO: XMinioStorageFull, 507) or a quota (Ceph RGW:
+    QuotaExceeded) has no room for the write."""
+
+
+class S3Unavailable(S3Error, StorageUnavailable):
+    """The server is throttling or unavailable (503 SlowDown, still so after
+    the retries)."""
+
+
+_FULL_CODES = frozenset(("XMinioStorageFull", "QuotaExceeded", "XMinioAdminBucketQuotaExceeded"))
+_UNAVAILABLE_CODES = frozenset(("SlowDown", "ServiceUnavailable"))
+
+
 def _errorOf(status, body, key):
     doc = _xml(body) if body else None
     if doc is not None and doc.tag.split("}")[-1] == "Error":
-        return S3Error(status, _text(doc, "Code", "Unknown"), _text(doc, "Message", ""), key)
-    return S3Error(status, "HTTP%d" % status, (body or b"")[:200].decode("utf-8", "replace"), key)
+        code, message = _text(doc, "Code", "Unknown"), _text(doc, "Message", "")
+    else:
+        code, message = "HTTP%d" % status, (body or b"")[:200].decode("utf-8", "replace")
+    if status == 507 or code in _FULL_CODES:
+        return S3Full(status, code, message, key)
+    if status == 503 or code in _UNAVAILABLE_CODES:
+        return S3Unavailable(status, code, message, key)
+    return S3Error(status, code, message, key)
 
 
 class _Credentials:
@@ -207,6 +230,31 @@ def _readIntoBytearray(response):
     d = Deferred()
     response.deliverBody(_IntoBytearray(d))
     return d
+
+
+class _AtMost(_IntoBytearray):
+    """Collects a response body of at most C{maxSize} bytes; past that, the
+    connection is dropped (nothing more is read) and C{finished} fails with
+    L{ContentTooLarge}."""
+
+    def __init__(self, finished, maxSize, path):
+        _IntoBytearray.__init__(self, finished)
+        self._maxSize = maxSize
+        self._path = path
+
+    def dataReceived(self, data):
+        if self._finished is None:
+            return
+        self.data += data
+        if len(self.data) > self._maxSize:
+            finished, self._finished = self._finished, None
+            self.data = bytearray()
+            self.transport.stopProducing()
+            finished.errback(ContentTooLarge(self._path, self._maxSize))
+
+    def connectionLost(self, reason):
+        if self._finished is not None:
+            _IntoBytearray.connectionLost(self, reason)
 
 
 class _BufferingProtocol(Protocol):
@@ -753,14 +801,42 @@ class S3Driver:
 
     # --- IStorageDriver ---
 
-    def getContent(self, path):
+    def getContent(self, path, maxSize=None):
         async def get():
-            return await self._call("GET", self._key(path))
+            if maxSize is None:
+                return await self._call("GET", self._key(path))
+            return await self._getAtMost(path, maxSize)
 
         return Deferred.fromCoroutine(get())
 
-    def getContentChain(self, path, follow):
-        return Deferred.fromCoroutine(followChain(self.getContent, path, follow))
+    async def _getAtMost(self, path, maxSize):
+        """One ranged GET of the first C{maxSize + 1} bytes: the stored size
+        is the 206's Content-Range total."""
+        key = self._key(path)
+        response = await self._send("GET", key, headers={"Range": "bytes=0-%d" % (maxSize,)})
+        if response.code == 416:  # no byte 0: an empty file
+            await readBody(response)
+            return b""
+        await self._check(response, (200, 206), key)
+        size = _rangeTotal(response) if response.code == 206 else response.length
+        if isinstance(size, int) and size > maxSize:
+            # At most maxSize + 1 bytes come (or the connection is dropped,
+            # by a server that ignored the Range): read them, for the
+            # connection to be reused.
+            try:
+                await self._readAtMost(response, maxSize + 1, path)
+            except ContentTooLarge:
+                pass
+            raise ContentTooLarge(path, maxSize, size)
+        return bytes(await self._readAtMost(response, maxSize, path))
+
+    def _readAtMost(self, response, maxSize, path):
+        d = Deferred()
+        response.deliverBody(_AtMost(d, maxSize, path))
+        return d
+
+    def getContentChain(self, path, follow, maxSize=None):
+        return Deferred.fromCoroutine(followChain(self.getContent, path, follow, maxSize))
 
     def putContent(self, path, data):
         async def put():

@@ -19,17 +19,19 @@ from txregistry.registry import manifests as M
 from txregistry.registry.catalog import catalog
 from txregistry.registry.chunks import rangeMismatch
 from txregistry.search.index import IndexUnavailable
+from txregistry.storage import StorageUnavailable
 from txregistry.web import conditional, routes
 from txregistry.web.access import Authentication, routeScopes
 from txregistry.web.accesslog import safePath
 from txregistry.web.bodies import PendingBody, RefusedBody, UploadBody
-from txregistry.web.guard import API_VERSION, writeError
+from txregistry.web.guard import API_VERSION, storageUnavailableError, writeError
 from txregistry.web.producer import ReaderProducer
 
 DEFAULT_CATALOG_PAGE = 1000
 # Searching for a caller who may not see every repository: how many ranked
 # matches are read and filtered at most.
 MAX_FILTERED_SEARCH = 5000
+SEARCH_RETRY_AFTER = 5  # seconds, with a 503 of /v1/search
 MAX_CLIENT_ADDRESS = 128  # bytes of a client address taken from a proxy's header
 
 def _query(request):
@@ -473,7 +475,8 @@ class RegistryApp:
                     rows = [row for row in rows if self._visible(identity, row[0])]
                     total, rows = len(rows), rows[(page - 1) * size : page * size]
             except IndexUnavailable:
-                raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later")
+                raise RegistryError("UNAVAILABLE", "the search index is unavailable; retry later",
+                                    headers={b"Retry-After": b"%d" % (SEARCH_RETRY_AFTER,)})
         except RegistryError as e:
             return self._error(request, e)
         except (Unauthorized, Forbidden) as e:
@@ -520,6 +523,11 @@ class RegistryApp:
         except (Unauthorized, Forbidden) as e:
             self._abortBody(request)
             return self._accessError(request, e)
+        except StorageUnavailable as e:
+            self._abortBody(request)
+            self.log.warn("storage refused {method} {uri}: {error}", method=request.method.decode("ascii", "replace"),
+                          uri=safePath(request.uri), error=str(e))
+            return self._error(request, storageUnavailableError(e))
         except Exception:
             self._abortBody(request)
             self.log.failure(
@@ -545,7 +553,9 @@ class RegistryApp:
         n = _pageSize(query, DEFAULT_CATALOG_PAGE)
         last = _one(query, "last")
         page = None
-        if self.search is not None and self.search.ready and self.search.healthy:
+        # From the index when it lists every repository (and answers within
+        # its bounded wait), else from storage.
+        if self.search is not None and self.search.listingCurrent:
             try:
                 page = await self.search.index.catalog(last or None, None if n is None else n + 1)
             except IndexUnavailable:

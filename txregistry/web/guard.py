@@ -10,19 +10,33 @@ from twisted.web.resource import Resource
 
 from txregistry import names
 from txregistry.errors import RegistryError
+from txregistry.storage import StorageFull
+
+# How long a client is told to wait when storage refuses writes.
+STORAGE_RETRY_AFTER = 60
 
 API_VERSION = b"registry/2.0"
 
 
 def _reason(status):
     # twisted.web's table lacks the newer ones (RFC 6585, RFC 9110 names).
-    return {413: b"Content Too Large", 431: b"Request Header Fields Too Large"}.get(
+    return {413: b"Content Too Large", 431: b"Request Header Fields Too Large", 507: b"Insufficient Storage"}.get(
         status, RESPONSES.get(status, b"Error"))
 
 
 def errorBody(error):
     """C{{"errors":[{"code","message","detail"}]}} for a L{RegistryError}."""
     return json.dumps({"errors": [error.asDict()]}, separators=(",", ":")).encode("utf-8")
+
+
+def storageUnavailableError(e):
+    """The answer to a L{StorageUnavailable}: 507 Insufficient Storage for a
+    full disk or a quota reached, else (read-only) 503; both pass."""
+    headers = {b"Retry-After": b"%d" % (STORAGE_RETRY_AFTER,)}
+    if isinstance(e, StorageFull):
+        return RegistryError("UNAVAILABLE", "insufficient storage: the registry's storage is full",
+                             status=507, headers=headers)
+    return RegistryError("UNAVAILABLE", "the registry's storage does not take writes now", headers=headers)
 
 
 def writeError(request, error):
