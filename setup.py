@@ -31,6 +31,7 @@ setup(
         "bcrypt>=4",
         "PyJWT>=2.8",
         "cryptography>=42",
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "test": [

@@ -215,3 +215,38 @@ def test_badPublicURL(tmp_path, value):
     with pytest.raises(config.ConfigError) as e:
         config.load(environ={"REGISTRY_PUBLIC_URL": value})
     assert str(e.value).startswith("REGISTRY_PUBLIC_URL: public_url must be")
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("5001", "tcp:5001:interface=127.0.0.1"),
+    ("localhost:5001", "tcp:5001:interface=localhost"),
+    (":5001", "tcp:5001"),
+    ("[::1]:5001", "tcp:5001:interface=\\:\\:1"),
+    ("tcp:5001:interface=0.0.0.0", "tcp:5001:interface=0.0.0.0"),
+    ("five", None),
+    ("host:", None),
+])
+def test_debug_addr_forms(given, expected):
+    assert config.debugEndpoint(given) == expected
+
+
+def test_debug_addr_sources(tmp_path):
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n    debug_addr: 127.0.0.1:6001\n    metrics_main_port: true\n    health_timeout: 0.5\n")
+    s = config.load(configFile=str(p), environ={})
+    assert s.metrics == config.MetricsSettings("tcp:6001:interface=127.0.0.1", True, 0.5)
+    s = config.load(configFile=str(p), environ={"DEBUG_ADDR": "7001"})
+    assert s.metrics.debugListen == "tcp:7001:interface=127.0.0.1"
+    s = config.load(configFile=str(p), environ={"DEBUG_ADDR": "7001"}, debugPort="8001")
+    assert s.metrics.debugListen == "tcp:8001:interface=127.0.0.1"
+    assert config.load(environ={}).metrics == config.MetricsSettings()
+
+
+@pytest.mark.parametrize("line", ["debug_addr: nowhere", "health_timeout: 0", "health_timeout: yes",
+                                  "metrics_main_port: maybe"])
+def test_bad_metrics_settings_are_one_line(tmp_path, line):
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n    %s\n" % (line,))
+    with pytest.raises(config.ConfigError) as e:
+        config.load(configFile=str(p), environ={})
+    assert line.split(":")[0] in str(e.value) and "\n" not in str(e.value)
