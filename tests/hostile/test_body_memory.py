@@ -105,24 +105,22 @@ def rss(pid):
     return procs.processStats(pid)["VmRSS"]
 
 
-@pytest.fixture(scope="module")
-def basicRegistry(tmp_path_factory):
+def _secureRegistry(tmp_path_factory, mode):
     if shutil.which("htpasswd") is None:
         missing("htpasswd (apache2-utils) is not installed")
-    tmp = tmp_path_factory.mktemp("bodies-basic")
-    d = secure.startSecure(tmp, mode="basic", tls=False)
+    d = secure.startSecure(tmp_path_factory.mktemp("bodies-" + mode), mode=mode, tls=False)
     yield d
     d.stop()
+
+
+@pytest.fixture(scope="module")
+def basicRegistry(tmp_path_factory):
+    yield from _secureRegistry(tmp_path_factory, "basic")
 
 
 @pytest.fixture(scope="module")
 def bearerRegistry(tmp_path_factory):
-    if shutil.which("htpasswd") is None:
-        missing("htpasswd (apache2-utils) is not installed")
-    tmp = tmp_path_factory.mktemp("bodies-bearer")
-    d = secure.startSecure(tmp, mode="bearer", tls=False)
-    yield d
-    d.stop()
+    yield from _secureRegistry(tmp_path_factory, "bearer")
 
 
 LIMITED = """\
