@@ -94,6 +94,10 @@ LIMITS = {
     # requests together; a body that does not fit is answered 429 at its
     # headers.  At least max_manifest_size.
     "max_body_memory": (64 * 1024 * 1024, 64 * 1024),
+    # Bytes of upload bodies received and not yet written, all uploads
+    # together: above it, uploads that receive more are paused until the
+    # storage catches up.
+    "max_upload_memory": (256 * 1024 * 1024, 16 * 1024 * 1024),
     # Connections open at once; those above are answered 503 and closed.
     # 0: no limit.
     "max_connections": (1000, 0),

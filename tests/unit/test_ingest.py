@@ -76,10 +76,15 @@ class StalledWriter:
         return succeed(None)
 
 
-class FakeUploads:
+class FakeUploads(U.Uploads):
+    """The upload sessions an Appender works with, on a writer of the
+    test's (the flow control and bookkeeping are the real ones)."""
+
     maxConcurrent = 0
     maxBlobSize = 0
     active = 0
+    queued = 0
+    maxQueued = 0
 
     def __init__(self, writer):
         self.driver = self
@@ -87,6 +92,7 @@ class FakeUploads:
         self.state = U._State()
         self.released = []
         self.forgotten = []
+        self._stalled = set()
 
     async def create(self, name):
         return "u1"
@@ -152,6 +158,37 @@ class BackpressureTests(unittest.TestCase):
         body.seek(0)  # the body is complete
         size = self.successResultOf(appender.finish())
         self.assertEqual(size, written)
+
+    def test_allUploadsTogetherAreBounded(self):
+        """Bodies that each queue less than HIGH_WATER, but too much all
+        together (Uploads.maxQueued), are paused until the total is back
+        to half the bound; a body's own queue still pauses it as before."""
+        writers = [StalledWriter() for _ in range(4)]
+        uploads = FakeUploads(None)
+        uploads.maxQueued = 3 * 1024 * 1024
+        bodies = []
+        for i, writer in enumerate(writers):
+            uploads._writer = writer
+            appender = U.Appender(uploads, "n", "u%d" % (i,), None, ("sha256",), None, None)
+            transport = PausingTransport()
+            bodies.append((UploadBody(appender, transport), transport, writer))
+        chunk = b"x" * (1024 * 1024)
+        for body, transport, _ in bodies:
+            body.write(chunk)  # the first MiB of each is being written
+            body.write(chunk)  # the second waits in its queue
+        # 8 MiB received, 4 in flight, more than 3 MiB waiting: each body
+        # that queued past the bound is paused.
+        self.assertGreater(uploads.queued, uploads.maxQueued)
+        paused = [t for _, t, _ in bodies if t.paused]
+        self.assertTrue(paused)
+        self.assertLess(uploads.queued, uploads.maxQueued + 2 * len(chunk) * len(bodies))
+        for _, _, writer in bodies:
+            writer.release()  # the first MiBs land; the second ones go out
+        for _, _, writer in bodies:
+            writer.release()
+        self.assertEqual(uploads.queued, 0)
+        self.assertEqual([t.paused for _, t, _ in bodies], [False] * len(bodies))
+        self.assertEqual(sum(t.calls.count("resume") for _, t, _ in bodies), len(paused))
 
     def test_noResumeOnceBodyComplete(self):
         # After the body is in, the HTTP channel owns the transport's state.

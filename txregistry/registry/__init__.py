@@ -20,5 +20,6 @@ class Registry:
             threadpool,
             maxBlobSize=limits.get("max_blob_size", 0),
             maxConcurrent=limits.get("max_concurrent_uploads", 0),
+            maxQueued=limits.get("max_upload_memory", 0),
         )
         self.manifests = Manifests(driver, self.blobs, maxSize=limits.get("max_manifest_size"))

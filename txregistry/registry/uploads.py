@@ -60,7 +60,7 @@ class _State:
 class Uploads:
     log = Logger()
 
-    def __init__(self, driver, blobs, reactor, threadpool, maxBlobSize=0, maxConcurrent=0):
+    def __init__(self, driver, blobs, reactor, threadpool, maxBlobSize=0, maxConcurrent=0, maxQueued=0):
         self.driver = driver
         self.blobs = blobs
         self._reactor = reactor
@@ -70,6 +70,31 @@ class Uploads:
         self.maxBlobSize = maxBlobSize  # 0: no limit
         self.maxConcurrent = maxConcurrent  # request bodies being written at once; 0: no limit
         self.active = 0
+        # Bytes of all upload bodies received and not yet written (their
+        # queues), and the most there may be (0: no bound): above it, every
+        # body that queues more is paused (L{stall}) until it is back to
+        # half of that.
+        self.queued = 0
+        self.maxQueued = maxQueued
+        self._stalled = set()
+
+    def overQueued(self):
+        return bool(self.maxQueued) and self.queued > self.maxQueued
+
+    def stall(self, appender):
+        """C{appender}'s body waits (paused) for the queues of all bodies to
+        shrink."""
+        self._stalled.add(appender)
+
+    def unstall(self, appender):
+        self._stalled.discard(appender)
+
+    def queuedBytes(self, n):
+        self.queued += n
+        if n < 0 and self._stalled and self.queued <= self.maxQueued // 2:
+            stalled, self._stalled = self._stalled, set()
+            for appender in stalled:
+                appender.wake()
 
     def _inPool(self, f, *args):
         if self._pool is None:
@@ -402,7 +427,7 @@ class Appender:
                 if self._state is not None:
                     self._state.hashers = {}
         self._queue.clear()
-        self._pending = 0
+        self._queued(-self._pending)
         self._busy = False
         self._resume()
         self._maybeDone()
@@ -411,7 +436,7 @@ class Appender:
         """Refuse the rest of the body (what is being written still lands)."""
         if self.error is None:
             self.error = error
-        self._pending -= sum(len(c) for c in self._queue)
+        self._queued(-sum(len(c) for c in self._queue))
         self._queue.clear()
         self._resume()
         self._maybeDone()
@@ -430,16 +455,34 @@ class Appender:
             self._reject(rangeMismatch(self._span, "more than that"))
             return
         self._queue.append(data)
-        self._pending += len(data)
-        if self._pending > HIGH_WATER and not self._paused:
-            self._paused = True
-            self._onPause()
+        self._queued(len(data))
+        if not self._paused:
+            if self._pending > HIGH_WATER:
+                self._pause()
+            elif self._uploads.overQueued():
+                self._pause()
+                self._uploads.stall(self)
         self._kick()
+
+    def _queued(self, n):
+        """C{n} more bytes (fewer if negative) wait in this body's queue;
+        the uploads count them all together (L{Uploads.maxQueued})."""
+        self._pending += n
+        self._uploads.queuedBytes(n)
+
+    def _pause(self):
+        self._paused = True
+        self._onPause()
 
     def _resume(self):
         if self._paused:
             self._paused = False
             self._onResume()
+
+    def wake(self):
+        """The bodies of all uploads queue little again (L{Uploads.stall})."""
+        if self._pending < LOW_WATER:
+            self._resume()
 
     def _kick(self):
         if self._opening or self._busy:
@@ -477,11 +520,14 @@ class Appender:
 
         def written(_):
             self._busy = False
-            self._pending -= len(batch)
+            self._queued(-len(batch))
             if not self._staging:
                 self._state.offset += len(batch)
             if self._paused and self._pending < LOW_WATER:
-                self._resume()
+                if self._uploads.overQueued():
+                    self._uploads.stall(self)
+                else:
+                    self._resume()
             if self.error is not None:
                 self._maybeDone()
             else:
@@ -551,6 +597,7 @@ class Appender:
         if self._opening:
             return  # closed once open (or failed)
         self._closed = True
+        self._uploads.unstall(self)
         Deferred.fromCoroutine(self._close()).addBoth(self._closedWith)
 
     async def _close(self):
