@@ -22,3 +22,6 @@ class Registry:
             maxConcurrent=limits.get("max_concurrent_uploads", 0),
         )
         self.manifests = Manifests(driver, self.blobs, maxSize=limits.get("max_manifest_size"))
+        # What the model announces (txregistry.events): one stream for all.
+        self.events = self.blobs.events
+        self.uploads.events = self.manifests.events = self.events
