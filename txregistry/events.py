@@ -93,7 +93,7 @@ class Event:
         target["repository"] = self.repository
         if self.fromRepository:
             target["fromRepository"] = self.fromRepository
-        url = self.url()
+        url = self.url() if self.action != DELETE else ""  # (gone: Distribution names none)
         if url:
             target["url"] = url
         if self.tag:
