@@ -70,7 +70,7 @@ KNOWN_KEYS = (
     "loglevel", "log_format", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
     "s3_bucket", "boto_bucket", "s3_access_key", "s3_secret_key", "s3_region", "s3_endpoint", "boto_host",
     "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "public_url",
-    "debug_addr", "metrics_main_port", "health_timeout",
+    "debug_addr", "metrics_main_port", "health_timeout", "notifications",
 )
 
 # limits: key -> (default, minimum)
@@ -129,6 +129,7 @@ class Settings:
     ignoredKeys: tuple = ()
     serverHeader: str = "txregistry"  # the Server response header; "": none
     metrics: object = None  # MetricsSettings
+    notifications: object = None  # txregistry.notify.settings.NotifySettings, or None: no endpoint
 
 
 @dataclass(frozen=True)
@@ -415,8 +416,16 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
     publicSource = "REGISTRY_PUBLIC_URL" if environ.get("REGISTRY_PUBLIC_URL") else source
     publicURL = _publicURL(environ.get("REGISTRY_PUBLIC_URL") or values.get("public_url"), publicSource)
 
+    from txregistry.notify.settings import NotifyConfigError, parseNotifications
+
+    try:
+        notifications = parseNotifications(values.get("notifications"), source, os.path.abspath(path), s3 is not None)
+    except NotifyConfigError as e:
+        raise ConfigError(str(e))
+
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
+        notifications=notifications,
         metrics=metrics,
         publicURL=publicURL,
         readonly=readonly,

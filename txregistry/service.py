@@ -3,6 +3,7 @@ and the listening port."""
 
 import os
 import signal
+import socket
 
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred
@@ -145,6 +146,9 @@ class RegistryService(service.MultiService):
             except OSError as e:
                 raise StorageError("cannot write %s: %s" % (self.indexMarker.path, e.strerror or e))
             self.updater = IndexUpdater(self.index, self.registry, reactor, lagged=lagged)
+        self.notifier = None
+        if settings.notifications is not None:
+            self._notifications(settings.notifications, reactor)
         self.authorizer = None
         if settings.auth is not None:
             from txregistry.auth import Authorizer
@@ -202,6 +206,18 @@ class RegistryService(service.MultiService):
             )
             refresher.clock = reactor
             refresher.setServiceParent(self)
+
+    def _notifications(self, settings, reactor):
+        from txregistry.notify import JournalError, Notifier
+
+        # Queue writes (an fsync each) and reads, one at a time.
+        self.notifyPool = ThreadPool(minthreads=1, maxthreads=1, name="txregistry-notify")
+        self.notifier = Notifier(settings, reactor, self.notifyPool, self.metrics)
+        try:
+            self.notifier.open()  # before the reactor runs: local files
+        except JournalError as e:
+            raise StorageError(str(e))
+        self.registry.events.add(self.notifier.listen)
 
     def _healthChecks(self, timeout):
         checks = HealthChecks(self._reactor)
@@ -288,6 +304,10 @@ class RegistryService(service.MultiService):
         if self.updater is not None:
             self.indexPool.start()
             Deferred.fromCoroutine(self.updater.start())
+        if self.notifier is not None:
+            self.notifyPool.start()
+            self.notifier.setAddress(socket.gethostname(), getattr(self.port.getHost(), "port", ""))
+            self.notifier.start()
         service.MultiService.startService(self)
         s = self.settings
         # In a namespace of its own, which the loglevel never hides (see
@@ -362,6 +382,10 @@ class RegistryService(service.MultiService):
         if self.updater is not None:
             self.updater.stop()
             d.addCallback(lambda _: self.indexPool.stop())
+        if self.notifier is not None:
+            d.addCallback(lambda _: Deferred.fromCoroutine(self.notifier.stop()))
+            d.addCallback(lambda _: self.notifyPool.stop())
+            d.addCallback(lambda _: self.notifier.close())
         return d
 
     def _disarmIndexMarker(self):

@@ -54,6 +54,16 @@ class Metrics:
             "txregistry_search_index_repositories", "Repositories in the search index", registry=r)
         self.indexLag = Gauge(
             "txregistry_search_index_lag", "Index updates not yet in the search database", registry=r)
+        self.notificationEvents = Counter(
+            "txregistry_notification_events",
+            "Events of a notification endpoint: queued, sent (the endpoint answered 2xx), dropped (not queued)",
+            ["endpoint", "outcome"], registry=r)
+        self.notificationFailures = Counter(
+            "txregistry_notification_failures", "Deliveries to a notification endpoint that failed (then retried)",
+            ["endpoint"], registry=r)
+        self.notificationPending = Gauge(
+            "txregistry_notification_pending", "Events queued for a notification endpoint, not yet delivered",
+            ["endpoint"], registry=r)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
 
@@ -86,6 +96,20 @@ class Metrics:
 
     def loginThrottled(self):
         self.loginsThrottled.inc()
+
+    def notificationEvent(self, endpoint, outcome):
+        self.notificationEvents.labels(endpoint, outcome).inc()
+
+    def notificationFailure(self, endpoint):
+        self.notificationFailures.labels(endpoint).inc()
+
+    def watchNotifications(self, endpoint, read):
+        """The pending gauge of C{endpoint} reads C{read()} at each scrape;
+        its counters show from the start."""
+        self.notificationPending.labels(endpoint).set_function(read)
+        for outcome in ("queued", "sent", "dropped"):
+            self.notificationEvents.labels(endpoint, outcome)
+        self.notificationFailures.labels(endpoint)
 
     def watch(self, gauge, read):
         """Let C{gauge} (one of the gauges above) read its value from

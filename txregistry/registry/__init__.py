@@ -23,3 +23,6 @@ class Registry:
             maxQueued=limits.get("max_upload_memory", 0),
         )
         self.manifests = Manifests(driver, self.blobs, maxSize=limits.get("max_manifest_size"))
+        # What the model announces (txregistry.events): one stream for all.
+        self.events = self.blobs.events
+        self.uploads.events = self.manifests.events = self.events

@@ -1,6 +1,7 @@
 """Content-addressed blobs and their links into repositories."""
 
 from txregistry import digest as digests
+from txregistry.events import MOUNT, PULL, Announcer
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
 from txregistry.storage import ContentTooLarge, PathNotFound
@@ -60,10 +61,16 @@ class BlobStore:
         # Told when a blob is linked into a repository (which makes the
         # repository exist): listener.repositoryUsed(name).
         self.listeners = []
+        self.events = Announcer()
 
     async def size(self, name, digest):
         """Size of a blob readable through repository C{name}, else
-        BLOB_UNKNOWN."""
+        BLOB_UNKNOWN.  A pull (what serves a blob asks it)."""
+        size = await self._size(name, digest)
+        self.events.blob(PULL, name, digest, size)
+        return size
+
+    async def _size(self, name, digest):
         if not await self.isLinked(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         try:
@@ -80,7 +87,9 @@ class BlobStore:
         storage fewer than L{size} then L{reader}."""
         if not await self.isLinked(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-        return await self.reader(name, digest)
+        reader = await self.reader(name, digest)
+        self.events.blob(PULL, name, digest, reader.size)
+        return reader
 
     async def reader(self, name, digest, offset=0):
         try:
@@ -104,15 +113,17 @@ class BlobStore:
         if not await self.isLinked(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         await self.driver.delete(path.rsplit("/", 1)[0])
+        self.events.blobDeleted(name, digest)
 
     async def mount(self, name, digest, fromName):
         """Link a blob of C{fromName} into C{name}; C{False} when C{fromName}
         cannot read it."""
         try:
-            await self.size(fromName, digest)
+            size = await self._size(fromName, digest)
         except RegistryError:
             return False
         await self.link(name, digest)
+        self.events.blob(MOUNT, name, digest, size, fromRepository=fromName)
         return True
 
     async def hasData(self, digest):

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
+from txregistry.events import PULL, PUSH, Announcer
 from txregistry.registry import layout
 from txregistry.registry.blobs import MAX_LINK_SIZE, deleteQuietly, exists, linkDigest, listQuietly, readLink
 from txregistry.storage import ContentTooLarge, PathNotFound
@@ -205,6 +206,7 @@ class Manifests:
         # Told of every change: listener.manifestPushed(name, digest,
         # manifest, tag) and listener.manifestDeleted(name).
         self.listeners = []
+        self.events = Announcer()  # txregistry.events
         # Manifests are immutable by digest: a bounded cache of their bytes.
         self._cache = {}
         self._cacheBytes = 0
@@ -276,7 +278,9 @@ class Manifests:
         body = await self._content(digest)
         if body is None:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
-        return body, mediaTypeOf(body), digest
+        mediaType = mediaTypeOf(body)
+        self.events.manifest(PULL, name, digest, mediaType, body, parseReference(reference)[1])
+        return body, mediaType, digest
 
     # --- push ---
 
@@ -328,6 +332,7 @@ class Manifests:
             # after.
             await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
             await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
+        self.events.manifest(PUSH, name, digest, manifest.mediaType, body, tag)
         for listener in self.listeners:
             await listener.manifestPushed(name, digest, manifest, tag)
         return digest, manifest
@@ -348,6 +353,7 @@ class Manifests:
                 await self.driver.delete(layout.tagDir(name, tag))
             except PathNotFound:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"tag": tag})
+            self.events.manifestDeleted(name, tag=tag)
             return
         if not await self._isRevision(name, digest):
             raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
@@ -364,6 +370,7 @@ class Manifests:
                 link = layout.referrerLink(name, subject, digest)
                 await self._deleteQuietly(link.rsplit("/", 1)[0])
         await self._deleteQuietly(layout.revisionLink(name, digest).rsplit("/", 1)[0])
+        self.events.manifestDeleted(name, digest=digest)
 
     def _deleteQuietly(self, path):
         return deleteQuietly(self.driver, path)

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txregistry import digest as digests
+from txregistry.events import PUSH, Announcer
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
 from txregistry.registry.catalog import repositoryDirs
@@ -63,6 +64,7 @@ class Uploads:
     def __init__(self, driver, blobs, reactor, threadpool, maxBlobSize=0, maxConcurrent=0, maxQueued=0):
         self.driver = driver
         self.blobs = blobs
+        self.events = Announcer()  # txregistry.events
         self._reactor = reactor
         self._pool = threadpool
         self._states = {}
@@ -233,6 +235,7 @@ class Uploads:
             else:
                 await self.driver.move(dataPath, layout.blobData(expected))
             await self.blobs.link(name, expected)
+            self.events.blob(PUSH, name, expected, size)
             await self._forget(name, uploadID)
             return size
         except BaseException:

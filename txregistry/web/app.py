@@ -20,7 +20,7 @@ from txregistry.registry.catalog import catalog
 from txregistry.registry.chunks import rangeMismatch
 from txregistry.search.index import IndexUnavailable
 from txregistry.storage import StorageUnavailable
-from txregistry.web import conditional, routes
+from txregistry.web import conditional, eventinfo, routes
 from txregistry.web.access import Authentication, routeScopes
 from txregistry.web.accesslog import safePath
 from txregistry.web.bodies import PendingBody, RefusedBody, UploadBody
@@ -513,6 +513,8 @@ class RegistryApp:
                 request.txrIdentity = await self._authorize(request, route, method, name)
             if self.readonly and method in routes.WRITES:
                 raise _readonlyError()
+            if getattr(self.registry, "events", None):  # someone listens: events say who asked
+                eventinfo.bindRequest(request, self._baseURL(request))
             handler = getattr(self, "_%s_%s" % (route, method.lower()), None) or getattr(
                 self, "_%s" % (route,)
             )
