@@ -82,6 +82,22 @@ class ProgressBar:
         self.stream.flush()
 
 
+async def driverOffReactor(settings, reactor, threadpool):
+    """The storage driver of C{settings}, its S3 credentials resolved in
+    C{threadpool} (commands run under the reactor, and resolving may call
+    the network); missing credentials stop the command with one line."""
+    from twisted.internet.threads import deferToThreadPool
+
+    from txregistry.service import makeDriver, storageCredentials
+    from txregistry.storage import StorageError
+
+    try:
+        credentials = await deferToThreadPool(reactor, threadpool, storageCredentials, settings)
+    except StorageError as e:
+        raise SystemExit("txregistry: %s" % (e,))
+    return makeDriver(settings, reactor, threadpool, credentials=credentials)
+
+
 def reindex(reactor, options):
     from twisted.internet.defer import Deferred
     from twisted.python.threadpool import ThreadPool
@@ -89,7 +105,7 @@ def reindex(reactor, options):
     from txregistry.registry import Registry
     from txregistry.search.index import SearchIndex
     from txregistry.search.updater import IndexUpdater
-    from txregistry.service import checkSearchDatabase, makeDriver
+    from txregistry.service import checkSearchDatabase
 
     settings = config.load(
         configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
@@ -103,16 +119,19 @@ def reindex(reactor, options):
     db = ThreadPool(1, 1, name="reindex-db")
     io.start()
     db.start()
-    registry = Registry(makeDriver(settings, reactor, io), reactor, io, settings.limits or config.defaultLimits())
-    updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
-    progress = None if options["quiet"] else ProgressBar(sys.stderr)
+
+    async def run():
+        driver = await driverOffReactor(settings, reactor, io)
+        registry = Registry(driver, reactor, io, settings.limits or config.defaultLimits())
+        updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
+        return await updater.rebuild(None if options["quiet"] else ProgressBar(sys.stderr))
 
     def done(result):
         io.stop()
         db.stop()
         return result
 
-    d = Deferred.fromCoroutine(updater.rebuild(progress)).addBoth(done)
+    d = Deferred.fromCoroutine(run()).addBoth(done)
     d.addCallback(lambda count: print("indexed %d repositories into %s" % (count, settings.searchDatabase)))
     return d
 
@@ -122,14 +141,12 @@ def gc(reactor, options):
     from twisted.python.threadpool import ThreadPool
 
     from txregistry.registry.gc import CollectionError, collect
-    from txregistry.service import makeDriver
 
     settings = config.load(
         configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
     )
     io = ThreadPool(1, 8, name="gc-io")
     io.start()
-    driver = makeDriver(settings, reactor, io)
     dryRun = options["dry-run"]
 
     def deleted(digest, size):
@@ -156,8 +173,12 @@ def gc(reactor, options):
         return result
 
     limits = settings.limits or config.defaultLimits()
-    d = Deferred.fromCoroutine(collect(driver, options["min-age"], dryRun, log=None if dryRun else deleted,
-                                       maxManifestSize=limits["max_manifest_size"]))
+    async def run():
+        driver = await driverOffReactor(settings, reactor, io)
+        return await collect(driver, options["min-age"], dryRun, log=None if dryRun else deleted,
+                             maxManifestSize=limits["max_manifest_size"])
+
+    d = Deferred.fromCoroutine(run())
     d.addCallbacks(report, failed)
     return d.addBoth(done)
 

@@ -36,10 +36,21 @@ UPLOAD_PURGE_AGE = 7 * 24 * 3600
 UPLOAD_PURGE_INTERVAL = 24 * 3600
 
 
-def makeDriver(settings, reactor, threadpool, lookupPool=None):
-    """The storage driver the settings ask for.  For S3 this resolves the
-    credentials (maybe through the network): call it before the reactor
-    runs."""
+def storageCredentials(settings):
+    """The S3 credentials the settings name (static keys, else botocore's
+    chain), or C{None} without S3.  Blocks (it may call the network): call
+    it before the reactor runs or in a thread."""
+    if settings.s3 is None:
+        return None
+    from txregistry.storage.s3.credentials import resolve
+
+    return resolve(settings.s3.accessKey or None, settings.s3.secretKey or None)
+
+
+def makeDriver(settings, reactor, threadpool, lookupPool=None, credentials=None):
+    """The storage driver the settings ask for.  For S3 without
+    C{credentials} (L{storageCredentials}) this resolves them (maybe through
+    the network): then call it before the reactor runs."""
     if settings.s3 is None:
         return FilesystemDriver(settings.storagePath, reactor, threadpool, lookupPool)
     from txregistry.storage.s3 import S3Driver
@@ -56,6 +67,8 @@ def makeDriver(settings, reactor, threadpool, lookupPool=None):
         secure=s3.secure,
         encrypt=s3.encrypt,
         redirect=s3.redirect,
+        credentials=credentials,
+        threadpool=threadpool,  # (where large bodies are hashed)
     )
 
 

@@ -1,4 +1,6 @@
-"""The storage driver contract on real S3-compatible servers."""
+"""The storage driver contract (tests/support/storagecontract.py) on real
+S3-compatible servers, and what only the S3 driver does, checked against the
+servers' own behaviour."""
 
 import os
 import uuid
@@ -7,10 +9,10 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 
 from tests.support import s3servers
-from tests.unit.test_storage_contract import ContractMixin, async_test
+from tests.support.storagecontract import async_test, ContractMixin
 from txregistry.storage import PathNotFound
-from txregistry.storage import s3 as s3module
-from txregistry.storage.s3 import PART_SIZE, S3Driver, S3Error
+from txregistry.storage.s3 import MIN_PART, PART_SIZE, PARTIAL_SUFFIX, S3Driver, S3Error, xml
+from txregistry.storage.s3.errors import errorFor
 
 _servers = {}
 
@@ -45,31 +47,42 @@ class S3ContractMixin(ContractMixin):
         return driver
 
     @async_test
-    async def test_moveTooLargeForOneCopy(self):
-        # A source over the copy limit (5 GiB; here 4 bytes) is refused
-        # with a 400, then copied in parts.
+    async def test_aRefusedCopyStands(self):
+        # A copy the server refuses with a 400 (here: onto itself, changing
+        # nothing) of a source no larger than one copy may be is an error,
+        # and the source stays.
         d = self.driver
-        self.patch(s3module, "MAX_COPY", 4)
-        call = d._call
-        refused = []
-
-        async def refusingCall(method, key, query="", body=None, headers=None, **kw):
-            if "x-amz-copy-source" in (headers or {}) and "partNumber" not in query:
-                refused.append(key)
-                raise S3Error(400, "InvalidRequest", "The specified copy source is larger than the maximum")
-            return await call(method, key, query, body, headers, **kw)
-
-        self.patch(d, "_call", refusingCall)
-        await d.putContent("/mv/src", b"payload")
-        await d.move("/mv/src", "/mv/dst")
-        self.assertEqual(refused, [d._key("/mv/dst")])
-        self.assertEqual(await d.getContent("/mv/dst"), b"payload")
-        with self.assertRaises(PathNotFound):
-            await d.stat("/mv/src")
-        await d.putContent("/mv/small", b"abc")  # under the limit: the 400 stands
-        with self.assertRaises(S3Error):
-            await d.move("/mv/small", "/mv/dst")
+        await d.putContent("/mv/small", b"abc")
+        with self.assertRaises(S3Error) as e:
+            await d.move("/mv/small", "/mv/small")
+        self.assertEqual(e.exception.status, 400)
         self.assertEqual(await d.getContent("/mv/small"), b"abc")
+
+    @async_test
+    async def test_copyInParts(self):
+        # What a move of a source larger than one copy may be does: a
+        # multipart upload of ranges copied from the source.
+        d = self.driver
+        data = os.urandom(2 * MIN_PART + 100)
+        await d.putContent("/cp/src", data)
+        await d.s3.copyInParts(d._key("/cp/src"), d._key("/cp/dst"), len(data), MIN_PART)
+        self.assertEqual(await d.getContent("/cp/dst"), data)
+        self.assertEqual(await d.s3.uploads(d._key("/cp") + "/"), [])
+
+    @async_test
+    async def test_completionEscapesETags(self):
+        # The completion document is well-formed whatever an ETag holds: a
+        # wrong one is the server's InvalidPart, not MalformedXML; the
+        # upload is left as it was, and completes with the right ETag.
+        d = self.driver
+        key = d._key("/etag/data")
+        uploadID = await d.s3.initiate(key)
+        etag = await d.s3.uploadPart(key, uploadID, 1, b"last and only part")
+        with self.assertRaises(S3Error) as e:
+            await d.s3.complete(key, uploadID, [(1, '"&<not the etag>"')])
+        self.assertEqual(e.exception.code, "InvalidPart")
+        await d.s3.complete(key, uploadID, [(1, etag)])
+        self.assertEqual(await d.getContent("/etag/data"), b"last and only part")
 
     @async_test
     async def test_deleteAbortsMultipartUploads(self):
@@ -79,47 +92,43 @@ class S3ContractMixin(ContractMixin):
         w = await d.writer("/mp/a/data")
         await w.write(b"x" * (PART_SIZE + 10))
         await w.close()
-        orphan = await d._call("POST", d._key("/mp/b/data"), query="uploads")
-        self.assertIn(b"UploadId", orphan)
-        self.assertEqual(len(await d._multipartUploads(d._key("/mp") + "/")), 2)
+        self.assertTrue(await d.s3.initiate(d._key("/mp/b/data")))
+        self.assertEqual(len(await d.s3.uploads(d._key("/mp") + "/")), 2)
         await d.delete("/mp/a/data")
         with self.assertRaises(PathNotFound):
             await d.stat("/mp/a/data")
-        self.assertEqual([k for k, _ in await d._multipartUploads(d._key("/mp") + "/")], [d._key("/mp/b/data")])
+        self.assertEqual([k for k, _ in await d.s3.uploads(d._key("/mp") + "/")], [d._key("/mp/b/data")])
         await d.delete("/mp")
-        self.assertEqual(await d._multipartUploads(d._key("/mp") + "/"), [])
+        self.assertEqual(await d.s3.uploads(d._key("/mp") + "/"), [])
         with self.assertRaises(PathNotFound):
             await d.delete("/mp")
-
 
     @async_test
     async def test_commitInterruptedBeforeThePartialWasDeleted(self):
         # The daemon stops (kill -9) between completing the file and deleting
         # its .partial: the file is committed all the same, and a retried
-        # completion finds it so, in one PUT or in parts.
+        # completion finds it so, in one PUT or in parts.  The state is made
+        # with the server: the .partial is copied aside before the commit
+        # and back after it.
         d = self.driver
-        deleteKey = d._deleteKey
-
-        async def crashBeforePartialDeleted(key):
-            if key.endswith(s3module.PARTIAL_SUFFIX):
-                raise ConnectionError("the daemon stopped here")
-            return await deleteKey(key)
-
         for path, data in (("/gap/small/data", b"small" * 100), ("/gap/parts/data", os.urandom(PART_SIZE + 100))):
             w = await d.writer(path, append=True)
             await w.write(data)
             await w.close()
+            partial, aside = d._key(path) + PARTIAL_SUFFIX, d._key(path) + ".aside"
+            await d.s3.copy(partial, aside)
             w = await d.writer(path, append=True)
-            self.patch(d, "_deleteKey", crashBeforePartialDeleted)
-            with self.assertRaises(ConnectionError):
-                await w.commit()
-            self.patch(d, "_deleteKey", deleteKey)
+            await w.commit()
+            await d.s3.copy(aside, partial)
+            await d.s3.delete(aside)
+            self.assertIsNotNone(await d.s3.head(partial))
             retried = await d.writer(path, append=True)  # the retried completion
             self.assertEqual(retried.size, len(data))
             await retried.commit()
             await retried.close()
             self.assertEqual(await d.getContent(path), data)
             self.assertEqual((await d.stat(path)).size, len(data))
+            self.assertIsNone(await d.s3.head(partial))
             await d.move(path, path + "-moved")
             self.assertEqual(await d.getContent(path + "-moved"), data)
 
@@ -146,7 +155,7 @@ class ErrorTypeTests(unittest.TestCase):
 
         def error(status, code):
             body = ("<?xml version='1.0'?><Error><Code>%s</Code><Message>m</Message></Error>" % (code,)).encode()
-            return s3module._errorOf(status, body, "k")
+            return errorFor(status, body, "k")
 
         for status, code in ((507, "XMinioStorageFull"), (403, "QuotaExceeded"), (400, "XMinioAdminBucketQuotaExceeded")):
             self.assertIsInstance(error(status, code), StorageFull)
@@ -158,4 +167,21 @@ class ErrorTypeTests(unittest.TestCase):
             e = error(status, code)
             self.assertIsInstance(e, S3Error)
             self.assertNotIsInstance(e, StorageUnavailable)
-        self.assertIsInstance(s3module._errorOf(507, b"", "k"), StorageFull)
+        self.assertIsInstance(errorFor(507, b"", "k"), StorageFull)
+
+
+class XMLTests(unittest.TestCase):
+    def test_completionDocument(self):
+        # One builder, text escaped: what the server parses back is the ETag.
+        body = xml.completeMultipart([(1, '"a&b"'), (2, '"<c>"')])
+        doc = xml.parse(body)
+        self.assertEqual([(xml.text(p, "PartNumber"), xml.text(p, "ETag")) for p in xml.findall(doc, "Part")],
+                         [("1", '"a&b"'), ("2", '"<c>"')])
+
+    def test_errorDocuments(self):
+        body = b"<?xml version='1.0'?><Error><Code>InternalError</Code><Message>m</Message></Error>"
+        self.assertTrue(xml.isError(xml.parse(body)))
+        self.assertFalse(xml.isError(xml.parse(b"<CompleteMultipartUploadResult/>")))
+        self.assertFalse(xml.isError(xml.parse(b"not xml")))
+        self.assertEqual(xml.errorCodeAndMessage(500, body), ("InternalError", "m"))
+        self.assertEqual(xml.errorCodeAndMessage(502, b"bad gateway"), ("HTTP502", "bad gateway"))

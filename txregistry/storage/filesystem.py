@@ -6,6 +6,7 @@ import os
 
 from twisted.internet.defer import succeed
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from txregistry.storage.durable import fsyncAll, fsyncDirectory, makeDirs, TEMP_PREFIX, Tree
@@ -23,6 +24,8 @@ from txregistry.storage.interface import (
     StorageFull,
     StorageUnavailable,
 )
+
+log = Logger()
 
 _FULL = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT") if hasattr(errno, n))
 
@@ -79,9 +82,11 @@ class _FileReader:
         return self._driver._run(self._file.read, n)
 
     def close(self):
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        f, self._file = self._file, None
+        if f is not None:
+            # In the pool, as every other file call: closing may block (a
+            # network file system); a read still running there ends first.
+            self._driver._run(f.close).addErrback(lambda failure: log.failure("closing {path}", failure, path=f.name))
 
 
 @implementer(IWriter)
