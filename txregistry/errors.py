@@ -1,40 +1,48 @@
-"""The OCI distribution spec's error codes, raised by the registry layer and
-rendered as ``{"errors": [{"code", "message", "detail"}]}`` by the web layer."""
+"""The OCI distribution spec's errors, as the registry model raises them:
+the spec's code, a message, a detail, and plain fields the client may act on.
 
-# code -> (HTTP status, default message)
-CODES = {
-    "BLOB_UNKNOWN": (404, "blob unknown to registry"),
-    "BLOB_UPLOAD_INVALID": (400, "blob upload invalid"),
-    "BLOB_UPLOAD_UNKNOWN": (404, "blob upload unknown to registry"),
-    "DIGEST_INVALID": (400, "provided digest did not match uploaded content"),
-    "MANIFEST_BLOB_UNKNOWN": (400, "manifest references a manifest or blob unknown to registry"),
-    "MANIFEST_INVALID": (400, "manifest invalid"),
-    "MANIFEST_UNKNOWN": (404, "manifest unknown to registry"),
-    "NAME_INVALID": (400, "invalid repository name"),
-    "NAME_UNKNOWN": (404, "repository name not known to registry"),
-    "SIZE_INVALID": (400, "provided length did not match content length"),
-    "TAG_INVALID": (400, "manifest tag did not match URI"),
-    "UNAUTHORIZED": (401, "authentication required"),
-    "DENIED": (403, "requested access to the resource is denied"),
-    "UNSUPPORTED": (405, "the operation is unsupported"),
-    "TOOMANYREQUESTS": (429, "too many requests"),
-    "RANGE_INVALID": (416, "invalid content range"),
-    "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
-    "UNAVAILABLE": (503, "service unavailable"),
+What HTTP makes of them (status codes, headers) is the web layer's
+business: L{txregistry.web.errors}."""
+
+# code -> default message
+MESSAGES = {
+    "BLOB_UNKNOWN": "blob unknown to registry",
+    "BLOB_UPLOAD_INVALID": "blob upload invalid",
+    "BLOB_UPLOAD_UNKNOWN": "blob upload unknown to registry",
+    "DIGEST_INVALID": "provided digest did not match uploaded content",
+    "MANIFEST_BLOB_UNKNOWN": "manifest references a manifest or blob unknown to registry",
+    "MANIFEST_INVALID": "manifest invalid",
+    "MANIFEST_UNKNOWN": "manifest unknown to registry",
+    "NAME_INVALID": "invalid repository name",
+    "NAME_UNKNOWN": "repository name not known to registry",
+    "SIZE_INVALID": "provided length did not match content length",
+    "TAG_INVALID": "manifest tag did not match URI",
+    "UNAUTHORIZED": "authentication required",
+    "DENIED": "requested access to the resource is denied",
+    "UNSUPPORTED": "the operation is unsupported",
+    "TOOMANYREQUESTS": "too many requests",
+    "RANGE_INVALID": "invalid content range",
+    "PAGINATION_NUMBER_INVALID": "invalid number of results requested",
+    "UNAVAILABLE": "service unavailable",
 }
 
 
 class RegistryError(Exception):
     """An error the client caused (or a well-defined unavailability), with
-    the spec's code.  C{headers} are extra response headers."""
+    the spec's C{code}, C{message} and C{detail}, and plain fields:
 
-    def __init__(self, code, message=None, detail=None, status=None, headers=None):
-        defaultStatus, defaultMessage = CODES[code]
+    - C{retryAfter}: seconds after which the client may try again, or
+      C{None};
+    - C{limit}: the bytes the content went beyond (it is too large, not
+      malformed), or C{None}.
+    """
+
+    def __init__(self, code, message=None, detail=None, retryAfter=None, limit=None):
         self.code = code
-        self.message = message or defaultMessage
+        self.message = message or MESSAGES[code]
         self.detail = detail
-        self.status = status or defaultStatus
-        self.headers = headers or {}
+        self.retryAfter = retryAfter
+        self.limit = limit
         Exception.__init__(self, code, self.message)
 
     def asDict(self):

@@ -12,6 +12,7 @@ from txregistry.registry import Registry, layout
 from txregistry.storage import PathNotFound
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.storage.memory import MemoryDriver
+from txregistry.web.errors import statusOf
 
 NAME = "team/app"
 
@@ -66,7 +67,7 @@ class ChunkRangeTests(unittest.TestCase):
     async def test_declaredLengthContradictingTheRangeRefusedAtOnce(self):
         uploadID = await self.uploads.create(NAME)
         code, refusal = await self.append(uploadID, (0, 9), [b"abc"])
-        self.assertEqual((code, refusal.code, refusal.status), ("RANGE_INVALID", "RANGE_INVALID", 416))
+        self.assertEqual((code, refusal.code, statusOf(refusal)), ("RANGE_INVALID", "RANGE_INVALID", 416))
         self.assertEqual(await self.uploads.offset(NAME, uploadID), 0)
         self.assertEqual(await self.append(uploadID, (0, 2), [b"abc"]), (3, None))
 

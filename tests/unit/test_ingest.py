@@ -220,7 +220,7 @@ class AppenderRefusalTests(unittest.TestCase):
         self.assertEqual(uploads.active, 1)
         from txregistry.errors import RegistryError
 
-        error = RegistryError("SIZE_INVALID", status=413)
+        error = RegistryError("SIZE_INVALID", limit=1)
         appender.refuse(error)
         done = appender.finish()
         self.assertNoResult(done)  # still opening

@@ -18,7 +18,7 @@ READ_CHUNK = 1024 * 1024
 
 
 def rangeMismatch(span, length):
-    """The 416 for a body of C{length} bytes sent with the Content-Range
+    """The RANGE_INVALID of a body of C{length} bytes sent with the Content-Range
     C{span} (C{(start, end)}, inclusive)."""
     start, end = span
     return RegistryError(

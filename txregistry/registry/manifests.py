@@ -115,7 +115,7 @@ def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
     """Validate manifest bytes received with C{contentType}; return a
     L{Manifest} or raise MANIFEST_INVALID."""
     if len(body) > maxSize:
-        raise RegistryError("MANIFEST_INVALID", "manifest exceeds %d bytes" % (maxSize,), status=413)
+        raise RegistryError("MANIFEST_INVALID", "manifest exceeds %d bytes" % (maxSize,), limit=maxSize)
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:

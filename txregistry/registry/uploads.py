@@ -39,8 +39,9 @@ _PENDING = object()
 
 
 def blobTooLarge(limit):
-    """The 413 for a blob longer than limits.max_blob_size (C{limit})."""
-    return RegistryError("SIZE_INVALID", "blob exceeds the limit of %d bytes" % (limit,), {"limit": limit}, status=413)
+    """The error of a blob longer than limits.max_blob_size (C{limit})."""
+    return RegistryError("SIZE_INVALID", "blob exceeds the limit of %d bytes" % (limit,), {"limit": limit},
+                         limit=limit)
 
 
 def isValidUploadID(value):
@@ -357,7 +358,7 @@ class Appender:
         if uploads.maxConcurrent and uploads.active >= uploads.maxConcurrent:
             self._reject(RegistryError(
                 "TOOMANYREQUESTS", "too many uploads at once (%d); retry later" % (uploads.maxConcurrent,),
-                headers={"Retry-After": "5"},
+                retryAfter=5,
             ))
             return
         uploads.active += 1

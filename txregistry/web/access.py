@@ -1,14 +1,21 @@
-"""Who may call which route: the web side of L{txregistry.auth}.
+"""Who the caller is and what they may do: the web side of
+L{txregistry.auth}.
 
 - L{routeScopes}: the token scopes a route needs (pure);
 - L{Authentication}: a request's authentication, started as soon as its
   headers are in (so an upload body can be routed by it) and awaited by the
   handler (a request body waits for it in a
-  L{txregistry.web.bodies.PendingBody}).
+  L{txregistry.web.bodies.PendingBody});
+- L{Access}: the caller of a request (address, identity) and what they may
+  do: call a route, see a repository, list them all.
 """
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
+
+from txregistry.auth import Forbidden, Unauthorized
+
+MAX_CLIENT_ADDRESS = 128  # bytes of a client address taken from a proxy's header
 
 # Writes need pull too, as clients ask for it (and as Distribution checks).
 PULL = ("pull",)
@@ -96,3 +103,120 @@ class Authentication:
         else:
             self._waiters.append(waiter)
         return waiter
+
+
+class Access:
+    """Who calls, and what they may do, by C{auth} (an L{Authorizer}, or
+    C{None}: everybody may do everything); C{publicURL} is the
+    "scheme://host[:port]" clients reach the registry at, or C{None}."""
+
+    def __init__(self, auth, publicURL=None):
+        self.auth = auth
+        self.publicURL = publicURL or None
+
+    def baseURL(self, request):
+        """Where clients reach the registry: the public URL when set, else
+        the request's scheme and Host (the channel let in only requests with
+        one valid Host, or an HTTP/1.0 one without: then the address it
+        came to)."""
+        if self.publicURL:
+            return self.publicURL.encode("ascii")
+        hosts = request.requestHeaders.getRawHeaders(b"host") or []
+        if len(hosts) == 1:
+            host = hosts[0]
+        else:
+            address = request.getHost()
+            host = getattr(address, "host", "") or ""
+            host = ("[%s]" % (host,) if ":" in host else host) + ":%s" % (getattr(address, "port", ""),)
+            host = host.encode("ascii", "replace")
+        return (b"https://" if request.isSecure() else b"http://") + host
+
+    def client(self, request):
+        """The caller's address, by which failed logins are counted: the
+        last entry of C{auth.client_address_header} when that is set (a
+        proxy in front adds it), else the TCP peer's host."""
+        header = self.auth.settings.clientAddressHeader
+        if header:
+            values = request.requestHeaders.getRawHeaders(header.encode("ascii"))
+            if values:
+                last = values[-1].split(b",")[-1].strip()[:MAX_CLIENT_ADDRESS]
+                if last:
+                    return last.decode("latin-1")
+        return getattr(request.getClientAddress(), "host", None) or "local"
+
+    def authentication(self, request, scopes):
+        """The request's L{Authentication}, started now if not yet."""
+        authentication = getattr(request, "txrAuthentication", None)
+        if authentication is None:
+            d = Deferred.fromCoroutine(
+                self.auth.authenticate(
+                    request.getHeader(b"authorization"), scopes, baseURL=self.baseURL(request),
+                    client=self.client(request),
+                )
+            )
+            authentication = request.txrAuthentication = Authentication(d)
+        return authentication
+
+    async def authorize(self, request, route, method, name):
+        """The caller's identity if it may do C{method} on C{route}; raises
+        L{Unauthorized} or L{Forbidden} otherwise."""
+        scopes = routeScopes(route, method, name)
+        identity = await self.authentication(request, scopes).wait()
+        request.txrUser = identity.name
+        self.checkAccess(request, route, method, name, identity)
+        return identity
+
+    def checkAccess(self, request, route, method, name, identity):
+        """Raise L{Unauthorized} or L{Forbidden} unless C{identity} may do
+        C{method} on C{route} (of repository C{name})."""
+        scopes = routeScopes(route, method, name)
+        if route == "base" or (route == "catalog" and not self.mayListAnonymously()):
+            # A login (or any valid token) is needed; the challenge is what
+            # makes clients log in at all.
+            self._requireLogin(request, identity, scopes)
+        if scopes:
+            self.auth.require(identity, scopes, baseURL=self.baseURL(request))
+
+    def _requireLogin(self, request, identity, scopes):
+        if identity.anonymous and identity.tokenAccess is None:
+            raise Unauthorized(self.auth.challenge(scopes, baseURL=self.baseURL(request)), "authentication required")
+
+    async def searcher(self, request):
+        """The identity of a caller of V1 search (C{None}: no authorizer);
+        raises L{Unauthorized} for an anonymous one when nothing is public
+        (podman then lists the catalog with a login instead)."""
+        if self.auth is None:
+            return None
+        identity = await Deferred.fromCoroutine(
+            self.auth.authenticate(
+                request.getHeader(b"authorization"), baseURL=self.baseURL(request), passwords=True,
+                client=self.client(request),
+            )
+        )
+        request.txrUser = identity.name
+        if not self.mayListAnonymously():
+            self._requireLogin(request, identity, [("registry", "catalog", ["search"])])
+        return identity
+
+    def mayListAnonymously(self):
+        policy = self.auth.settings.policy
+        return policy is not None and any("pull" in rule.actions for rule in policy.anonymous)
+
+    def mayPull(self, identity, name):
+        """Whether the caller may read C{name} (the source of a mount: else
+        the mount would tell whether that repository has the blob)."""
+        if self.auth is None:
+            return True
+        try:
+            self.auth.require(identity, routeScopes("blob", "GET", name))
+        except (Unauthorized, Forbidden):
+            return False
+        return True
+
+    def visible(self, identity, name):
+        return identity is None or self.auth.visible(identity, name)
+
+    def seesEverything(self, identity):
+        if identity is None or identity.admin:
+            return True
+        return self.auth.settings.policy is None and not identity.anonymous

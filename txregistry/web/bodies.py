@@ -41,7 +41,7 @@ class BodyBudget:
         """The answer to a request whose body does not fit the budget now."""
         return RegistryError(
             "TOOMANYREQUESTS", "too many request bodies in memory at once (limits.max_body_memory); retry later",
-            headers={b"Retry-After": b"1"},
+            retryAfter=1,
         )
 
 
@@ -169,7 +169,8 @@ class DiscardBody(BoundedBody):
 
 class RefusedBody(BoundedBody):
     """The body of a request refused before its body (C{refusal}: the
-    L{RegistryError} to answer at once): nothing of it is kept."""
+    error to answer at once, any exception L{errorAnswer} takes): nothing
+    of it is kept."""
 
     def __init__(self, refusal):
         BoundedBody.__init__(self, 0)

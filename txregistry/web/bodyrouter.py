@@ -19,8 +19,9 @@ from txregistry.auth import Forbidden, Unauthorized
 from txregistry.errors import RegistryError
 from txregistry.web import routes
 from txregistry.web.access import routeScopes
-from txregistry.web.app import uploadPlan
-from txregistry.web.bodies import BoundedBody, DiscardBody, PendingBody, RefusedBody, UploadBody
+from txregistry.web.app import readonlyError
+from txregistry.web.bodies import BoundedBody, DiscardBody, PendingBody, RefusedBody
+from txregistry.web.uploads import uploadBody, uploadPlan
 
 # The largest token request form (POST /auth/token) taken: a user name, a
 # password and the scopes of one client operation fit many times over.
@@ -49,21 +50,22 @@ class BodyRouter:
             route, method, args = routes.match(path, method)
         except RegistryError as e:
             return RefusedBody(e)
+        route = route.name
         if app.auth is None:
             return self._destination(request, route, method, args, query, length)
         name = args.get("name")
         scopes = routeScopes(route, method, name)
-        authentication = app.authentication(request, scopes)
+        authentication = app.access.authentication(request, scopes)
 
         def decide(outcome):
             if isinstance(outcome, Failure):
                 if outcome.check(Unauthorized, Forbidden):
-                    return RefusedBody(app.accessError(outcome.value))
+                    return RefusedBody(outcome.value)
                 return DiscardBody()  # the handler answers what went wrong
             try:
-                app.checkAccess(request, route, method, name, outcome)
+                app.access.checkAccess(request, route, method, name, outcome)
             except (Unauthorized, Forbidden) as e:
-                return RefusedBody(app.accessError(e))
+                return RefusedBody(e)
             return self._destination(request, route, method, args, query, length)
 
         if authentication.done:
@@ -97,7 +99,7 @@ class BodyRouter:
         """The body of a request the caller may make."""
         app = self.app
         if app.readonly and method in routes.WRITES:
-            return RefusedBody(app.readonlyError())
+            return RefusedBody(readonlyError())
         if route == "manifest" and method == "PUT":
             return self._inMemory(app.maxBodySize, length)
         if route in ("upload", "uploadStart") and method in ("POST", "PATCH", "PUT"):
@@ -109,7 +111,7 @@ class BodyRouter:
             except (RegistryError, UnicodeDecodeError):
                 plan = None  # the handler answers the error
             if plan is not None:
-                return app.uploadBody(request, plan)
+                return uploadBody(app.registry, request, plan)
         return DiscardBody()
 
     def _inMemory(self, limit, length):

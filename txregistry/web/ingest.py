@@ -16,9 +16,9 @@ read.  A request body that arrives too slowly (L{BodyRateWatch}), a request
 head that takes too long, and a response nobody reads (L{RegistryChannel})
 end the connection.
 
-Twisted gives a request no public way to know its method and path before the
-body is read; L{requestLine} is the one place that reaches into the channel
-for them.
+Twisted gives a request no public way to know its method, path and version
+before the body is read (nor a site's log date): those are read through
+L{TwistedPrivate}, the one place that reaches into Twisted's private state.
 """
 
 from twisted.internet.interfaces import ISSLTransport, ITCPTransport
@@ -31,8 +31,10 @@ from txregistry.registry.uploads import blobTooLarge
 from txregistry.web import routes
 from txregistry.web.accesslog import logAccess, logRefusal
 from txregistry.web.bodies import BoundedBody, PendingBody, UploadBody
-from txregistry.web.guard import URLGuard, hostProblem, rawErrorResponse
+from txregistry.web.errors import HTTPError, rawErrorResponse, statusOf
+from txregistry.web.guard import URLGuard, hostProblem
 from txregistry.web.overload import ConnectionLimit, Overloaded
+from txregistry.web.twistedprivate import TwistedPrivate
 
 # First bytes of a TLS handshake record (0x16) or an SSLv2 hello (0x80).
 _TLS_FIRST_BYTES = (0x16, 0x80)
@@ -42,31 +44,14 @@ _HTTPS_TO_HTTP = (
 )
 
 
-def requestLine(channel):
-    """C{(method, uri)} of the request whose headers a L{HTTPChannel} has just
-    received, or C{(None, None)} if this Twisted keeps them elsewhere."""
-    command = getattr(channel, "_command", None)
-    path = getattr(channel, "_path", None)
-    if not isinstance(command, bytes) or not isinstance(path, bytes):
-        return None, None
-    return command, path
-
-
-def requestVersion(channel):
-    """The HTTP version (bytes) of the request whose headers a
-    L{HTTPChannel} has just received, or C{None}."""
-    version = getattr(channel, "_version", None)
-    return version if isinstance(version, bytes) else None
-
-
 def bodyTooLarge(body, uri, limit):
-    """The 413 for a request declaring a body longer than C{limit}."""
+    """The error (a 413) of a request declaring a body longer than C{limit}."""
     detail = {"limit": limit}
     if isinstance(body, UploadBody):
         return blobTooLarge(limit)
     if uri is not None and b"/manifests/" in uri.split(b"?", 1)[0]:
-        return RegistryError("MANIFEST_INVALID", "manifest exceeds %d bytes" % (limit,), detail, status=413)
-    return RegistryError("SIZE_INVALID", "request body exceeds %d bytes" % (limit,), detail, status=413)
+        return RegistryError("MANIFEST_INVALID", "manifest exceeds %d bytes" % (limit,), detail, limit=limit)
+    return RegistryError("SIZE_INVALID", "request body exceeds %d bytes" % (limit,), detail, limit=limit)
 
 
 class BodyRateWatch:
@@ -123,7 +108,7 @@ class IngestRequest(server.Request):
         uri = None
         chooser = getattr(site, "chooseBody", None)
         if chooser is not None:
-            method, uri = requestLine(channel)
+            method, uri = TwistedPrivate.requestLine(channel)
             if method is not None:
                 body = chooser(self, method, uri, length)
         if body is None:
@@ -160,7 +145,7 @@ class IngestRequest(server.Request):
         expect = self.requestHeaders.getRawHeaders(b"expect")
         if expect and expect[0].lower() == b"100-continue":
             self.requestHeaders.removeHeader(b"expect")
-            self._continueHeld = requestVersion(self.channel) == b"HTTP/1.1"
+            self._continueHeld = TwistedPrivate.version(self.channel) == b"HTTP/1.1"
 
     def continueBody(self):
         """The body may come: send the C{100 Continue} held back, if the
@@ -283,14 +268,14 @@ class RegistryChannel(http.HTTPChannel):
             if self.requests[-1].requestHeaders.hasHeader(b"transfer-encoding") or (
                 value.strip(b" \t").lower() != b"chunked"
             ):
-                self.refuse(RegistryError(
+                self.refuse(HTTPError(
                     "UNSUPPORTED", "ambiguous message framing: only one Transfer-Encoding, chunked, is accepted",
                     status=400,
                 ))
                 return False
-            if getattr(self, "_version", b"HTTP/1.1") != b"HTTP/1.1":
+            if (TwistedPrivate.version(self) or b"HTTP/1.1") != b"HTTP/1.1":
                 # RFC 9112 6.1: in an HTTP/1.0 message the framing is faulty.
-                self.refuse(RegistryError(
+                self.refuse(HTTPError(
                     "UNSUPPORTED", "ambiguous message framing: Transfer-Encoding in an HTTP/1.0 request", status=400,
                 ))
                 return False
@@ -299,7 +284,7 @@ class RegistryChannel(http.HTTPChannel):
     def allHeadersReceived(self):
         self._stopHead()
         # Before anything routes the request or its body.
-        error = hostProblem(self.requests[-1].requestHeaders.getRawHeaders(b"host"), getattr(self, "_version", None))
+        error = hostProblem(self.requests[-1].requestHeaders.getRawHeaders(b"host"), TwistedPrivate.version(self))
         if error is not None:
             self.refuse(error)
             return
@@ -313,11 +298,11 @@ class RegistryChannel(http.HTTPChannel):
     def lineLengthExceeded(self, line):
         # One header line longer than all headers may be: say so, then close
         # (Twisted's line parser would just drop the connection).
-        self.refuse(RegistryError(
+        self.refuse(HTTPError(
             "UNSUPPORTED", "a request line or header line is longer than %d bytes" % (self.MAX_LENGTH,), status=431))
 
     def refuse(self, error):
-        """Answer C{error} (a L{RegistryError}) before the request's body,
+        """Answer C{error} (any exception: L{errorAnswer}) before the request's body,
         and end the connection: nothing more the client sends is parsed.
         On plain TCP the connection is half-closed and read (the bytes
         dropped) for up to L{LINGER} seconds, so the client sees the answer."""
@@ -341,11 +326,12 @@ class RegistryChannel(http.HTTPChannel):
         site = getattr(self, "site", None)
         request = self.requests[-1] if self.requests else None
         metrics = getattr(site, "metrics", None)
+        method, uri = TwistedPrivate.requestLine(self)
+        status = statusOf(error)
         if metrics is not None:
-            method, uri = requestLine(self)
             metrics.request(
                 routes.labelOf(uri.split(b"?", 1)[0]) if uri is not None else "other",
-                method.decode("ascii", "replace") if method is not None else "other", error.status, None, 0, sent,
+                method.decode("ascii", "replace") if method is not None else "other", status, None, 0, sent,
             )
         if not getattr(site, "_accessLog", False):
             return
@@ -353,9 +339,9 @@ class RegistryChannel(http.HTTPChannel):
         logRefusal(
             site.logStamp(),
             getattr(peer, "host", None),
-            (getattr(self, "_command", None), getattr(self, "_path", None), getattr(self, "_version", None)),
+            (method, uri, TwistedPrivate.version(self)),
             request.requestHeaders if request is not None else None,
-            error.status,
+            status,
             sent,
         )
 
@@ -501,7 +487,7 @@ class RegistrySite(server.Site):
     def logStamp(self, now=None):
         """The date for an access line: twisted's, remade once a second
         while the site is started, else made now."""
-        return self._logDateTime or http.datetimeToLogString(now)
+        return TwistedPrivate.logDate(self) or http.datetimeToLogString(now)
 
     def chooseBody(self, request, method, uri, length):
         return self._chooseBody(request, method, uri, length)

@@ -11,7 +11,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from txregistry.errors import RegistryError
-from txregistry.web.guard import rawErrorResponse
+from txregistry.web.errors import rawErrorResponse
 
 MAX_LINGERING = 100
 WARN_INTERVAL = 60  # seconds between two warnings about the bound
@@ -72,7 +72,7 @@ class Overloaded(Protocol):
         limit.lingering += 1
         self._counted = True
         transport.write(rawErrorResponse(RegistryError(
-            "UNAVAILABLE", "too many connections; retry later", headers={b"Retry-After": b"1"},
+            "UNAVAILABLE", "too many connections; retry later", retryAfter=1,
         )))
         # Read (and drop) what the client sends for a moment, so that it
         # sees the answer rather than a reset.

@@ -1,23 +1,41 @@
-"""The routes below C{/v2/}: one table, used both to route a request's body
-when its headers arrive (L{txregistry.web.bodies}) and to find the handler
-once the body is in (L{txregistry.web.app})."""
+"""The routes below C{/v2/}: one table, naming each route's handlers, used
+both to route a request's body when its headers arrive
+(L{txregistry.web.bodyrouter}) and to call the handler once the body is in
+(L{txregistry.web.app})."""
 
 import re
+from collections import namedtuple
 
-from txregistry import names
 from txregistry.errors import RegistryError
+from txregistry.web import blobs, listing, manifests, uploads
+from txregistry.web.common import checkName
+from txregistry.web.errors import HTTPError
 
-# Matched against the raw (undecoded) path after "/v2/".
+Route = namedtuple("Route", "name pattern handlers")
+Route.__doc__ = """A route below C{/v2/}: its C{name} (in access scopes, metrics and
+the body router), the C{pattern} its path matches (raw, after "/v2/"), and
+C{handlers}, {method: handler}; a handler is called as
+C{handler(app, request, **groups)} and returns the response body."""
+
 _NAME = r"(?P<name>[^?#]+?)"
 ROUTES = [
-    (re.compile(r"^$"), "base", ("GET", "HEAD")),
-    (re.compile(r"^_catalog$"), "catalog", ("GET", "HEAD")),
-    (re.compile(r"^%s/tags/list$" % _NAME), "tags", ("GET", "HEAD")),
-    (re.compile(r"^%s/manifests/(?P<reference>[^/]+)$" % _NAME), "manifest", ("GET", "HEAD", "PUT", "DELETE")),
-    (re.compile(r"^%s/blobs/uploads/?$" % _NAME), "uploadStart", ("POST",)),
-    (re.compile(r"^%s/blobs/uploads/(?P<upload>[^/]+)$" % _NAME), "upload", ("GET", "HEAD", "PATCH", "PUT", "DELETE")),
-    (re.compile(r"^%s/blobs/(?P<digest>[^/]+)$" % _NAME), "blob", ("GET", "HEAD", "DELETE")),
-    (re.compile(r"^%s/referrers/(?P<digest>[^/]+)$" % _NAME), "referrers", ("GET", "HEAD")),
+    Route("base", re.compile(r"^$"), {"GET": listing.base, "HEAD": listing.base}),
+    Route("catalog", re.compile(r"^_catalog$"), {"GET": listing.catalog, "HEAD": listing.catalog}),
+    Route("tags", re.compile(r"^%s/tags/list$" % _NAME), {"GET": listing.tags, "HEAD": listing.tags}),
+    Route("manifest", re.compile(r"^%s/manifests/(?P<reference>[^/]+)$" % _NAME), {
+        "GET": manifests.get, "HEAD": manifests.get, "PUT": manifests.put, "DELETE": manifests.delete,
+    }),
+    Route("uploadStart", re.compile(r"^%s/blobs/uploads/?$" % _NAME), {"POST": uploads.start}),
+    Route("upload", re.compile(r"^%s/blobs/uploads/(?P<upload>[^/]+)$" % _NAME), {
+        "GET": uploads.status, "HEAD": uploads.status, "PATCH": uploads.patch, "PUT": uploads.put,
+        "DELETE": uploads.cancel,
+    }),
+    Route("blob", re.compile(r"^%s/blobs/(?P<digest>[^/]+)$" % _NAME), {
+        "GET": blobs.get, "HEAD": blobs.get, "DELETE": blobs.delete,
+    }),
+    Route("referrers", re.compile(r"^%s/referrers/(?P<digest>[^/]+)$" % _NAME), {
+        "GET": listing.referrers, "HEAD": listing.referrers,
+    }),
 ]
 
 # Methods that change what is stored (refused in read-only mode).
@@ -29,15 +47,10 @@ def isV2(path):
     return path == b"/v2" or path.startswith(b"/v2/")
 
 
-def checkName(name):
-    if not names.isValidName(name):
-        raise RegistryError("NAME_INVALID", "invalid repository name", {"name": name[:300]})
-    return name
-
-
 def match(path, method):
-    """C{(route, args)} for a request to C{path} (bytes, below C{/v2}, no
-    query) with C{method} (bytes); raises the L{RegistryError} the request
+    """C{(route, method, args)} for a request to C{path} (bytes, below
+    C{/v2}, no query) with C{method} (bytes): the L{Route}, the method as
+    a str and the path's groups; raises the L{RegistryError} the request
     deserves when no route takes it (404), the route does not take the
     method (405, with C{Allow}), or the repository name is invalid."""
     rest = path[len(b"/v2/"):] if path.startswith(b"/v2/") else b""
@@ -45,17 +58,17 @@ def match(path, method):
         rest = rest.decode("ascii")
     except UnicodeDecodeError:
         raise RegistryError("NAME_INVALID", "path is not ASCII")
-    for pattern, route, methods in ROUTES:
-        m = pattern.fullmatch(rest)
+    for route in ROUTES:
+        m = route.pattern.fullmatch(rest)
         if m is not None:
             break
     else:
-        raise RegistryError("UNSUPPORTED", "no such endpoint", status=404)
+        raise HTTPError("UNSUPPORTED", "no such endpoint", status=404)
     method = method.decode("ascii", "replace").upper()
-    if method not in methods:
-        raise RegistryError(
+    if method not in route.handlers:
+        raise HTTPError(
             "UNSUPPORTED", "method %s not allowed here" % (method[:10],),
-            headers={b"Allow": ", ".join(methods).encode("ascii")},
+            headers={b"Allow": ", ".join(route.handlers).encode("ascii")},
         )
     args = m.groupdict()
     if args.get("name") is not None:
@@ -81,9 +94,9 @@ def labelOf(path):
             rest = rest.decode("ascii")
         except UnicodeDecodeError:
             return "unknown"
-        for pattern, route, _ in ROUTES:
-            if pattern.fullmatch(rest) is not None:
-                return route
+        for route in ROUTES:
+            if route.pattern.fullmatch(rest) is not None:
+                return route.name
         return "unknown"
     return _OTHER.get(path, "other")
 
