@@ -132,7 +132,7 @@ class PausingTransport:
 class BackpressureTests(unittest.TestCase):
     def test_pauseAtHighWaterResumeAtLow(self):
         writer = StalledWriter()
-        appender = U.Appender(FakeUploads(writer), "n", "u1", None, ("sha256",), None, None)
+        appender = U.Appender(FakeUploads(writer), "n", "u1", None, ("sha256",))
         transport = PausingTransport()
         body = UploadBody(appender, transport)
         chunk = b"x" * 65536
@@ -169,7 +169,7 @@ class BackpressureTests(unittest.TestCase):
         bodies = []
         for i, writer in enumerate(writers):
             uploads._writer = writer
-            appender = U.Appender(uploads, "n", "u%d" % (i,), None, ("sha256",), None, None)
+            appender = U.Appender(uploads, "n", "u%d" % (i,), None, ("sha256",))
             transport = PausingTransport()
             bodies.append((UploadBody(appender, transport), transport, writer))
         chunk = b"x" * (1024 * 1024)
@@ -193,7 +193,7 @@ class BackpressureTests(unittest.TestCase):
     def test_noResumeOnceBodyComplete(self):
         # After the body is in, the HTTP channel owns the transport's state.
         writer = StalledWriter()
-        appender = U.Appender(FakeUploads(writer), "n", "u1", None, ("sha256",), None, None)
+        appender = U.Appender(FakeUploads(writer), "n", "u1", None, ("sha256",))
         transport = PausingTransport()
         body = UploadBody(appender, transport)
         while not transport.paused:
@@ -216,7 +216,7 @@ class AppenderRefusalTests(unittest.TestCase):
             return "new"
 
         uploads.create = create
-        appender = U.Appender(uploads, "n", None, None, ("sha256",), None, None)
+        appender = U.Appender(uploads, "n", None, None, ("sha256",))
         self.assertEqual(uploads.active, 1)
         from txregistry.errors import RegistryError
 
@@ -241,7 +241,7 @@ class AppenderRefusalTests(unittest.TestCase):
         uploads = FakeUploads(writer)
         uploads.maxBlobSize = 3
         uploads.writer = lambda path, append=False: opened
-        appender = U.Appender(uploads, "n", "u1", None, ("sha256",), None, None)
+        appender = U.Appender(uploads, "n", "u1", None, ("sha256",))
         appender.write(b"abcd")
         done = appender.finish()
         self.assertNoResult(done)
@@ -412,7 +412,7 @@ class DeclaredLengthTests(unittest.TestCase):
         bodies = []
 
         def body():
-            appender = U.Appender(uploads, "n", "u1", None, ("sha256",), None, None)
+            appender = U.Appender(uploads, "n", "u1", None, ("sha256",))
             bodies.append(UploadBody(appender, None))
             return bodies[-1]
 

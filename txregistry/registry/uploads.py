@@ -131,11 +131,11 @@ class Uploads:
         except PathNotFound:
             return 0
 
-    def appender(self, name, uploadID, span=None, algorithms=("sha256",), onPause=None, onResume=None):
+    def appender(self, name, uploadID, span=None, algorithms=("sha256",)):
         """An L{Appender} for one request body.  C{uploadID=None} creates a
         new upload (a monolithic POST).  C{span}: the body's Content-Range,
         C{(start, end)} inclusive, or C{None}."""
-        return Appender(self, name, uploadID, span, algorithms, onPause, onResume)
+        return Appender(self, name, uploadID, span, algorithms)
 
     async def _acquire(self, uploadID):
         """Wait until no other request works on this upload, then claim it.
@@ -307,8 +307,9 @@ class Appender:
 
     C{write} is synchronous (it is called for each piece of the body as the
     network delivers it) and only queues; queued bytes are hashed and written
-    by the thread pool, one batch at a time.  C{onPause}/C{onResume} apply
-    backpressure to whoever calls C{write}.  C{finish} fires with the new
+    by the thread pool, one batch at a time.  It is an C{IConsumer}: the
+    producer of the body (L{registerProducer}) is paused when too much is
+    queued, and resumed once the storage caught up.  C{finish} fires with the new
     offset once everything is written and durable, or fails with the
     L{RegistryError} that made this body unacceptable (in which case the rest
     of the body is discarded).
@@ -322,7 +323,7 @@ class Appender:
 
     log = Logger()
 
-    def __init__(self, uploads, name, uploadID, span, algorithms, onPause, onResume):
+    def __init__(self, uploads, name, uploadID, span, algorithms):
         self._uploads = uploads
         self.name = name
         self.uploadID = uploadID
@@ -333,8 +334,7 @@ class Appender:
         self._staging = span is not None
         self._stage = None
         self._algorithms = algorithms
-        self._onPause = onPause or (lambda: None)
-        self._onResume = onResume or (lambda: None)
+        self._producer = None  # what feeds write (IPushProducer), see registerProducer
         self._queue = deque()
         self._pending = 0
         self.received = 0
@@ -474,14 +474,28 @@ class Appender:
         self._pending += n
         self._uploads.queuedBytes(n)
 
+    # --- IConsumer ---
+
+    def registerProducer(self, producer, streaming):
+        """C{producer} (a push producer) writes the body: it is paused and
+        resumed for the storage's sake."""
+        if not streaming:
+            raise ValueError("the body of a request is pushed, not pulled")
+        self._producer = producer
+
+    def unregisterProducer(self):
+        self._producer = None
+
     def _pause(self):
         self._paused = True
-        self._onPause()
+        if self._producer is not None:
+            self._producer.pauseProducing()
 
     def _resume(self):
         if self._paused:
             self._paused = False
-            self._onResume()
+            if self._producer is not None:
+                self._producer.resumeProducing()
 
     def wake(self):
         """The bodies of all uploads queue little again (L{Uploads.stall})."""

@@ -15,6 +15,9 @@ L{txregistry.web.bodyrouter} decides which, when the headers arrive.
 
 import io
 
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
 from txregistry.errors import RegistryError
 
 
@@ -96,17 +99,19 @@ class BoundedBody:
         pass
 
 
+@implementer(IPushProducer)
 class UploadBody:
     """The file-like face of an L{Appender} for twisted.web: C{write} is fed
     the body; C{seek(0)} from C{requestReceived} marks its end; C{close}
-    before that means the client went away mid-body."""
+    before that means the client went away mid-body.  To the appender it is
+    the body's producer: it pauses and resumes the connection while the body
+    arrives (once it is complete, the channel owns the connection's state)."""
 
     def __init__(self, appender, transport):
         self.appender = appender
         self._transport = transport
         self.complete = False
-        appender._onPause = self._pause
-        appender._onResume = self._resume
+        appender.registerProducer(self, True)
         self._paused = False
         self.pauses = 0  # times the connection was paused for storage
 
@@ -123,13 +128,13 @@ class UploadBody:
         self.complete = True
         self.appender.refuse(error)
 
-    def _pause(self):
+    def pauseProducing(self):
         if not self.complete and self._transport is not None:
             self._paused = True
             self.pauses += 1
             self._transport.pauseProducing()
 
-    def _resume(self):
+    def resumeProducing(self):
         # Once the body is complete the channel owns the transport's state
         # (it resumes reading when the response is done).
         if self._paused and not self.complete and self._transport is not None:
