@@ -134,6 +134,7 @@ def composeMessage(settings, hostname, errors, count):
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain=hostname if "." in hostname else None)
     msg["X-Mailer"] = "txregistry"
+    msg["X-Txregistry-Errors"] = str(count)
     msg.set_content("\n".join(body) + "\n", charset="utf-8")
     return msg.as_bytes()
 
@@ -355,9 +356,11 @@ def _value(values, section, key, environ):
             return yaml.safe_load(raw)
         except yaml.YAMLError:
             return raw
-    if isinstance(section, dict) and section.get(key) not in (None, ""):
-        return section[key]
-    value = values.get(key)
+    # A key at the top of the flavor wins over the section (which often
+    # only holds the classic sample's defaults, inherited from common).
+    if values.get(key) not in (None, ""):
+        return values[key]
+    value = section.get(key) if isinstance(section, dict) else None
     return None if value == "" else value
 
 
