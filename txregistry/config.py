@@ -31,6 +31,15 @@ common: &common
     storage_path: _env:STORAGE_PATH:/tmp/registry
     search_backend: _env:SEARCH_BACKEND:sqlalchemy
     sqlalchemy_index_database: _env:SQLALCHEMY_INDEX_DATABASE
+    # Error e-mails (as the classic registry's): off unless SMTP_HOST is set.
+    email_exceptions:
+        smtp_host: _env:SMTP_HOST
+        smtp_port: _env:SMTP_PORT:25
+        smtp_login: _env:SMTP_LOGIN
+        smtp_password: _env:SMTP_PASSWORD
+        smtp_secure: _env:SMTP_SECURE:false
+        from_addr: _env:SMTP_FROM_ADDR:docker-registry@localdomain.local
+        to_addr: _env:SMTP_TO_ADDR
 
 local: &local
     <<: *common
@@ -70,7 +79,8 @@ KNOWN_KEYS = (
     "loglevel", "log_format", "storage", "storage_path", "search_backend", "sqlalchemy_index_database", "storage_redirect",
     "s3_bucket", "boto_bucket", "s3_access_key", "s3_secret_key", "s3_region", "s3_endpoint", "boto_host",
     "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "public_url",
-    "debug_addr", "metrics_main_port", "health_timeout", "notifications",
+    "debug_addr", "metrics_main_port", "health_timeout", "notifications", "email_exceptions", "smtp_host",
+    "smtp_port", "smtp_login", "smtp_password", "smtp_secure", "from_addr", "to_addr", "email_interval",
 )
 
 # limits: key -> (default, minimum)
@@ -130,6 +140,7 @@ class Settings:
     serverHeader: str = "txregistry"  # the Server response header; "": none
     metrics: object = None  # MetricsSettings
     notifications: object = None  # txregistry.notify.settings.NotifySettings, or None: no endpoint
+    mail: object = None  # txregistry.mail.MailSettings, or None: no error mails
 
 
 @dataclass(frozen=True)
@@ -422,10 +433,17 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         notifications = parseNotifications(values.get("notifications"), source, os.path.abspath(path), s3 is not None)
     except NotifyConfigError as e:
         raise ConfigError(str(e))
+    from txregistry.mail import MailConfigError, parseMailSettings
+
+    try:
+        mail = parseMailSettings(values, source, environ)
+    except MailConfigError as e:
+        raise ConfigError(str(e))
 
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
         notifications=notifications,
+        mail=mail,
         metrics=metrics,
         publicURL=publicURL,
         readonly=readonly,

@@ -210,6 +210,11 @@ class RegistryService(service.MultiService):
             self.debugSite.noisy = False
             self.debugSite.log = lambda request: None  # scrapes stay out of the access log
         self.debugPort = None
+        self.mailer = None
+        if settings.mail is not None:
+            from txregistry.mail import ErrorMailer
+
+            self.mailer = ErrorMailer(settings.mail, reactor)
         purger = internet.TimerService(UPLOAD_PURGE_INTERVAL, self.purgeUploads)
         purger.clock = reactor
         purger.setServiceParent(self)
@@ -322,6 +327,12 @@ class RegistryService(service.MultiService):
             self.notifier.setAddress(socket.gethostname(), getattr(self.port.getHost(), "port", ""))
             self.notifier.start()
         service.MultiService.startService(self)
+        if self.mailer is not None:
+            # On the global publisher, which every Logger writes to: so it
+            # works whatever twistd's log observer (ours, --logger, a .tac).
+            from twisted.logger import globalLogPublisher
+
+            self.mailer.start(globalLogPublisher)
         s = self.settings
         # In a namespace of its own, which the loglevel never hides (see
         # txregistry.logs.filtered): the one line saying the daemon is up.
@@ -345,6 +356,8 @@ class RegistryService(service.MultiService):
             self.log.warn("read-only mode: pushes and deletes refused (SIGUSR2 to accept them)")
         if s.auth is not None:
             self._logAuth(s.auth)
+        if self.mailer is not None:
+            self.log.info("{what}", what=self.mailer.describe())
         if s.ignoredKeys:
             self.log.info("configuration keys not used by txregistry: {keys}", keys=", ".join(s.ignoredKeys))
         self.log.debug(
@@ -379,6 +392,8 @@ class RegistryService(service.MultiService):
 
     def stopService(self):
         self.health.stopping = True
+        if self.mailer is not None:
+            self.mailer.stop()
         d = service.MultiService.stopService(self)
         port, self.port = self.port, None
         if port is not None:
