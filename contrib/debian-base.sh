@@ -25,16 +25,18 @@ else
     mirror=http://deb.debian.org/debian
 fi
 command -v mmdebstrap >/dev/null || { echo "${0##*/}: mmdebstrap is not installed (apt-get install mmdebstrap)" >&2; exit 1; }
-# minbase (Essential and apt) plus python3 with venv; no documentation,
+# minbase (Essential and apt) plus python3 with venv, without recommends,
+# /usr merged by the hook (not by the usrmerge package, which needs perl); no documentation,
 # manual pages or translations; apt's lists and caches removed.
 exec mmdebstrap --quiet --variant=minbase --format=tar \
     --include=python3,python3-venv,ca-certificates \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-    --aptopt='Acquire::Check-Valid-Until "false"' \
+    --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='APT::Install-Recommends "false"' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*.log "$1"/var/log/apt/*' \
     "$suite" "$out" "$mirror"

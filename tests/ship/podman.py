@@ -78,6 +78,18 @@ def run(argv, env=None, timeout=600, check=True, **kwargs):
     return proc
 
 
+def _dropStale(current, prefix):
+    """Remove what the cache holds for older keys (not partial ones: another
+    run may be making them)."""
+    for name in os.listdir(cacheDir()):
+        path = os.path.join(cacheDir(), name)
+        if name.startswith(prefix) and path != current and "partial" not in name:
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+
 def baseRootfs():
     """The cached tarball of the base root file system, made on a miss (about
     half a minute to two minutes, from the apt mirror)."""
@@ -88,6 +100,7 @@ def baseRootfs():
         try:
             run(["sh", BASE_SCRIPT, partial, "bookworm", mirror], timeout=1200)
             os.rename(partial, path)
+            _dropStale(path, "debian-base-")
         finally:
             if os.path.exists(partial):
                 os.unlink(partial)
@@ -100,14 +113,19 @@ def wheelhouse():
     key = _key(os.path.join(procs.REPO, "setup.py"), os.path.join(procs.REPO, "pyproject.toml"))
     path = os.path.join(cacheDir(), "wheels-%s" % (key,))
     if not os.path.isdir(path):
-        partial = tempfile.mkdtemp(prefix="wheels-", dir=cacheDir())
+        partial = tempfile.mkdtemp(prefix="wheels-partial-", dir=cacheDir())
         try:
             run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--dest", partial,
                  "--only-binary=:all:", procs.REPO, "setuptools>=61", "wheel", "build"], timeout=900)
             for name in os.listdir(partial):
                 if name.startswith("txregistry-"):
                     os.unlink(os.path.join(partial, name))
-            os.rename(partial, path)
+            try:
+                os.rename(partial, path)
+            except OSError:
+                if not os.path.isdir(path):  # else another run made it meanwhile
+                    raise
+            _dropStale(path, "wheels-")
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     return path

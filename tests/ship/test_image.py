@@ -81,8 +81,12 @@ def test_host_directory(podman, image, tmp_path):
     Distribution's layout, and a new container serves it."""
     data = tmp_path / "data"
     data.mkdir()
-    os.chown(data, 10000, 10000)  # the image's user (README)
     port = procs.freePort()
+    # Owned by root, it is refused at start, in one line.
+    proc = podman("run", "--rm", "-p", "%d:5000" % port, "-v", "%s:/tmp/registry" % data, image, check=False)
+    assert proc.returncode == 1
+    assert "txregistry: configuration error: storage path /tmp/registry is not writable" in proc.stderr.decode()
+    os.chown(data, 10000, 10000)  # the image's user (README)
     c = Container(podman, ["-p", "%d:5000" % port, "-v", "%s:/tmp/registry" % data, image], port)
     try:
         pushed = pushAndPull(c, tmp_path, repo="keep/me")
