@@ -147,6 +147,8 @@ def test_s3(podman, image, tmp_path, motoServer):
     c = Container(podman, args + [image], port)
     try:
         pushed = pushAndPull(c, tmp_path)
+        # The healthcheck follows REGISTRY_PORT.
+        assert podman("healthcheck", "run", c.id, check=False).returncode == 0, c.logs()[-3000:]
         with urllib.request.urlopen(c.url + "/v1/search?q=team", timeout=10) as r:
             assert [x["name"] for x in json.loads(r.read())["results"]] == ["team/app"]
     finally:
