@@ -78,6 +78,16 @@ def run(argv, env=None, timeout=600, check=True, **kwargs):
     return proc
 
 
+SOURCE_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
+                                       ".pytest_cache", ".hypothesis", "_trial_temp", "dropin.cache", "tests.*")
+
+
+def copySource(dest):
+    """The worktree's sources (no venv, caches or build output) at C{dest}."""
+    shutil.copytree(procs.REPO, dest, ignore=SOURCE_IGNORE, symlinks=True)
+    return dest
+
+
 def _dropStale(current, prefix):
     """Remove what the cache holds for older keys (not partial ones: another
     run may be making them)."""
@@ -114,9 +124,13 @@ def wheelhouse():
     path = os.path.join(cacheDir(), "wheels-%s" % (key,))
     if not os.path.isdir(path):
         partial = tempfile.mkdtemp(prefix="wheels-partial-", dir=cacheDir())
+        source = tempfile.mkdtemp(prefix="txregistry-source-")
         try:
+            # From a copy: setuptools writes its egg-info beside setup.py.
+            copySource(os.path.join(source, "tree"))
             run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--dest", partial,
-                 "--only-binary=:all:", procs.REPO, "setuptools>=61", "wheel", "build"], timeout=900)
+                 "--only-binary=:all:", os.path.join(source, "tree"), "setuptools>=61", "wheel", "build"],
+                timeout=900)
             for name in os.listdir(partial):
                 if name.startswith("txregistry-"):
                     os.unlink(os.path.join(partial, name))
@@ -128,6 +142,7 @@ def wheelhouse():
             _dropStale(path, "wheels-")
         finally:
             shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(source, ignore_errors=True)
     return path
 
 

@@ -5,7 +5,6 @@ wheelhouse (L{tests.ship.podman.wheelhouse})."""
 
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -15,10 +14,6 @@ import txregistry
 from tests.e2e import clients, oci
 from tests.ship import podman as podmanlib
 from tests.support import procs
-
-IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
-                                ".pytest_cache", ".hypothesis", "_trial_temp", "dropin.cache")
-
 
 def offlineEnv(wheels):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "PYTHONPATH"}
@@ -45,8 +40,7 @@ def build(source, dist, wheels, tmp_path):
 
 def test_wheel_in_fresh_venv(tmp_path):
     wheels = podmanlib.wheelhouse()
-    source = tmp_path / "source"
-    shutil.copytree(procs.REPO, source, ignore=IGNORE, symlinks=True)
+    source = podmanlib.copySource(str(tmp_path / "source"))
     dist = tmp_path / "dist"
     build(source, dist, wheels, tmp_path)
     version = txregistry.__version__

@@ -47,3 +47,31 @@ def test_unit_hardened(tmp_path):
                        ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"), ("PrivateTmp", "yes"),
                        ("ProtectHome", "yes")]:
         assert lines.get(key) == value, key
+
+
+def test_unit_command_serves(tmp_path):
+    """The unit's ExecStart with its Environment= settings starts a
+    registry (the port and data directory as txregistry.env would set
+    them), and SIGTERM, systemd's KillSignal, stops it cleanly."""
+    import shlex
+    import urllib.request
+
+    settings, execStart = {}, None
+    for line in open(UNIT).read().splitlines():
+        if line.startswith("Environment="):
+            key, value = line[len("Environment="):].split("=", 1)
+            settings[key] = value
+        elif line.startswith("ExecStart="):
+            execStart = shlex.split(line[len("ExecStart="):])
+    assert settings["STORAGE_PATH"] == "/var/lib/txregistry" and settings["SETTINGS_FLAVOR"] == "local"
+    port = procs.freePort()
+    settings.update(REGISTRY_PORT="tcp:%d:interface=127.0.0.1" % port, STORAGE_PATH=str(tmp_path / "state"))
+    argv = [os.path.join(os.path.dirname(sys.executable), "twistd")] + execStart[1:]
+    daemon = procs.Daemon(argv, port, str(tmp_path / "daemon.log"), env=procs.twistdEnv(settings), cwd=str(tmp_path))
+    try:
+        with urllib.request.urlopen(daemon.url + "/health", timeout=10) as r:
+            assert r.status == 200
+        assert "storage filesystem at %s, flavor local" % (tmp_path / "state") in daemon.log(), daemon.log()[-2000:]
+    finally:
+        daemon.stop()
+    assert "Server Shut Down." in daemon.log()
