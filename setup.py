@@ -41,6 +41,7 @@ setup(
             "hypothesis>=6",
             "psycopg2-binary>=2.9",
             "moto[server]>=5",
+            "build>=1",
         ],
         "postgresql": ["psycopg2-binary>=2.9"],
     },

@@ -20,6 +20,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     for p in ceph-mon ceph-osd radosgw; do
         dpkg -s "$p" >/dev/null 2>&1 || lean="$lean $p"
     done
+    # tests/ship: runc (crun refuses hybrid cgroups), mmdebstrap (the
+    # image's base from the apt mirror, no registry pull), systemd-analyze.
+    for p in runc mmdebstrap; do
+        dpkg -s "$p" >/dev/null 2>&1 || lean="$lean $p"
+    done
+    command -v systemd-analyze >/dev/null || lean="$lean systemd"
     if [ -n "$missing$lean" ]; then
         apt-get update -qq
         [ -z "$missing" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
