@@ -15,12 +15,21 @@ from tests.support.storagecontract import async_test, ContractMixin
 from txregistry.storage import InvalidPath
 from txregistry.storage.durable import STAGING
 from txregistry.storage.filesystem import FilesystemDriver
+from txregistry.storage.interface import ISendfileSource
 from txregistry.storage.memory import MemoryDriver
 
 
 class MemoryDriverTests(ContractMixin, unittest.TestCase):
     def makeDriver(self):
         return MemoryDriver()
+
+    @async_test
+    async def test_readerOffersNoFile(self):
+        d = self.makeDriver()
+        await d.putContent("/a/file", b"0123456789")
+        r = await d.reader("/a/file")
+        self.assertFalse(ISendfileSource.providedBy(r))
+        r.close()
 
 
 class FilesystemDriverTests(ContractMixin, unittest.TestCase):
@@ -31,6 +40,25 @@ class FilesystemDriverTests(ContractMixin, unittest.TestCase):
         self.root = tempfile.mkdtemp(prefix="txregistry-test-")
         self.addCleanup(shutil.rmtree, self.root, True)
         return FilesystemDriver(self.root, reactor, self.pool)
+
+    @async_test
+    async def test_readerOffersItsFile(self):
+        """ISendfileSource: the descriptor, the offset and the length of a
+        reader's bytes, which the descriptor really holds there; nothing
+        once read from (the position moved) or closed."""
+        d = self.makeDriver()
+        await d.putContent("/a/file", b"0123456789")
+        r = await d.reader("/a/file", 3)
+        self.assertTrue(ISendfileSource.providedBy(r))
+        fd, offset, length = r.sendfileSource()
+        self.assertEqual((offset, length), (3, 7))
+        self.assertEqual(os.pread(fd, 100, offset), b"3456789")
+        self.assertEqual(await r.read(2), b"34")
+        self.assertIsNone(r.sendfileSource())
+        r.close()
+        r = await d.reader("/a/file")
+        r.close()
+        self.assertIsNone(r.sendfileSource())
 
     @async_test
     async def test_noTemporaryLeftovers(self):

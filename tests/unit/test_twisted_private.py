@@ -3,6 +3,7 @@ the registry quietly routing bodies later, logging no request line, or
 dropping its log date) when a Twisted upgrade renames or moves the private
 attributes it reads."""
 
+from twisted.internet import defer, protocol, reactor
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
@@ -71,3 +72,49 @@ class TwistedPrivateTests(unittest.TestCase):
         self.assertEqual(TwistedPrivate.logDate(site), site._logDateTime)
         self.assertRegex(TwistedPrivate.logDate(site), r"^\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d \+0000\]$")
         self.assertEqual(site.logStamp(), site._logDateTime)
+
+
+class _Collect(protocol.Protocol):
+    def __init__(self, want):
+        self.want = want
+        self.got = 0
+        self.done = defer.Deferred()
+
+    def dataReceived(self, data):
+        self.got += len(data)
+        if self.got >= self.want and not self.done.called:
+            self.done.callback(None)
+
+
+class PendingWritesTests(unittest.TestCase):
+    """What a real TCP transport of this Twisted buffers, as sendfile's
+    producer reads it: a Twisted that keeps it elsewhere fails here (and
+    blobs then go through the transport, not sendfile)."""
+
+    @defer.inlineCallbacks
+    def test_realTCPTransport(self):
+        served = defer.Deferred()
+
+        class Server(protocol.Protocol):
+            def connectionMade(self):
+                served.callback(self.transport)
+
+        port = reactor.listenTCP(0, protocol.Factory.forProtocol(Server), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = _Collect(300000)
+        connected = yield protocol.ClientCreator(reactor, lambda: client).connectTCP("127.0.0.1", port.getHost().port)
+        self.addCleanup(connected.transport.loseConnection)
+        transport = yield served
+        self.addCleanup(transport.loseConnection)
+        self.assertEqual(TwistedPrivate.pendingWrites(transport), 0)
+        transport.write(b"x" * 100000)
+        transport.writeSequence([b"y" * 100000, b"z" * 100000])
+        # Twisted writes to the socket when the reactor says it can: all
+        # of it is still held.
+        self.assertEqual(TwistedPrivate.pendingWrites(transport), 300000)
+        yield client.done
+        self.assertEqual(TwistedPrivate.pendingWrites(transport), 0)
+        self.assertEqual((transport.dataBuffer, transport.offset, transport._tempDataLen), (b"", 0, 0))
+
+    def test_notAFileDescriptor(self):
+        self.assertIsNone(TwistedPrivate.pendingWrites(StringTransport()))

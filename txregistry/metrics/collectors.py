@@ -33,6 +33,9 @@ class Metrics:
             "txregistry_http_request_body_bytes", "Request body bytes received", ["route"], registry=r)
         self.sent = Counter(
             "txregistry_http_response_body_bytes", "Response body bytes sent", ["route"], registry=r)
+        self.sendfileBytes = Counter(
+            "txregistry_blob_sendfile_bytes", "Blob bytes the kernel copied from a file to a client (sendfile)",
+            registry=r)
         self.storageDuration = Histogram(
             "txregistry_storage_operation_duration_seconds", "Seconds a storage operation took",
             ["driver", "operation"], buckets=STORAGE_BUCKETS, registry=r)
@@ -79,6 +82,10 @@ class Metrics:
             self.received.labels(route).inc(received)
         if sent:
             self.sent.labels(route).inc(sent)
+
+    def sentfile(self, n):
+        """C{n} more bytes of a blob went out with C{os.sendfile}."""
+        self.sendfileBytes.inc(n)
 
     def storage(self, driver, operation, seconds, failed):
         self.storageDuration.labels(driver, operation).observe(seconds)

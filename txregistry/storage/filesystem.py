@@ -16,6 +16,7 @@ from txregistry.storage.interface import (
     FileInfo,
     InvalidOffset,
     IReader,
+    ISendfileSource,
     IStorageDriver,
     IWriter,
     MAX_CHAIN,
@@ -71,15 +72,23 @@ def _readBounded(f, path, maxSize):
     return data
 
 
-@implementer(IReader)
+@implementer(IReader, ISendfileSource)
 class _FileReader:
-    def __init__(self, driver, f, size):
+    def __init__(self, driver, f, size, offset=0):
         self._driver = driver
         self._file = f
         self.size = size
+        self._offset = offset
+        self._read = False
 
     def read(self, n):
+        self._read = True
         return self._driver._run(self._file.read, n)
+
+    def sendfileSource(self):
+        if self._file is None or self._read:
+            return None
+        return self._file.fileno(), self._offset, self.size
 
     def close(self):
         f, self._file = self._file, None
@@ -221,7 +230,7 @@ class FilesystemDriver:
                 f.close()
                 raise InvalidOffset("%s: offset %d beyond size %d" % (path, offset, size))
             f.seek(offset)
-            return _FileReader(self, f, size - offset)
+            return _FileReader(self, f, size - offset, offset)
 
         return self._call(path, open_)
 

@@ -82,6 +82,22 @@ class IReader(Interface):
         """Release the reader (idempotent, synchronous)."""
 
 
+class ISendfileSource(Interface):
+    """Optional extension of an L{IReader} whose bytes are in a local file:
+    a web server may then let the kernel copy them to a socket
+    (C{os.sendfile}) instead of calling L{IReader.read}.  Readers of the
+    filesystem driver offer it; memory and S3 readers do not (test with
+    C{ISendfileSource.providedBy(reader)})."""
+
+    def sendfileSource():
+        """C{(fd, offset, length)}: the open file descriptor of the reader's
+        file, where its bytes start and how many there are (C{size}).  The
+        descriptor belongs to the reader: it stays open until L{IReader.close}
+        and must not be closed or seeked by the caller (C{os.sendfile} with
+        an explicit offset does neither).  C{None} if the reader cannot
+        offer one after all (already read from, or closed)."""
+
+
 class IWriter(Interface):
     """Appends to one stored file.  Calls must not overlap: wait for each
     Deferred before the next call.  A file being written (closed but not

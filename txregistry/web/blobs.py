@@ -8,6 +8,7 @@ from txregistry.web import conditional
 from txregistry.web.common import checkName, emptyAnswer, header, parseDigest
 from txregistry.web.errors import HTTPError
 from txregistry.web.producer import ReaderProducer
+from txregistry.web.sendfile import SendfileProducer
 
 
 async def get(app, request, name, digest):
@@ -83,7 +84,7 @@ async def _stream(request, reader, length):
     if length == 0:
         reader.close()
         return b""
-    producer = ReaderProducer(reader, request, length)
+    producer = _sendfile(request, reader, length) or ReaderProducer(reader, request, length)
     request.notifyFinish().addErrback(lambda _: producer.stopProducing())
     try:
         await producer.start()
@@ -94,3 +95,13 @@ async def _stream(request, reader, length):
             request.channel.transport.abortConnection()
         raise CancelledError()
     return None
+
+
+def _sendfile(request, reader, length):
+    """A L{SendfileProducer} for this response when it can be one (plain
+    TCP, a reader on a local file), else C{None}.  The reactor and the
+    metrics are the site's."""
+    site = getattr(request, "site", None)
+    metrics = getattr(site, "metrics", None)
+    onSent = metrics.sentfile if metrics is not None else None
+    return SendfileProducer.forRequest(getattr(site, "reactor", None), request, reader, length, onSent)

@@ -6,10 +6,14 @@ server, for what it offers no public way to know:
   C{Request.requestReceived} sets C{method}, C{uri} and C{clientproto}
   (C{channel._command}, C{_path}, C{_version});
 - the date a C{Site} stamps on access lines, remade once a second while it
-  runs (C{site._logDateTime}).
+  runs (C{site._logDateTime});
+- how many bytes a TCP transport holds, written but not yet handed to the
+  kernel (C{transport.dataBuffer}, C{offset}, C{_tempDataLen}): a body sent
+  with C{os.sendfile} must not overtake them (L{txregistry.web.sendfile}).
 
 Each reader answers C{None} if this Twisted keeps the value elsewhere (the
-request is then routed once its body is in, as if no chooser were set);
+request is then routed once its body is in, as if no chooser were set;
+blobs are sent through the transport rather than with C{sendfile});
 C{tests/unit/test_twisted_private.py} fails on a Twisted that does."""
 
 
@@ -39,3 +43,15 @@ class TwistedPrivate:
         C{None} (not started)."""
         value = getattr(site, "_logDateTime", None)
         return value if isinstance(value, str) and value else None
+
+    @staticmethod
+    def pendingWrites(transport):
+        """How many bytes written to C{transport} (a
+        L{twisted.internet.abstract.FileDescriptor}, as TCP transports are)
+        it has not yet handed to the kernel, or C{None}."""
+        buffered = getattr(transport, "dataBuffer", None)
+        offset = getattr(transport, "offset", None)
+        later = getattr(transport, "_tempDataLen", None)
+        if not isinstance(buffered, bytes) or not isinstance(offset, int) or not isinstance(later, int):
+            return None
+        return len(buffered) - offset + later
