@@ -334,6 +334,10 @@ class Appender:
     refused (416) and nothing of it stays: L{declare} checks a declared
     length before the body; a body of unknown length is staged and appended
     only once it is complete and of that length (L{chunks.StagedChunk}).
+
+    Its storage work is one step at a time: C{phase} (a L{Phase}) says
+    which; whether the body has ended, the producer is paused or the
+    upload was created here are facts of their own.
     """
 
     log = Logger()
