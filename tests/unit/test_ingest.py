@@ -78,41 +78,38 @@ class StalledWriter:
 
 class FakeUploads(U.Uploads):
     """The upload sessions an Appender works with, on a writer of the
-    test's (the flow control and bookkeeping are the real ones)."""
-
-    maxConcurrent = 0
-    maxBlobSize = 0
-    active = 0
-    queued = 0
-    maxQueued = 0
+    test's (the flow control, claims and bookkeeping are the real ones):
+    it is its own storage driver, where every upload exists, and records
+    the claims given up and the uploads forgotten."""
 
     def __init__(self, writer):
-        self.driver = self
-        self._writer = writer
-        self.state = U._State()
+        U.Uploads.__init__(self, self, None, None, None)
+        self.nextWriter = writer
         self.released = []
         self.forgotten = []
-        self._stalled = set()
 
     async def create(self, name):
         return "u1"
 
-    async def _claim(self, name, uploadID, created=False):
-        self.state.uploadID = uploadID
-        return self.state
+    async def claim(self, name, uploadID, created=False):
+        state = await U.Uploads.claim(self, name, uploadID, created)
+        state.uploadID = uploadID
+        return state
 
-    def _release(self, state):
+    def release(self, state):
         self.released.append(state.uploadID)
+        U.Uploads.release(self, state)
 
-    async def _forget(self, name, uploadID):
+    async def forget(self, name, uploadID):
         self.forgotten.append(uploadID)
 
-    def writer(self, path, append=False):
-        return succeed(self._writer)
+    # --- the storage driver ---
 
-    def _inPool(self, f, *args):
-        f(*args)
+    def stat(self, path):
         return succeed(None)
+
+    def writer(self, path, append=False):
+        return succeed(self.nextWriter)
 
 
 class PausingTransport:
@@ -147,13 +144,13 @@ class BackpressureTests(unittest.TestCase):
         released = 0
         while transport.paused:
             self.assertEqual(transport.calls, ["pause"])
-            self.assertGreaterEqual(appender._pending, U.LOW_WATER)
+            self.assertGreaterEqual(appender.queued, U.LOW_WATER)
             writer.release()
             released += 1
             self.assertLess(released, written // U.BATCH + 2, "never resumed")
-        self.assertLess(appender._pending, U.LOW_WATER)
+        self.assertLess(appender.queued, U.LOW_WATER)
         self.assertEqual(transport.calls, ["pause", "resume"])
-        while appender._pending:
+        while appender.queued:
             writer.release()
         body.seek(0)  # the body is complete
         size = self.successResultOf(appender.finish())
@@ -168,7 +165,7 @@ class BackpressureTests(unittest.TestCase):
         uploads.maxQueued = 3 * 1024 * 1024
         bodies = []
         for i, writer in enumerate(writers):
-            uploads._writer = writer
+            uploads.nextWriter = writer
             appender = U.Appender(uploads, "n", "u%d" % (i,), None, ("sha256",))
             transport = PausingTransport()
             bodies.append((UploadBody(appender, transport), transport, writer))
@@ -199,7 +196,7 @@ class BackpressureTests(unittest.TestCase):
         while not transport.paused:
             body.write(b"y" * 65536)
         body.seek(0)
-        while appender._pending:
+        while appender.queued:
             writer.release()
         self.assertEqual(transport.calls, ["pause"])
 

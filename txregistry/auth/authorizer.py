@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import bcrypt
 from cryptography.hazmat.primitives.asymmetric import ec
-from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -20,6 +19,7 @@ from txregistry.auth.htpasswd import BCRYPT_MAX_PASSWORD, bcryptCost
 from txregistry.auth.policy import ACTIONS
 from txregistry.auth.scopes import formatScope, normalizeScopes, parseScope
 from txregistry.auth.settings import AuthSettings
+from txregistry.observe import OneShot
 
 MAX_CACHE_ENTRIES = 1024
 MAX_THROTTLED_CLIENTS = 65536  # client addresses whose failed logins are remembered
@@ -141,7 +141,7 @@ class Authorizer:
         self._clock = clock if clock is not None else reactor
         self._cacheKey = os.urandom(32)
         self._cache = OrderedDict()  # hmac(credentials) -> (user, expires)
-        self._pending = {}  # hmac(credentials) -> [Deferred] of checks under way
+        self._pending = {}  # hmac(credentials) -> OneShot of the check under way
         self._tokenCache = OrderedDict()  # sha256(token) -> (valid until, identity parts)
         self._failures = OrderedDict()  # client address -> deque of failure times
         self._checking = {}  # client address -> password checks under way
@@ -344,14 +344,12 @@ class Authorizer:
             if hit[1] > now:
                 return hit[0]
             del self._cache[key]
-        waiters = self._pending.get(key)
-        if waiters is not None:
+        checking = self._pending.get(key)
+        if checking is not None:
             # The same credentials are being checked: share that result.
-            waiter = Deferred()
-            waiters.append(waiter)
-            return name if await waiter else None
+            return name if await checking.wait() else None
         self._throttle(client, now)
-        waiters = self._pending[key] = []
+        checking = self._pending[key] = OneShot()
         stored = self.settings.users.get(name)
         self._checking[client] = self._checking.get(client, 0) + 1
         try:
@@ -361,8 +359,7 @@ class Authorizer:
             ok = bool(ok) and stored is not None
         except BaseException:
             del self._pending[key]
-            for waiter in waiters:
-                waiter.callback(False)
+            checking.fire(False)
             raise
         finally:
             left = self._checking.pop(client) - 1
@@ -375,8 +372,7 @@ class Authorizer:
             self._cache[key] = (name, self._clock.seconds() + self.settings.cacheSeconds)
             while len(self._cache) > MAX_CACHE_ENTRIES:
                 self._cache.popitem(last=False)
-        for waiter in waiters:
-            waiter.callback(ok)
+        checking.fire(ok)
         return name if ok else None
 
     # -- access policy --------------------------------------------------

@@ -7,12 +7,13 @@ an upload is kept in this process; when it is missing (a restart) or stale,
 completion re-reads the data to verify the digest.
 """
 
+import enum
 import re
 import time
 import uuid as uuidlib
 from collections import deque
 
-from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredLock, gatherResults, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -20,6 +21,7 @@ from twisted.python.failure import Failure
 from txregistry import digest as digests
 from txregistry.events import PUSH, Announcer
 from txregistry.errors import RegistryError
+from txregistry.observe import OneShot
 from txregistry.registry import layout
 from txregistry.registry.catalog import repositoryDirs
 from txregistry.registry.chunks import StagedChunk, rangeMismatch
@@ -35,7 +37,6 @@ READ_CHUNK = 1024 * 1024
 # The most bytes joined into one write (what arrived while the previous one
 # was written is taken in batches of this size, not all at once).
 BATCH = 1024 * 1024
-_PENDING = object()
 
 
 def blobTooLarge(limit):
@@ -50,13 +51,17 @@ def isValidUploadID(value):
 
 class _State:
     """What this process knows of one upload: running hashes, valid at
-    C{offset}, and whether a request is writing to it."""
+    C{offset}, and the C{lock} held by the request working on it (the
+    others wait their turn, in order)."""
 
     def __init__(self):
         self.hashers = {}
         self.offset = 0
-        self.busy = False
-        self.waiting = []
+        self.lock = DeferredLock()
+
+    @property
+    def busy(self):
+        return self.lock.locked
 
 
 class Uploads:
@@ -69,7 +74,7 @@ class Uploads:
         self._reactor = reactor
         self._pool = threadpool
         self._states = {}
-        self._forgotten = 0  # uploads forgotten so far (see _claim)
+        self._forgotten = 0  # uploads forgotten so far (see claim)
         self.maxBlobSize = maxBlobSize  # 0: no limit
         self.maxConcurrent = maxConcurrent  # request bodies being written at once; 0: no limit
         self.active = 0
@@ -137,20 +142,21 @@ class Uploads:
         C{(start, end)} inclusive, or C{None}."""
         return Appender(self, name, uploadID, span, algorithms)
 
+    @property
+    def tracked(self):
+        """The IDs of the uploads this process keeps a state of (hashes,
+        lock): those in use or resumable here."""
+        return frozenset(self._states)
+
     async def _acquire(self, uploadID):
         """Wait until no other request works on this upload, then claim it.
         Returns the state and whether it had to wait."""
         state = self._states.setdefault(uploadID, _State())
-        waited = False
-        while state.busy:
-            waited = True
-            d = Deferred()
-            state.waiting.append(d)
-            await d
-        state.busy = True
+        waited = state.lock.locked
+        await state.lock.acquire()
         return state, waited
 
-    async def _claim(self, name, uploadID, created=False):
+    async def claim(self, name, uploadID, created=False):
         """Claim an upload known to exist (BLOB_UPLOAD_UNKNOWN if it does
         not); C{created}: the caller has just created it.  The existence is
         checked again once claimed only if the claim had to wait for another
@@ -166,28 +172,25 @@ class Uploads:
             try:
                 await self._checkExists(name, uploadID)
             except BaseException:
-                self._release(state)
+                self.release(state)
                 if self._states.get(uploadID) is state:
                     del self._states[uploadID]  # gone: keep nothing of it
                 raise
         return state
 
-    def _release(self, state):
-        """Give up the claim on C{state} (from L{_acquire}) and wake those
-        waiting for it, also when the upload was forgotten meanwhile (they
-        then find it gone)."""
-        state.busy = False
-        waiting, state.waiting = state.waiting, []
-        for d in waiting:
-            d.callback(None)
+    def release(self, state):
+        """Give up the claim on C{state} (from L{claim}): the next request
+        waiting for it gets it, also when the upload was forgotten
+        meanwhile (it then finds it gone)."""
+        state.lock.release()
 
     async def _idle(self, uploadID):
-        """Wait for the requests writing to this upload to finish."""
+        """Wait for the requests working on this upload (those that claimed
+        it before) to finish."""
         state = self._states.get(uploadID)
-        while state is not None and state.busy:
-            d = Deferred()
-            state.waiting.append(d)
-            await d
+        if state is not None and state.lock.locked:
+            await state.lock.acquire()
+            state.lock.release()
 
     async def _hashStored(self, name, uploadID, algorithm):
         h = digests.hasher(algorithm)
@@ -212,7 +215,7 @@ class Uploads:
         upload (L{Appender.takeWriter}), instead of a new one on what is
         stored."""
         created = writer is not None
-        state = await self._claim(name, uploadID, created=created)
+        state = await self.claim(name, uploadID, created=created)
         try:
             dataPath = layout.uploadData(name, uploadID)
             if writer is None:
@@ -226,7 +229,7 @@ class Uploads:
             else:
                 actual = await self._hashStored(name, uploadID, expected.algorithm)
             if actual != expected:
-                await self._forget(name, uploadID)
+                await self.forget(name, uploadID)
                 raise RegistryError(
                     "DIGEST_INVALID",
                     detail={"expected": expected, "actual": actual},
@@ -237,24 +240,26 @@ class Uploads:
                 await self.driver.move(dataPath, layout.blobData(expected))
             await self.blobs.link(name, expected)
             self.events.blob(PUSH, name, expected, size)
-            await self._forget(name, uploadID)
+            await self.forget(name, uploadID)
             return size
         except BaseException:
             if created:
                 # A monolithic POST that failed: nobody else knows the
                 # upload, so nobody could finish it.
                 await writer.close()
-                await self._forget(name, uploadID)
+                await self.forget(name, uploadID)
             raise
         finally:
-            self._release(state)
+            self.release(state)
 
-    async def _forget(self, name, uploadID):
+    async def forget(self, name, uploadID):
+        """Remove the upload and what this process knows of it (the caller
+        claimed it, or it is known to no other request)."""
         # The state goes only once the files are gone: until then a request
         # that found the upload still there waits on it (the state is busy)
         # and then finds it gone, instead of claiming a fresh state and
         # forgetting the upload a second time.  The count changes when the
-        # delete starts and when it ends: a _claim whose first check
+        # delete starts and when it ends: a claim whose first check
         # overlapped any part of it checks again.
         self._forgotten += 1
         try:
@@ -290,16 +295,26 @@ class Uploads:
                 except Exception:
                     continue
                 if now - started > olderThan:
-                    await self._forget(name, uploadID)
+                    await self.forget(name, uploadID)
                     purged += 1
         return purged
 
     async def cancel(self, name, uploadID):
-        state = await self._claim(name, uploadID)
+        state = await self.claim(name, uploadID)
         try:
-            await self._forget(name, uploadID)
+            await self.forget(name, uploadID)
         finally:
-            self._release(state)
+            self.release(state)
+
+
+class Phase(enum.Enum):
+    """Where an L{Appender} is: its storage work, one step at a time."""
+
+    OPENING = "opening"  # creating and claiming the upload, opening its writer
+    READY = "ready"  # open (or failed to open): nothing being written
+    WRITING = "writing"  # a batch (or the staging file's opening) under way
+    CLOSING = "closing"  # the body is done: closing the writer, releasing the upload
+    CLOSED = "closed"  # L{Appender.finish} has its outcome
 
 
 class Appender:
@@ -319,6 +334,10 @@ class Appender:
     refused (416) and nothing of it stays: L{declare} checks a declared
     length before the body; a body of unknown length is staged and appended
     only once it is complete and of that length (L{chunks.StagedChunk}).
+
+    Its storage work is one step at a time: C{phase} (a L{Phase}) says
+    which; whether the body has ended, the producer is paused or the
+    upload was created here are facts of their own.
     """
 
     log = Logger()
@@ -338,23 +357,20 @@ class Appender:
         self._queue = deque()
         self._pending = 0
         self.received = 0
-        self._paused = False
         self._writer = None
         self._state = None
         self._hashers = None
-        self._busy = False
-        self._ended = False
-        self._closed = False
         self.error = None
-        self._result = _PENDING
-        self._waiters = []
+        self._done = OneShot()  # of finish
         self._base = 0  # bytes in the upload before this body
-        self._counted = False
-        self._opening = False
-        self._created = False  # this appender created the upload (a monolithic POST)
-        self._dropCreated = False
         self._kept = None  # the open writer of an upload this appender created, once the body is in
-        self._aborted = False  # the request ends without completing an upload this appender created
+        self.phase = Phase.READY
+        # The facts besides the phase:
+        self._paused = False  # the producer is paused (by this appender)
+        self._ended = False  # the whole body was received (or given up on)
+        self._counted = False  # counted in uploads.active
+        self._created = False  # this appender created the upload (a monolithic POST)
+        self._abandoned = False  # the request ends without completing an upload this appender created
         if uploads.maxConcurrent and uploads.active >= uploads.maxConcurrent:
             self._reject(RegistryError(
                 "TOOMANYREQUESTS", "too many uploads at once (%d); retry later" % (uploads.maxConcurrent,),
@@ -363,7 +379,7 @@ class Appender:
             return
         uploads.active += 1
         self._counted = True
-        self._opening = True
+        self.phase = Phase.OPENING
         Deferred.fromCoroutine(self._open()).addCallbacks(self._opened, self._fail)
 
     @property
@@ -392,7 +408,7 @@ class Appender:
         if self.uploadID is None:
             self.uploadID = await uploads.create(self.name)
             self._created = True
-        self._state = await uploads._claim(self.name, self.uploadID, created=self._created)
+        self._state = await uploads.claim(self.name, self.uploadID, created=self._created)
         writer = await uploads.driver.writer(layout.uploadData(self.name, self.uploadID), append=True)
         self._writer = writer
         self._base = writer.size
@@ -410,12 +426,18 @@ class Appender:
             state.hashers = {}
         self._hashers = list(state.hashers.values())
 
+    @property
+    def queued(self):
+        """Bytes of the body received and not written yet."""
+        return self._pending
+
     def _opened(self, _):
-        self._opening = False
+        self.phase = Phase.READY
         self._kick()
 
     def _fail(self, failure):
-        self._opening = False
+        """The open or a write failed (L{Phase.OPENING} or L{Phase.WRITING})."""
+        self.phase = Phase.READY
         if self.error is None:
             if failure.check(RegistryError):
                 self.error = failure.value
@@ -432,7 +454,6 @@ class Appender:
                     self._state.hashers = {}
         self._queue.clear()
         self._queued(-self._pending)
-        self._busy = False
         self._resume()
         self._maybeDone()
 
@@ -449,7 +470,7 @@ class Appender:
 
     def write(self, data):
         self.received += len(data)
-        if self.error is not None or self._closed:
+        if self.error is not None or self.phase in (Phase.CLOSING, Phase.CLOSED):
             return
         limit = self._uploads.maxBlobSize
         if limit and self._base + self.received > limit:
@@ -503,7 +524,7 @@ class Appender:
             self._resume()
 
     def _kick(self):
-        if self._opening or self._busy:
+        if self.phase is not Phase.READY:
             return
         if self._writer is None or self.error is not None:
             self._maybeDone()
@@ -512,11 +533,11 @@ class Appender:
             self._maybeDone()
             return
         if self._staging and self._stage is None:
-            self._busy = True
+            self.phase = Phase.WRITING
             self._stage = StagedChunk(self._uploads.driver, self.name, self.uploadID)
 
             def staged(_):
-                self._busy = False
+                self.phase = Phase.READY
                 self._kick()
 
             Deferred.fromCoroutine(self._stage.open()).addCallbacks(staged, self._fail)
@@ -527,7 +548,7 @@ class Appender:
             n += len(pieces[-1])
         batch = b"".join(pieces) if len(pieces) > 1 else pieces[0]
         del pieces
-        self._busy = True
+        self.phase = Phase.WRITING
         if self._staging:
             work = [self._stage.write(batch)]  # hashed once it is appended
         else:
@@ -537,7 +558,7 @@ class Appender:
         d = gatherResults(work, consumeErrors=True)
 
         def written(_):
-            self._busy = False
+            self.phase = Phase.READY
             self._queued(-len(batch))
             if not self._staging:
                 self._state.offset += len(batch)
@@ -566,12 +587,8 @@ class Appender:
         """Deferred firing with the upload's new size once all of the body is
         durable (see the class docstring)."""
         self.end()
-        d = Deferred()
-        if self._result is _PENDING:
-            self._waiters.append(d)
-            self._maybeDone()
-        else:
-            self._deliver(d)
+        d = self._done.wait()
+        self._maybeDone()
         return d
 
     def abort(self):
@@ -579,7 +596,7 @@ class Appender:
         offset tells the client where to resume) and release the upload;
         an upload this appender created (which no client knows) is
         removed."""
-        self._aborted = True
+        self._abandoned = True
         self.end()
         self._maybeDone()
 
@@ -587,14 +604,14 @@ class Appender:
         """The request ends without completing the upload this appender
         created (a mount answered it, or it failed): once the body is
         done, remove that upload.  An existing upload keeps what arrived."""
-        self._aborted = True
+        self._abandoned = True
         d = self.finish()
 
         async def removeCreated(_):
             writer = self.takeWriter()
             if writer is not None:
                 await writer.cancel()
-                await self._uploads._forget(self.name, self.uploadID)
+                await self._uploads.forget(self.name, self.uploadID)
 
         d.addBoth(lambda result: Deferred.fromCoroutine(removeCreated(result)))
         d.addErrback(lambda f: self.log.failure("upload {uuid}: removing it failed", f, uuid=self.uploadID))
@@ -603,18 +620,17 @@ class Appender:
     def refuse(self, error):
         """Refuse the whole body before any of it arrived (its declared
         length is over the limit): nothing is written, the upload is
-        released, and an upload this appender was creating is removed."""
-        self._dropCreated = self.received == 0
+        released, and an upload this appender was creating is removed (as
+        the body failed)."""
         self._reject(error)
         self.end()
         self._maybeDone()
 
     def _maybeDone(self):
-        if not self._ended or self._busy or self._queue or self._closed:
+        # Once open (or failed to): an opening appender closes once it is.
+        if not self._ended or self.phase is not Phase.READY or self._queue:
             return
-        if self._opening:
-            return  # closed once open (or failed)
-        self._closed = True
+        self.phase = Phase.CLOSING
         self._uploads.unstall(self)
         Deferred.fromCoroutine(self._close()).addBoth(self._closedWith)
 
@@ -629,7 +645,7 @@ class Appender:
             # An upload this appender created is known to no other request:
             # either this request completes it (a monolithic POST: with
             # this writer, see takeWriter), or nobody can, and it goes.
-            drop = self._created and (self._dropCreated or self._aborted or self.error is not None)
+            drop = self._created and (self._abandoned or self.error is not None)
             if writer is not None:
                 if self._created and not drop:
                     self._kept = writer
@@ -638,10 +654,10 @@ class Appender:
                 else:
                     await writer.close()
             if drop:
-                await self._uploads._forget(self.name, self.uploadID)
+                await self._uploads.forget(self.name, self.uploadID)
         finally:
             if self._state is not None:
-                self._uploads._release(self._state)
+                self._uploads.release(self._state)
         if self.error is not None:
             return self.error
         return writer.size
@@ -675,14 +691,5 @@ class Appender:
     def _closedWith(self, result):
         if isinstance(result, Failure) and self.error is not None:
             result = self.error
-        self._result = result
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            self._deliver(d)
-
-    def _deliver(self, d):
-        result = self._result
-        if isinstance(result, (Failure, BaseException)):
-            d.errback(result)
-        else:
-            d.callback(result)
+        self.phase = Phase.CLOSED
+        self._done.fire(result)

@@ -31,6 +31,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from txregistry import digest as digests
+from txregistry.observe import OneShot
 from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
 from txregistry.storage import ContentTooLarge
@@ -369,7 +370,7 @@ class IndexUpdater:
         """At start: check the index, and rebuild it from storage when it is
         empty.  The searches that arrive before the check is done wait for
         it (L{search})."""
-        self._starting = []
+        self._starting = OneShot()
         try:
             if await self.index.count() and not self.lagged:
                 self.ready = True
@@ -383,9 +384,8 @@ class IndexUpdater:
             self.ready = self.healthy = False
             return
         finally:
-            waiting, self._starting = self._starting, None
-            for waiter in waiting:
-                waiter.callback(None)
+            starting, self._starting = self._starting, None
+            starting.fire(None)
         if self.ready:
             return
         if self.lagged:
@@ -435,15 +435,10 @@ class IndexUpdater:
     @property
     def waiting(self):
         """How many searches wait for the start-up check."""
-        return len(self._starting or ())
+        return self._starting.waiting if self._starting is not None else 0
 
     async def _startupCheck(self):
-        def cancel(waiter):
-            if self._starting is not None and waiter in self._starting:
-                self._starting.remove(waiter)
-
-        waiter = Deferred(cancel)
-        self._starting.append(waiter)
+        waiter = self._starting.wait()
         waiter.addTimeout(STARTUP_WAIT, self._clock)
         try:
             await waiter

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from txregistry.auth import Forbidden, Unauthorized
+from txregistry.observe import OneShot
 
 MAX_CLIENT_ADDRESS = 128  # bytes of a client address taken from a proxy's header
 
@@ -64,45 +65,28 @@ class Authentication:
     called any number of times."""
 
     def __init__(self, deferred):
-        self.done = False
-        self._result = None
-        self._waiters = []
-        deferred.addBoth(self._finished)
+        self._outcome = OneShot()
+        deferred.addBoth(self._outcome.fire)
 
-    def _finished(self, result):
-        self.done = True
-        self._result = result
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            self._deliver(waiter)
-        return None
-
-    def _deliver(self, waiter):
-        if isinstance(self._result, Failure):
-            waiter.errback(self._result)
-        else:
-            waiter.callback(self._result)
+    @property
+    def done(self):
+        return self._outcome.fired
 
     @property
     def outcome(self):
         """Once L{done}: the identity, or the L{Failure}."""
-        return self._result
+        return self._outcome.result if self.done else None
 
     @property
     def identity(self):
         """The identity if authentication succeeded already, else None."""
-        if self.done and not isinstance(self._result, Failure):
-            return self._result
+        if self.done and not isinstance(self._outcome.result, Failure):
+            return self._outcome.result
         return None
 
     def wait(self):
         """A new Deferred of the identity (or the failure)."""
-        waiter = Deferred()
-        if self.done:
-            self._deliver(waiter)
-        else:
-            self._waiters.append(waiter)
-        return waiter
+        return self._outcome.wait()
 
 
 class Access:
