@@ -30,7 +30,8 @@ from txregistry.errors import RegistryError
 from txregistry.registry import layout
 from txregistry.registry.blobs import deleteQuietly, listQuietly, readLink
 from txregistry.registry.catalog import repositoryDirs
-from txregistry.registry.manifests import MAX_MANIFEST_SIZE, mediaTypeOf, parseManifest
+from txregistry.limits import RegistryLimits
+from txregistry.registry.manifests import mediaTypeOf, parseManifest
 from txregistry.storage import ContentTooLarge, PathNotFound
 
 DEFAULT_MIN_AGE = 3600
@@ -111,7 +112,7 @@ async def _blobs(driver):
 
 
 async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=None,
-                  maxManifestSize=MAX_MANIFEST_SIZE):
+                  maxManifestSize=RegistryLimits.maxManifestSize):
     """Delete (with C{dryRun}: only count) the blobs of C{driver}'s storage
     that no manifest refers to and that are older than C{minAge} seconds.
     Returns a L{Report}; raises L{CollectionError} (having deleted nothing)

@@ -15,6 +15,7 @@ from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.events import PULL, PUSH, Announcer
+from txregistry.limits import RegistryLimits
 from txregistry.registry import layout
 from txregistry.registry.blobs import MAX_LINK_SIZE, deleteQuietly, exists, linkDigest, listQuietly, readLink
 from txregistry.storage import ContentTooLarge, PathNotFound
@@ -35,7 +36,6 @@ _FOREIGN_LAYERS = (
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 )
-MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 _DOCKER_TYPE_PREFIX = "application/vnd.docker."
 _LOOKUPS_AT_ONCE = 32  # tags resolved at once for a listing
 
@@ -111,7 +111,7 @@ def _checkUndeclared(doc, mediaType, guessed):
             )
 
 
-def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
+def parseManifest(body, contentType, maxSize=RegistryLimits.maxManifestSize):
     """Validate manifest bytes received with C{contentType}; return a
     L{Manifest} or raise MANIFEST_INVALID."""
     if len(body) > maxSize:
@@ -199,10 +199,10 @@ def parseReference(reference):
 
 
 class Manifests:
-    def __init__(self, driver, blobs, cacheSize=32 * 1024 * 1024, maxSize=None):
+    def __init__(self, driver, blobs, cacheSize=32 * 1024 * 1024, maxSize=RegistryLimits.maxManifestSize):
         self.driver = driver
         self.blobs = blobs
-        self.maxSize = maxSize or MAX_MANIFEST_SIZE
+        self.maxSize = maxSize
         # Told of every change: listener.manifestPushed(name, digest,
         # manifest, tag) and listener.manifestDeleted(name).
         self.listeners = []
@@ -363,7 +363,7 @@ class Manifests:
         body = await self._contentQuietly(digest)
         if body is not None:
             try:
-                subject = parseManifest(body, mediaTypeOf(body)).subject
+                subject = parseManifest(body, mediaTypeOf(body), self.maxSize).subject
             except RegistryError:
                 subject = None
             if subject is not None:
@@ -448,7 +448,7 @@ class Manifests:
                 if body is None:
                     continue
                 try:
-                    m = parseManifest(body, mediaTypeOf(body))
+                    m = parseManifest(body, mediaTypeOf(body), self.maxSize)
                 except RegistryError:
                     continue
                 if artifactType is not None and m.artifactType != artifactType:
