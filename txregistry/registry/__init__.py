@@ -25,6 +25,13 @@ class Registry:
             maxQueued=limits.maxUploadMemory,
         )
         self.manifests = Manifests(driver, self.blobs, maxSize=limits.maxManifestSize)
-        # What the model announces (txregistry.events): one stream for all.
+        # What the model announces (txregistry.events): one stream for all,
+        # its listener interface (search, notifications).
         self.events = self.blobs.events
         self.uploads.events = self.manifests.events = self.events
+
+    async def catalog(self):
+        """Every repository name of storage, sorted (a walk of it)."""
+        from txregistry.registry.catalog import catalog
+
+        return await catalog(self.driver)

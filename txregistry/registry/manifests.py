@@ -203,9 +203,6 @@ class Manifests:
         self.driver = driver
         self.blobs = blobs
         self.maxSize = maxSize
-        # Told of every change: listener.manifestPushed(name, digest,
-        # manifest, tag) and listener.manifestDeleted(name).
-        self.listeners = []
         self.events = Announcer()  # txregistry.events
         # Manifests are immutable by digest: a bounded cache of their bytes.
         self._cache = {}
@@ -333,18 +330,11 @@ class Manifests:
             await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
             await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
         self.events.manifest(PUSH, name, digest, manifest.mediaType, body, tag)
-        for listener in self.listeners:
-            await listener.manifestPushed(name, digest, manifest, tag)
         return digest, manifest
 
     # --- delete ---
 
     async def delete(self, name, reference):
-        await self._delete(name, reference)
-        for listener in self.listeners:
-            await listener.manifestDeleted(name)
-
-    async def _delete(self, name, reference):
         digest, tag = parseReference(reference)
         if tag is not None:
             # Whatever is there (a tag naming nothing, left by a crash of an
