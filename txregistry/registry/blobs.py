@@ -104,10 +104,9 @@ class BlobStore:
         await self.driver.putContent(layout.layerLink(name, digest), digest.encode("ascii"))
 
     async def unlink(self, name, digest):
-        path = layout.layerLink(name, digest)
         if not await self.isLinked(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-        await self.driver.delete(path.rsplit("/", 1)[0])
+        await self.driver.delete(layout.layerLinkDir(name, digest))
         self.events.blobDeleted(name, digest)
 
     async def mount(self, name, digest, fromName):

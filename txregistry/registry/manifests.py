@@ -357,9 +357,8 @@ class Manifests:
             except RegistryError:
                 subject = None
             if subject is not None:
-                link = layout.referrerLink(name, subject, digest)
-                await self._deleteQuietly(link.rsplit("/", 1)[0])
-        await self._deleteQuietly(layout.revisionLink(name, digest).rsplit("/", 1)[0])
+                await self._deleteQuietly(layout.referrerDir(name, subject, digest))
+        await self._deleteQuietly(layout.revisionDir(name, digest))
         self.events.manifestDeleted(name, digest=digest)
 
     def _deleteQuietly(self, path):
@@ -368,7 +367,7 @@ class Manifests:
     # --- discovery ---
 
     async def repositoryExists(self, name):
-        return await exists(self.driver, layout.repository(name) + "/_layers") or await exists(
+        return await exists(self.driver, layout.layersDir(name)) or await exists(
             self.driver, layout.manifestsDir(name)
         )
 
@@ -382,7 +381,7 @@ class Manifests:
             if await self.repositoryExists(name):
                 return []
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
-        candidates = sorted(p.rsplit("/", 1)[1] for p in paths)
+        candidates = sorted(layout.baseName(p) for p in paths)
         found = []
         for i in range(0, len(candidates), _LOOKUPS_AT_ONCE):
             batch = candidates[i : i + _LOOKUPS_AT_ONCE]
@@ -429,7 +428,7 @@ class Manifests:
         for entry in entries:
             for path in await self._listQuietly(entry):
                 try:
-                    d = digests.parse(layout.linkDigestFromPath(path + "/link"))
+                    d = digests.parse(layout.linkDigestFromPath(path))
                 except digests.InvalidDigest:
                     continue
                 if not await self._isRevision(name, d):
