@@ -122,7 +122,7 @@ def reindex(reactor, options):
 
     async def run():
         driver = await driverOffReactor(settings, reactor, io)
-        registry = Registry(driver, reactor, io, settings.limits or config.defaultLimits())
+        registry = Registry(driver, reactor, io, settings.limits.registry)
         updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
         return await updater.rebuild(None if options["quiet"] else ProgressBar(sys.stderr))
 
@@ -172,11 +172,10 @@ def gc(reactor, options):
         io.stop()
         return result
 
-    limits = settings.limits or config.defaultLimits()
     async def run():
         driver = await driverOffReactor(settings, reactor, io)
         return await collect(driver, options["min-age"], dryRun, log=None if dryRun else deleted,
-                             maxManifestSize=limits["max_manifest_size"])
+                             maxManifestSize=settings.limits.registry.maxManifestSize)
 
     d = Deferred.fromCoroutine(run())
     d.addCallbacks(report, failed)

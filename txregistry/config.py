@@ -12,11 +12,12 @@ built-in default.
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
 from txregistry import logs, names
+from txregistry.limits import HTTPLimits, Limits, RegistryLimits, fromKeys, keyed  # noqa: F401 (re-exported)
 
 DEFAULT_FLAVOR = "dev"
 DEFAULT_STORAGE_PATH = "/tmp/registry"
@@ -83,38 +84,8 @@ KNOWN_KEYS = (
     "smtp_port", "smtp_login", "smtp_password", "smtp_secure", "from_addr", "to_addr", "email_interval",
 )
 
-# limits: key -> (default, minimum)
-LIMITS = {
-    "max_manifest_size": (4 * 1024 * 1024, 1024),
-    "max_blob_size": (0, 0),  # 0: no limit
-    "max_concurrent_uploads": (0, 0),  # 0: no limit
-    "max_headers": (100, 10),
-    "max_header_bytes": (64 * 1024, 1024),
-    "idle_timeout": (300, 1),
-    # Slow clients (0 turns each off): seconds from the first byte of a
-    # request head to its end; a request body averaging fewer than
-    # min_body_rate bytes/s over any body_rate_window seconds (time the
-    # registry itself paused the body is not counted); seconds a response
-    # may sit unread in a full send buffer.
-    "header_timeout": (30, 0),
-    "min_body_rate": (1024, 0),
-    "body_rate_window": (30, 1),
-    "send_timeout": (60, 0),
-    # Bytes of request bodies held in memory (manifests, token forms), all
-    # requests together; a body that does not fit is answered 429 at its
-    # headers.  At least max_manifest_size.
-    "max_body_memory": (64 * 1024 * 1024, 64 * 1024),
-    # Bytes of upload bodies received and not yet written, all uploads
-    # together: above it, uploads that receive more are paused until the
-    # storage catches up.
-    "max_upload_memory": (256 * 1024 * 1024, 16 * 1024 * 1024),
-    # Connections open at once; those above are answered 503 and closed.
-    # 0: no limit.
-    "max_connections": (1000, 0),
-    # Seconds a search or a catalog page waits for the search index (then
-    # 503, or the catalog from storage).
-    "index_wait": (5, 1),
-}
+# The limits: section's keys, defaults and minimums (txregistry.limits).
+LIMIT_KEYS = tuple(key for key, _, _ in keyed())
 
 
 class ConfigError(Exception):
@@ -133,7 +104,7 @@ class Settings:
     searchDatabase: str = ""
     s3: object = None  # S3Settings when storage is s3
     readonly: bool = False
-    limits: dict = None  # LIMITS keys -> int
+    limits: Limits = field(default_factory=Limits)
     auth: object = None  # AuthSettings, or None: no authentication
     publicURL: str = ""  # "scheme://host[:port]" clients reach the registry at; "": each request's Host
     ignoredKeys: tuple = ()
@@ -260,31 +231,28 @@ def _serverHeader(value, source):
     raise ConfigError("%s: server_header must be true, false or a line of ASCII text, not %r" % (source, value))
 
 
-def defaultLimits():
-    """Every limit at its default."""
-    return {key: default for key, (default, _) in LIMITS.items()}
-
-
 def _limits(section, source):
+    """The L{Limits} of the C{limits:} section."""
     if section is None:
         section = {}
+    known = ", ".join(sorted(LIMIT_KEYS))
     if not isinstance(section, dict):
-        raise ConfigError("%s: limits must be a mapping of %s" % (source, ", ".join(sorted(LIMITS))))
+        raise ConfigError("%s: limits must be a mapping of %s" % (source, known))
     out = {}
-    for key, (default, minimum) in LIMITS.items():
+    for key, default, minimum in keyed():
         value = section.get(key, default)
         if value is None:
             value = default
         if isinstance(value, bool) or not isinstance(value, int) or (value != 0 or minimum > 0) and value < minimum:
             raise ConfigError("%s: limits.%s must be an integer of at least %d, not %r" % (source, key, minimum, value))
         out[key] = value
-    unknown = sorted(set(section) - set(LIMITS))
+    unknown = sorted(set(section) - set(LIMIT_KEYS))
     if unknown:
-        raise ConfigError("%s: unknown limits: %s (known: %s)" % (source, ", ".join(unknown), ", ".join(sorted(LIMITS))))
+        raise ConfigError("%s: unknown limits: %s (known: %s)" % (source, ", ".join(unknown), known))
     if out["max_body_memory"] < out["max_manifest_size"]:
         raise ConfigError("%s: limits.max_body_memory (%d) must be at least limits.max_manifest_size (%d)" % (
             source, out["max_body_memory"], out["max_manifest_size"]))
-    return out
+    return fromKeys(out)
 
 
 def _publicURL(value, source):

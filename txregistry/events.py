@@ -145,24 +145,41 @@ def references(body):
 
 
 class Announcer:
-    """The listeners of one registry model, and the calls the model makes.
-    False while nobody listens: then the model's calls build nothing."""
+    """The listeners of one registry model (the registry's listener
+    interface: C{registry.events}), and the calls the model makes.  False
+    while nobody listens: then the model's calls build nothing; an action
+    no listener asked for (pulls, say, with only the search index
+    listening) builds nothing either."""
 
     def __init__(self):
-        self._listeners = []
+        self._listeners = []  # [(listener, frozenset of actions)]
+        self._wanted = frozenset()
 
-    def add(self, listener):
-        """Call C{listener(event)} for every event from now on."""
-        self._listeners.append(listener)
+    def add(self, listener, actions=ACTIONS):
+        """Call C{listener(event)} for every event of C{actions} from now on."""
+        self._listeners.append((listener, frozenset(actions)))
+        self._wanted = self._wanted.union(actions)
 
     def remove(self, listener):
-        self._listeners.remove(listener)
+        for i, (known, _) in enumerate(self._listeners):
+            if known == listener:
+                del self._listeners[i]
+                break
+        else:
+            raise ValueError("not a listener: %r" % (listener,))
+        self._wanted = frozenset().union(*(actions for _, actions in self._listeners))
 
     def __bool__(self):
         return bool(self._listeners)
 
+    def wants(self, action):
+        """Somebody listens to C{action}."""
+        return action in self._wanted
+
     def announce(self, event):
-        for listener in list(self._listeners):
+        for listener, actions in list(self._listeners):
+            if event.action not in actions:
+                continue
             try:
                 listener(event)
             except Exception:
@@ -171,23 +188,23 @@ class Announcer:
     # --- what the model calls (nothing happens unless someone listens) ---
 
     def blob(self, action, repository, digest, size=None, fromRepository=""):
-        if self._listeners:
+        if action in self._wanted:
             self.announce(_BlobEvent(action=action, repository=repository, mediaType=BLOB_MEDIA_TYPE,
                                      digest=digest, size=size, fromRepository=fromRepository,
                                      request=currentRequest()))
 
     def blobDeleted(self, repository, digest):
-        if self._listeners:
+        if DELETE in self._wanted:
             # (Distribution's blob delete event names the digest alone.)
             self.announce(_BlobEvent(action=DELETE, repository=repository, digest=digest, request=currentRequest()))
 
     def manifest(self, action, repository, digest, mediaType, body, tag=None):
-        if self._listeners:
+        if action in self._wanted:
             self.announce(Event(action=action, repository=repository, mediaType=mediaType, digest=digest,
                                 size=len(body), tag=tag or "", references=references(body),
                                 request=currentRequest()))
 
     def manifestDeleted(self, repository, digest=None, tag=None):
-        if self._listeners:
+        if DELETE in self._wanted:
             self.announce(Event(action=DELETE, repository=repository, digest=digest or "", tag=tag or "",
                                 request=currentRequest()))

@@ -13,6 +13,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from txregistry import config
+from txregistry.limits import asKeys
 from txregistry.listen import describePort, endpointFor, listenNow
 from txregistry.registry import Registry, layout
 from txregistry.storage import PathNotFound, StorageError
@@ -141,8 +142,8 @@ class RegistryService(service.MultiService):
         if hasattr(self.rawDriver, "metrics"):
             self.rawDriver.metrics = self.metrics  # S3: requests and retries
         self.driver = MeasuredDriver(self.rawDriver, self.metrics)
-        limits = settings.limits or config.defaultLimits()
-        self.registry = Registry(self.driver, reactor, self.threadpool, limits)
+        limits = settings.limits
+        self.registry = Registry(self.driver, reactor, self.threadpool, limits.registry)
         self.updater = None
         if settings.searchBackend == "sqlalchemy":
             from txregistry.search.index import SearchIndex
@@ -150,7 +151,7 @@ class RegistryService(service.MultiService):
 
             sqlite = settings.searchDatabase.startswith("sqlite")
             self.indexPool = ThreadPool(minthreads=1, maxthreads=1 if sqlite else 4, name="txregistry-index")
-            self.index = SearchIndex(settings.searchDatabase, reactor, self.indexPool, readTimeout=limits["index_wait"])
+            self.index = SearchIndex(settings.searchDatabase, reactor, self.indexPool, readTimeout=limits.indexWait)
             from txregistry.search.marker import LagMarker, markerPath
 
             self.indexMarker = LagMarker(markerPath(settings))
@@ -173,12 +174,11 @@ class RegistryService(service.MultiService):
         self.app = RegistryApp(
             self.registry,
             search=self.updater,
-            maxManifestSize=limits.get("max_manifest_size", 4 * 1024 * 1024),
             readonly=settings.readonly,
             authorizer=self.authorizer,
             publicURL=settings.publicURL,
         )
-        self.bodies = BodyRouter(self.app, BodyBudget(limits["max_body_memory"]))
+        self.bodies = BodyRouter(self.app, BodyBudget(limits.http.maxBodyMemory))
         metricsSettings = settings.metrics or config.MetricsSettings()
         self.health = self._healthChecks(metricsSettings.healthTimeout)
         self.site = RegistrySite(
@@ -187,20 +187,13 @@ class RegistryService(service.MultiService):
             # The level filter would drop the access events too; not making
             # them at all saves the work.
             accessLog=LEVELS[settings.loglevel] <= LEVELS["info"],
-            maxHeaders=limits["max_headers"],
-            maxHeaderBytes=limits["max_header_bytes"],
-            timeout=limits["idle_timeout"],
-            headerTimeout=limits["header_timeout"],
-            minBodyRate=limits["min_body_rate"],
-            bodyRateWindow=limits["body_rate_window"],
-            sendTimeout=limits["send_timeout"],
-            maxConnections=limits["max_connections"],
+            limits=limits.http,
             serverHeader=settings.serverHeader.encode("ascii") or None,
             # Connection timers (idle, slow clients) on the service's reactor.
             reactor=reactor,
         )
         self.site.metrics = self.metrics
-        self._watch(limits)
+        self._watch()
         self.port = None
         self.debugDescription = metricsSettings.debugListen
         self.debugEndpoint = None
@@ -249,7 +242,7 @@ class RegistryService(service.MultiService):
                        timeout)
         return checks
 
-    def _watch(self, limits):
+    def _watch(self):
         """Gauges read at each scrape."""
         m = self.metrics
         m.watch(m.uploads, lambda: self.registry.uploads.active)
@@ -368,7 +361,7 @@ class RegistryService(service.MultiService):
             logFormat=s.logFormat,
             search=s.searchBackend,
             readonly=s.readonly,
-            limits=dict(s.limits or {}),
+            limits=asKeys(s.limits),
         )
 
     def _logAuth(self, auth):

@@ -23,6 +23,7 @@ from txregistry.storage.memory import MemoryDriver
 from txregistry.web.app import RegistryApp
 from txregistry.web.bodies import BodyBudget
 from txregistry.web.bodyrouter import BodyRouter
+from txregistry.limits import HTTPLimits
 from txregistry.web.ingest import RegistrySite
 
 
@@ -103,7 +104,8 @@ class RegistryTestCase(unittest.TestCase):
         self.authorizer = self.makeAuthorizer()
         self.app = RegistryApp(self.registry, search=self.updater, authorizer=self.authorizer)
         self.bodies = BodyRouter(self.app, BodyBudget(self.bodyMemory))
-        self.site = RegistrySite(self.app.resource(), self.bodies.choose, maxConnections=self.maxConnections)
+        self.site = RegistrySite(self.app.resource(), self.bodies.choose,
+                                 limits=HTTPLimits(maxConnections=self.maxConnections))
         self.port = reactor.listenTCP(0, self.site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
         self.addCleanup(self.serverConnectionsClosed)

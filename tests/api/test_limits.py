@@ -227,3 +227,34 @@ class DeclaredLengthTests(RegistryTestCase):
         r, _ = await self.pushManifest("big", "t", b"{" + b" " * 1998 + b"}")
         self.assertNotEqual(r.code, 413)
         await self.pushBlob("big", b"w" * 1000)
+
+
+class RaisedManifestLimitTests(RegistryTestCase):
+    """A max_manifest_size above the default holds wherever a stored
+    manifest is read again, not only at the push."""
+
+    def setUp(self):
+        RegistryTestCase.setUp(self)
+        self.registry.manifests.maxSize = 6 * 1024 * 1024
+        self.app.maxBodySize = 6 * 1024 * 1024
+
+    @async_test
+    async def test_largeReferrerListed(self):
+        subject, sbody = await self.pushImage("big", "v1")
+        ed = await self.pushBlob("big", b"{}")
+        empty = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": ed, "size": 2}
+        sig = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.example.signature",
+            "config": empty,
+            "layers": [empty],
+            "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject,
+                        "size": len(sbody)},
+            "annotations": {"pad": "x" * (5 * 1024 * 1024)},  # above the default limit, within this one
+        }
+        r, body = await self.pushManifest("big", "sig", sig)
+        self.assertEqual(r.code, 201, r.body)
+        r = await self.request("GET", "/v2/big/referrers/" + subject)
+        self.assertEqual(r.code, 200)
+        self.assertEqual([m["digest"] for m in r.json()["manifests"]], [digests.of(body)])

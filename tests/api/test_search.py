@@ -188,6 +188,17 @@ class SearchTestsMixin:
         self.assertEqual(r.json()["repositories"], ["only/blobs"])
 
     @async_test
+    async def test_mountedIntoRepositoryListed(self):
+        await self.startIndex()
+        d = await self.pushBlob("mount/from", b"data")
+        r = await self.request("POST", "/v2/mount/to/blobs/uploads/?mount=%s&from=mount/from" % (d,))
+        self.assertEqual(r.code, 201, r.body)
+        await self.updater.settled()
+        self.assertEqual(await self.index.catalog(), ["mount/from", "mount/to"])
+        r = await self.request("GET", "/v2/_catalog")
+        self.assertEqual(r.json()["repositories"], ["mount/from", "mount/to"])
+
+    @async_test
     async def test_rebuildAtStart(self):
         # pushed while the index knew nothing (as after deleting the database)
         for name in ("pre/one", "pre/two"):
@@ -395,8 +406,7 @@ class SearchTestsMixin:
         holds a search for STARTUP_WAIT seconds, then it is unavailable."""
         clock = Clock()
         updater = IndexUpdater(self.index, self.registry, clock)
-        self.addCleanup(self.registry.manifests.listeners.remove, updater)
-        self.addCleanup(self.registry.blobs.listeners.remove, updater)
+        self.addCleanup(updater.detach)
         self.gate.hold()
         started = Deferred.fromCoroutine(updater.start())
         pending = Deferred.fromCoroutine(updater.search("x", 25, 0))

@@ -141,19 +141,19 @@ def test_limitsAndReadonly(tmp_path):
     p.write_text("dev:\n  readonly: true\n  limits:\n    max_blob_size: 1000000\n    idle_timeout: 30\n")
     s = config.load(configFile=str(p), environ={})
     assert s.readonly is True
-    assert s.limits["max_blob_size"] == 1000000 and s.limits["idle_timeout"] == 30
-    assert s.limits["max_manifest_size"] == 4 * 1024 * 1024
+    assert s.limits.registry.maxBlobSize == 1000000 and s.limits.http.idleTimeout == 30
+    assert s.limits.registry.maxManifestSize == 4 * 1024 * 1024
     assert config.load(environ={"READONLY": "false"}).readonly is False
 
 
 def test_slowClientLimits(tmp_path):
     s = config.load(environ={})
-    assert (s.limits["header_timeout"], s.limits["min_body_rate"], s.limits["body_rate_window"],
-            s.limits["send_timeout"]) == (30, 1024, 30, 60)
+    assert (s.limits.http.headerTimeout, s.limits.http.minBodyRate, s.limits.http.bodyRateWindow,
+            s.limits.http.sendTimeout) == (30, 1024, 30, 60)
     p = tmp_path / "c.yml"
     p.write_text("dev:\n  limits:\n    header_timeout: 0\n    min_body_rate: 0\n    send_timeout: 5\n")
     s = config.load(configFile=str(p), environ={})
-    assert (s.limits["header_timeout"], s.limits["min_body_rate"], s.limits["send_timeout"]) == (0, 0, 5)
+    assert (s.limits.http.headerTimeout, s.limits.http.minBodyRate, s.limits.http.sendTimeout) == (0, 0, 5)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from twisted.web.resource import Resource
 
 from txregistry.registry import uploads as U
 from txregistry.web.bodies import BoundedBody, UploadBody
+from txregistry.limits import HTTPLimits
 from txregistry.web.ingest import RegistrySite
 
 
@@ -289,12 +290,12 @@ class Leaf(Resource):
 
 
 class LimitSite(RegistrySite):
-    def __init__(self, limit=1000, clock=None, body=None, **kwargs):
+    def __init__(self, limit=1000, clock=None, body=None, **limits):
         self.leaf = Leaf()
         self.bodies = []
         self._limit = limit
         self._body = body
-        RegistrySite.__init__(self, self.leaf, self._choose, reactor=clock or Clock(), **kwargs)
+        RegistrySite.__init__(self, self.leaf, self._choose, reactor=clock or Clock(), limits=HTTPLimits(**limits))
 
     def _choose(self, request, method, uri, length):
         body = self._body() if self._body is not None else BoundedBody(self._limit)
@@ -437,7 +438,7 @@ class SlowClientTests(unittest.TestCase):
 
     def test_headInTimeThenIdleIsNotCut(self):
         clock = Clock()
-        site = LimitSite(clock=clock, headerTimeout=10, timeout=300)
+        site = LimitSite(clock=clock, headerTimeout=10, idleTimeout=300)
         channel, transport = connect(site)
         channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n")
         clock.advance(9)
@@ -490,7 +491,7 @@ class SlowClientTests(unittest.TestCase):
 
     def test_slowBodyCutOff(self):
         clock = Clock()
-        site = LimitSite(limit=10**6, clock=clock, minBodyRate=100, bodyRateWindow=10, timeout=300)
+        site = LimitSite(limit=10**6, clock=clock, minBodyRate=100, bodyRateWindow=10, idleTimeout=300)
         channel, transport = connect(site)
         channel.dataReceived(b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
         for _ in range(10):
@@ -504,7 +505,7 @@ class SlowClientTests(unittest.TestCase):
 
     def test_completeBodyStopsTheWatch(self):
         clock = Clock()
-        site = LimitSite(clock=clock, minBodyRate=100, bodyRateWindow=10, timeout=300)
+        site = LimitSite(clock=clock, minBodyRate=100, bodyRateWindow=10, idleTimeout=300)
         channel, transport = connect(site)
         channel.dataReceived(b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
         clock.advance(100)

@@ -111,6 +111,25 @@ def test_listener_errors_stay_out():
     assert len(seen) == 1
 
 
+def test_listeners_hear_the_actions_they_ask_for():
+    """An action nobody asked for is not announced (nor its event built):
+    with only the search index listening, pulls cost nothing."""
+    a = events.Announcer()
+    pushes, everything = [], []
+    a.add(pushes.append, (events.PUSH, events.DELETE))
+    assert not a.wants(events.PULL)
+    a.manifest(events.PULL, "r", "sha256:" + "a" * 64, "x", b"{}", "t")
+    a.manifest(events.PUSH, "r", "sha256:" + "a" * 64, "x", b"{}", "t")
+    assert [e.action for e in pushes] == [events.PUSH]
+    a.add(everything.append)
+    a.blob(events.PULL, "r", "sha256:" + "b" * 64, 3)
+    a.blobDeleted("r", "sha256:" + "b" * 64)
+    assert [e.action for e in pushes] == [events.PUSH, events.DELETE]
+    assert [e.action for e in everything] == [events.PULL, events.DELETE]
+    a.remove(everything.append)
+    assert not a.wants(events.PULL)
+
+
 def lines(*names):
     return [json.dumps({"n": n}).encode() + b"\n" for n in names]
 

@@ -1,28 +1,37 @@
 """Blobs, uploads, manifests, tags, referrers and the catalog on top of a
 storage driver.  Knows digests and repositories; never HTTP."""
 
+from txregistry.limits import RegistryLimits
+
 
 class Registry:
     """The registry's object graph on one storage driver."""
 
-    def __init__(self, driver, reactor, threadpool, limits=None):
+    def __init__(self, driver, reactor, threadpool, limits=RegistryLimits()):
+        """C{limits}: the L{RegistryLimits} pushes are held to."""
         from txregistry.registry.blobs import BlobStore
         from txregistry.registry.manifests import Manifests
         from txregistry.registry.uploads import Uploads
 
         self.driver = driver
         self.blobs = BlobStore(driver)
-        limits = limits or {}
         self.uploads = Uploads(
             driver,
             self.blobs,
             reactor,
             threadpool,
-            maxBlobSize=limits.get("max_blob_size", 0),
-            maxConcurrent=limits.get("max_concurrent_uploads", 0),
-            maxQueued=limits.get("max_upload_memory", 0),
+            maxBlobSize=limits.maxBlobSize,
+            maxConcurrent=limits.maxConcurrentUploads,
+            maxQueued=limits.maxUploadMemory,
         )
-        self.manifests = Manifests(driver, self.blobs, maxSize=limits.get("max_manifest_size"))
-        # What the model announces (txregistry.events): one stream for all.
+        self.manifests = Manifests(driver, self.blobs, maxSize=limits.maxManifestSize)
+        # What the model announces (txregistry.events): one stream for all,
+        # its listener interface (search, notifications).
         self.events = self.blobs.events
         self.uploads.events = self.manifests.events = self.events
+
+    async def catalog(self):
+        """Every repository name of storage, sorted (a walk of it)."""
+        from txregistry.registry.catalog import catalog
+
+        return await catalog(self.driver)

@@ -58,9 +58,6 @@ async def deleteQuietly(driver, path):
 class BlobStore:
     def __init__(self, driver):
         self.driver = driver
-        # Told when a blob is linked into a repository (which makes the
-        # repository exist): listener.repositoryUsed(name).
-        self.listeners = []
         self.events = Announcer()
 
     async def size(self, name, digest):
@@ -105,14 +102,11 @@ class BlobStore:
 
     async def link(self, name, digest):
         await self.driver.putContent(layout.layerLink(name, digest), digest.encode("ascii"))
-        for listener in self.listeners:
-            await listener.repositoryUsed(name)
 
     async def unlink(self, name, digest):
-        path = layout.layerLink(name, digest)
         if not await self.isLinked(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-        await self.driver.delete(path.rsplit("/", 1)[0])
+        await self.driver.delete(layout.layerLinkDir(name, digest))
         self.events.blobDeleted(name, digest)
 
     async def mount(self, name, digest, fromName):

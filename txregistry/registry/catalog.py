@@ -6,7 +6,7 @@ from txregistry.storage import PathNotFound
 
 
 async def repositoryDirs(driver):
-    """C{[(name, {"_manifests", "_layers", "_uploads", ...})]} for every
+    """C{[(name, {layout.MANIFESTS, layout.LAYERS, layout.UPLOADS, ...})]} for every
     repository directory, in Distribution's layout.  Directories whose name
     could not be part of a repository name (stray files, other tools' data,
     names that are not UTF-8) are passed over."""
@@ -19,8 +19,8 @@ async def repositoryDirs(driver):
             return
         marks = set()
         for child in children:
-            base = child.rsplit("/", 1)[1]
-            if base.startswith("_"):
+            base = layout.baseName(child)
+            if layout.isRepositoryOwn(base):
                 marks.add(base)
             elif names.isValidName(base):
                 await walk(child, prefix + base + "/")
@@ -33,5 +33,5 @@ async def repositoryDirs(driver):
 
 async def catalog(driver):
     """Every repository name (sorted): as Distribution counts them, a
-    directory holding ``_layers`` (or ``_manifests``)."""
-    return sorted(name for name, marks in await repositoryDirs(driver) if marks & {"_layers", "_manifests"})
+    directory holding ``_layers`` (or ``_manifests``): L{layout.LISTED}."""
+    return sorted(name for name, marks in await repositoryDirs(driver) if marks & layout.LISTED)

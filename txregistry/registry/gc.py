@@ -30,7 +30,8 @@ from txregistry.errors import RegistryError
 from txregistry.registry import layout
 from txregistry.registry.blobs import deleteQuietly, listQuietly, readLink
 from txregistry.registry.catalog import repositoryDirs
-from txregistry.registry.manifests import MAX_MANIFEST_SIZE, mediaTypeOf, parseManifest
+from txregistry.limits import RegistryLimits
+from txregistry.registry.manifests import mediaTypeOf, parseManifest
 from txregistry.storage import ContentTooLarge, PathNotFound
 
 DEFAULT_MIN_AGE = 3600
@@ -68,11 +69,11 @@ async def _mark(driver, report, maxManifestSize):
     marked = set()
     links = {}
     for name, marks in await repositoryDirs(driver):
-        if not marks & {"_manifests", "_layers"}:
+        if not marks & layout.LISTED:
             continue
         report.repositories += 1
-        for digest, path in await _linkDirs(driver, layout.manifestsDir(name) + "/revisions"):
-            if await readLink(driver, path + "/link") != digest:
+        for digest, path in await _linkDirs(driver, layout.revisionsDir(name)):
+            if await readLink(driver, layout.linkIn(path)) != digest:
                 continue  # a broken revision link names nothing
             try:
                 body = await driver.getContent(layout.blobData(digest), maxManifestSize)
@@ -92,7 +93,7 @@ async def _mark(driver, report, maxManifestSize):
             marked.update(manifest.blobs)
             marked.update(manifest.foreign)  # not required, but kept when pushed
             marked.update(manifest.children)
-        for digest, path in await _linkDirs(driver, layout.repository(name) + "/_layers"):
+        for digest, path in await _linkDirs(driver, layout.layersDir(name)):
             links.setdefault(digest, []).append(path)
     return marked, links
 
@@ -111,7 +112,7 @@ async def _blobs(driver):
 
 
 async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=None,
-                  maxManifestSize=MAX_MANIFEST_SIZE):
+                  maxManifestSize=RegistryLimits.maxManifestSize):
     """Delete (with C{dryRun}: only count) the blobs of C{driver}'s storage
     that no manifest refers to and that are older than C{minAge} seconds.
     Returns a L{Report}; raises L{CollectionError} (having deleted nothing)
@@ -153,7 +154,7 @@ async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=No
 async def _linkedLately(driver, linkDirs, since):
     for path in linkDirs:
         try:
-            if (await driver.stat(path + "/link")).modTime > since:
+            if (await driver.stat(layout.linkIn(path))).modTime > since:
                 return True
         except PathNotFound:
             continue

@@ -4,6 +4,12 @@
 This module is the only one that knows these paths."""
 
 ROOT = "/docker/registry/v2"
+# A repository's own directories (the rest of its directory is the
+# repositories nested in it): what marks a directory as a repository.
+LAYERS, MANIFESTS, UPLOADS = "_layers", "_manifests", "_uploads"
+# What makes a repository one the catalog lists (as Distribution counts).
+LISTED = frozenset((LAYERS, MANIFESTS))
+LINK = "link"
 
 
 def blobData(digest):
@@ -35,16 +41,52 @@ def repository(name):
     return "%s/repositories/%s" % (ROOT, name)
 
 
+def isRepositoryOwn(base):
+    """Whether C{base}, the last part of a path under a repository's
+    directory, is one of the repository's own (L{LAYERS}, L{MANIFESTS},
+    L{UPLOADS}, or another tool's: all begin with an underscore), not a
+    nested repository."""
+    return base.startswith("_")
+
+
+def baseName(path):
+    """The last part of C{path} (of a listing: a digest's hex, an upload's
+    id, a tag)."""
+    return path.rsplit("/", 1)[1]
+
+
+def linkIn(linkDir):
+    """The link file of a link's directory (as listed: L{layerLinkDir},
+    L{revisionDir}, L{referrerDir})."""
+    return "%s/%s" % (linkDir, LINK)
+
+
 def manifestsDir(name):
-    return repository(name) + "/_manifests"
+    return "%s/%s" % (repository(name), MANIFESTS)
+
+
+def layersDir(name):
+    return "%s/%s" % (repository(name), LAYERS)
+
+
+def layerLinkDir(name, digest):
+    return "%s/%s/%s" % (layersDir(name), digest.algorithm, digest.hex)
 
 
 def layerLink(name, digest):
-    return "%s/_layers/%s/%s/link" % (repository(name), digest.algorithm, digest.hex)
+    return linkIn(layerLinkDir(name, digest))
+
+
+def revisionsDir(name):
+    return manifestsDir(name) + "/revisions"
+
+
+def revisionDir(name, digest):
+    return "%s/%s/%s" % (revisionsDir(name), digest.algorithm, digest.hex)
 
 
 def revisionLink(name, digest):
-    return "%s/revisions/%s/%s/link" % (manifestsDir(name), digest.algorithm, digest.hex)
+    return linkIn(revisionDir(name, digest))
 
 
 def tagsDir(name):
@@ -56,11 +98,11 @@ def tagDir(name, tag):
 
 
 def tagCurrentLink(name, tag):
-    return tagDir(name, tag) + "/current/link"
+    return linkIn(tagDir(name, tag) + "/current")
 
 
 def tagIndexLink(name, tag, digest):
-    return "%s/index/%s/%s/link" % (tagDir(name, tag), digest.algorithm, digest.hex)
+    return linkIn("%s/index/%s/%s" % (tagDir(name, tag), digest.algorithm, digest.hex))
 
 
 # Referrers are ours (Distribution 2.8 has no referrers API).  They live under
@@ -69,12 +111,20 @@ def referrersDir(name, subject):
     return "%s/referrers/%s/%s" % (manifestsDir(name), subject.algorithm, subject.hex)
 
 
+def referrerDir(name, subject, digest):
+    return "%s/%s/%s" % (referrersDir(name, subject), digest.algorithm, digest.hex)
+
+
 def referrerLink(name, subject, digest):
-    return "%s/%s/%s/link" % (referrersDir(name, subject), digest.algorithm, digest.hex)
+    return linkIn(referrerDir(name, subject, digest))
+
+
+def uploadsDir(name):
+    return "%s/%s" % (repository(name), UPLOADS)
 
 
 def uploadDir(name, uploadID):
-    return "%s/_uploads/%s" % (repository(name), uploadID)
+    return "%s/%s" % (uploadsDir(name), uploadID)
 
 
 def uploadData(name, uploadID):
@@ -94,6 +144,6 @@ def uploadStaged(name, uploadID):
 def linkDigestFromPath(path):
     """``.../<alg>/<hex>/link`` -> ``alg:hex`` (unvalidated)."""
     parts = path.rstrip("/").split("/")
-    if parts[-1] == "link":
+    if parts[-1] == LINK:
         parts = parts[:-1]
     return "%s:%s" % (parts[-2], parts[-1])

@@ -15,6 +15,7 @@ from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.events import PULL, PUSH, Announcer
+from txregistry.limits import RegistryLimits
 from txregistry.registry import layout
 from txregistry.registry.blobs import MAX_LINK_SIZE, deleteQuietly, exists, linkDigest, listQuietly, readLink
 from txregistry.storage import ContentTooLarge, PathNotFound
@@ -35,7 +36,6 @@ _FOREIGN_LAYERS = (
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 )
-MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 _DOCKER_TYPE_PREFIX = "application/vnd.docker."
 _LOOKUPS_AT_ONCE = 32  # tags resolved at once for a listing
 
@@ -111,7 +111,7 @@ def _checkUndeclared(doc, mediaType, guessed):
             )
 
 
-def parseManifest(body, contentType, maxSize=MAX_MANIFEST_SIZE):
+def parseManifest(body, contentType, maxSize=RegistryLimits.maxManifestSize):
     """Validate manifest bytes received with C{contentType}; return a
     L{Manifest} or raise MANIFEST_INVALID."""
     if len(body) > maxSize:
@@ -199,13 +199,10 @@ def parseReference(reference):
 
 
 class Manifests:
-    def __init__(self, driver, blobs, cacheSize=32 * 1024 * 1024, maxSize=None):
+    def __init__(self, driver, blobs, cacheSize=32 * 1024 * 1024, maxSize=RegistryLimits.maxManifestSize):
         self.driver = driver
         self.blobs = blobs
-        self.maxSize = maxSize or MAX_MANIFEST_SIZE
-        # Told of every change: listener.manifestPushed(name, digest,
-        # manifest, tag) and listener.manifestDeleted(name).
-        self.listeners = []
+        self.maxSize = maxSize
         self.events = Announcer()  # txregistry.events
         # Manifests are immutable by digest: a bounded cache of their bytes.
         self._cache = {}
@@ -333,18 +330,11 @@ class Manifests:
             await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
             await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
         self.events.manifest(PUSH, name, digest, manifest.mediaType, body, tag)
-        for listener in self.listeners:
-            await listener.manifestPushed(name, digest, manifest, tag)
         return digest, manifest
 
     # --- delete ---
 
     async def delete(self, name, reference):
-        await self._delete(name, reference)
-        for listener in self.listeners:
-            await listener.manifestDeleted(name)
-
-    async def _delete(self, name, reference):
         digest, tag = parseReference(reference)
         if tag is not None:
             # Whatever is there (a tag naming nothing, left by a crash of an
@@ -363,13 +353,12 @@ class Manifests:
         body = await self._contentQuietly(digest)
         if body is not None:
             try:
-                subject = parseManifest(body, mediaTypeOf(body)).subject
+                subject = parseManifest(body, mediaTypeOf(body), self.maxSize).subject
             except RegistryError:
                 subject = None
             if subject is not None:
-                link = layout.referrerLink(name, subject, digest)
-                await self._deleteQuietly(link.rsplit("/", 1)[0])
-        await self._deleteQuietly(layout.revisionLink(name, digest).rsplit("/", 1)[0])
+                await self._deleteQuietly(layout.referrerDir(name, subject, digest))
+        await self._deleteQuietly(layout.revisionDir(name, digest))
         self.events.manifestDeleted(name, digest=digest)
 
     def _deleteQuietly(self, path):
@@ -378,7 +367,7 @@ class Manifests:
     # --- discovery ---
 
     async def repositoryExists(self, name):
-        return await exists(self.driver, layout.repository(name) + "/_layers") or await exists(
+        return await exists(self.driver, layout.layersDir(name)) or await exists(
             self.driver, layout.manifestsDir(name)
         )
 
@@ -392,7 +381,7 @@ class Manifests:
             if await self.repositoryExists(name):
                 return []
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
-        candidates = sorted(p.rsplit("/", 1)[1] for p in paths)
+        candidates = sorted(layout.baseName(p) for p in paths)
         found = []
         for i in range(0, len(candidates), _LOOKUPS_AT_ONCE):
             batch = candidates[i : i + _LOOKUPS_AT_ONCE]
@@ -439,7 +428,7 @@ class Manifests:
         for entry in entries:
             for path in await self._listQuietly(entry):
                 try:
-                    d = digests.parse(layout.linkDigestFromPath(path + "/link"))
+                    d = digests.parse(layout.linkDigestFromPath(path))
                 except digests.InvalidDigest:
                     continue
                 if not await self._isRevision(name, d):
@@ -448,7 +437,7 @@ class Manifests:
                 if body is None:
                     continue
                 try:
-                    m = parseManifest(body, mediaTypeOf(body))
+                    m = parseManifest(body, mediaTypeOf(body), self.maxSize)
                 except RegistryError:
                     continue
                 if artifactType is not None and m.artifactType != artifactType:

@@ -276,14 +276,14 @@ class Uploads:
         now = time.time() if now is None else now
         purged = 0
         for name, marks in await repositoryDirs(self.driver):
-            if "_uploads" not in marks:
+            if layout.UPLOADS not in marks:
                 continue
             try:
-                entries = await self.driver.list(layout.repository(name) + "/_uploads")
+                entries = await self.driver.list(layout.uploadsDir(name))
             except PathNotFound:
                 continue
             for entry in entries:
-                uploadID = entry.rsplit("/", 1)[1]
+                uploadID = layout.baseName(entry)
                 state = self._states.get(uploadID)
                 if state is not None and state.busy:
                     continue

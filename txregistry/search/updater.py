@@ -1,7 +1,8 @@
 """Keeps the search index current with storage.
 
-Told of each manifest push and delete by the registry, it queues the
-repository's update and returns at once; a worker derives the row
+A listener of the registry's events (L{txregistry.events}: manifests
+pushed and deleted, blobs pushed or mounted into a repository), it queues
+the repository's update and returns at once; a worker derives the row
 (description, last push) and writes it, so a push never waits for the
 index.  When the database is unreachable, locked or hung, pushes and pulls
 go on: the updates wait (L{lag}; logged when a write has waited
@@ -31,8 +32,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from txregistry import digest as digests
+from txregistry.events import DELETE, MOUNT, PUSH
 from txregistry.observe import OneShot
-from txregistry.registry.catalog import catalog
 from txregistry.search.index import IndexUnavailable
 from txregistry.storage import ContentTooLarge
 
@@ -75,8 +76,11 @@ class IndexUpdater:
         self._writing = set()  # names whose rows are being written
         self._settledWaiters = []
         self._behindSince = None  # when the index fell behind (logged)
-        registry.manifests.listeners.append(self)
-        registry.blobs.listeners.append(self)
+        registry.events.add(self.heard, (PUSH, MOUNT, DELETE))
+
+    def detach(self):
+        """Hear no more of the registry's events."""
+        self.registry.events.remove(self.heard)
 
     # --- what a repository's row says ---
 
@@ -136,21 +140,20 @@ class IndexUpdater:
     # and what comes later waits in ``dirty`` for the repair loop, which
     # writes it from storage once the database answers.
 
-    def manifestPushed(self, name, digest, manifest, tag):
-        # A push by digest (an index's child, a referrer) leaves the row as
-        # it is, but the repository must be listed.
-        self._enqueue(name, ("ensure",) if tag is None else ("upsert", digest, time.time()))
-        return succeed(None)
-
-    def repositoryUsed(self, name):
-        """A blob was linked into C{name}: the repository must be listed."""
-        if name not in self._known:
-            self._enqueue(name, ("ensure",))
-        return succeed(None)
-
-    def manifestDeleted(self, name):
-        self._enqueue(name, ("refresh",))
-        return succeed(None)
+    def heard(self, event):
+        """An event of the registry (a L{txregistry.events.Event})."""
+        name = event.repository
+        if event.kind == "manifest":
+            if event.action == PUSH:
+                # A push by digest (an index's child, a referrer) leaves the
+                # row as it is, but the repository must be listed.
+                self._enqueue(name, ("upsert", event.digest, time.time()) if event.tag else ("ensure",))
+            elif event.action == DELETE:
+                self._enqueue(name, ("refresh",))
+        elif event.action in (PUSH, MOUNT):
+            # A blob was linked into the repository: it must be listed.
+            if name not in self._known:
+                self._enqueue(name, ("ensure",))
 
     @property
     def lag(self):
@@ -334,7 +337,7 @@ class IndexUpdater:
         goes."""
         self.rebuilding = True
         try:
-            names = await catalog(self.registry.driver)
+            names = await self.registry.catalog()
             total = len(names)
             batch = []
             for i, name in enumerate(names):
@@ -410,6 +413,12 @@ class IndexUpdater:
         self._startRetry()
 
     # --- searching ---
+
+    def catalog(self, last=None, n=None):
+        """Up to C{n} repository names after C{last}, from the index (see
+        L{SearchIndex.catalog}); whether they are all of storage's is
+        L{listingCurrent}."""
+        return self.index.catalog(last, n)
 
     async def search(self, term, limit, offset):
         """C{(total, [(name, description)], complete)} for C{term} (see

@@ -15,7 +15,6 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from txregistry.registry import manifests as M
 from txregistry.storage import StorageUnavailable
 from txregistry.web import eventinfo, routes, token, v1
 from txregistry.web.access import Access
@@ -74,11 +73,12 @@ class RegistryApp:
     app = Klein()
     log = Logger()
 
-    def __init__(self, registry, search=None, maxManifestSize=M.MAX_MANIFEST_SIZE, readonly=False, authorizer=None,
+    def __init__(self, registry, search=None, maxManifestSize=None, readonly=False, authorizer=None,
                  publicURL=None):
         self.registry = registry
         self.search = search
-        self.maxBodySize = maxManifestSize
+        # (By default the model's own limit.)
+        self.maxBodySize = registry.manifests.maxSize if maxManifestSize is None else maxManifestSize
         self.readonly = readonly
         self.access = Access(authorizer, publicURL)
         self.tokenPath = None

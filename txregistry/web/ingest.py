@@ -25,8 +25,8 @@ from twisted.internet.interfaces import ISSLTransport, ITCPTransport
 from twisted.logger import Logger
 from twisted.web import http, server
 
-from txregistry.config import LIMITS
 from txregistry.errors import RegistryError
+from txregistry.limits import HTTPLimits
 from txregistry.registry.uploads import blobTooLarge
 from txregistry.web import routes
 from txregistry.web.accesslog import logAccess, logRefusal
@@ -426,31 +426,22 @@ class RegistrySite(server.Site):
 
     requestFactory = IngestRequest
     protocol = RegistryChannel
-    # Idle connections (between requests, or a client that stops sending its
-    # request) are closed after this many seconds; then the defaults of
-    # limits.header_timeout, min_body_rate, body_rate_window and
-    # send_timeout.
-    IDLE_TIMEOUT = LIMITS["idle_timeout"][0]
-    HEADER_TIMEOUT = LIMITS["header_timeout"][0]
-    MIN_BODY_RATE = LIMITS["min_body_rate"][0]
-    BODY_RATE_WINDOW = LIMITS["body_rate_window"][0]
-    SEND_TIMEOUT = LIMITS["send_timeout"][0]
 
-    def __init__(self, resource, chooseBody, accessLog=True, maxHeaders=100, maxHeaderBytes=64 * 1024,
-                 headerTimeout=HEADER_TIMEOUT, minBodyRate=MIN_BODY_RATE, bodyRateWindow=BODY_RATE_WINDOW,
-                 sendTimeout=SEND_TIMEOUT, maxConnections=0, serverHeader=b"txregistry", **kwargs):
+    def __init__(self, resource, chooseBody, accessLog=True, limits=HTTPLimits(), serverHeader=b"txregistry",
+                 **kwargs):
+        """C{limits}: the L{HTTPLimits} of connections, heads and slow
+        clients (all but C{maxBodyMemory}, which the body chooser keeps)."""
         kwargs.setdefault("parsePOSTFormSubmission", False)
-        kwargs.setdefault("timeout", self.IDLE_TIMEOUT)
-        server.Site.__init__(self, URLGuard(resource), **kwargs)
+        server.Site.__init__(self, URLGuard(resource), timeout=limits.idleTimeout, **kwargs)
         self._chooseBody = chooseBody
         self._accessLog = accessLog
-        self._maxHeaders = maxHeaders
-        self._maxHeaderBytes = maxHeaderBytes
-        self.headerTimeout = headerTimeout
-        self.minBodyRate = minBodyRate
-        self.bodyRateWindow = bodyRateWindow
-        self.sendTimeout = sendTimeout
-        self.connectionLimit = ConnectionLimit(maxConnections, self.reactor)
+        self._maxHeaders = limits.maxHeaders
+        self._maxHeaderBytes = limits.maxHeaderBytes
+        self.headerTimeout = limits.headerTimeout
+        self.minBodyRate = limits.minBodyRate
+        self.bodyRateWindow = limits.bodyRateWindow
+        self.sendTimeout = limits.sendTimeout
+        self.connectionLimit = ConnectionLimit(limits.maxConnections, self.reactor)
         self.serverHeader = serverHeader  # the Server header; None or b"": none
 
     def buildProtocol(self, addr):

@@ -4,7 +4,6 @@ is current, else from storage), a repository's tags, and referrers."""
 from urllib.parse import quote
 
 from txregistry.registry import manifests as M
-from txregistry.registry.catalog import catalog as storedCatalog
 from txregistry.search.index import IndexUnavailable
 from txregistry.web.common import checkName, jsonAnswer, one, pageSize, parseDigest, query
 
@@ -37,7 +36,7 @@ async def catalog(app, request):
     # its bounded wait), else from storage.
     if app.search is not None and app.search.listingCurrent:
         try:
-            page = await app.search.index.catalog(last or None, None if n is None else n + 1)
+            page = await app.search.catalog(last or None, None if n is None else n + 1)
         except IndexUnavailable:
             page = None
     identity = request.txrIdentity
@@ -47,7 +46,7 @@ async def catalog(app, request):
         more = n is not None and n > 0 and len(page) > n
         page = page[:n] if n is not None else page
     else:
-        names = await storedCatalog(app.registry.driver)
+        names = await app.registry.catalog()
         if not access.seesEverything(identity):
             names = [name for name in names if access.visible(identity, name)]
         page, more = paginate(names, n, last)
@@ -70,7 +69,7 @@ async def _visibleIndexPage(app, identity, page, n):
     batch = max(limit, 100)
     while len(visible) < n + 1 and len(page) == limit and page:
         try:
-            page = await app.search.index.catalog(page[-1], batch)
+            page = await app.search.catalog(page[-1], batch)
         except IndexUnavailable:
             return None
         limit = batch
