@@ -8,6 +8,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from twisted.web.resource import Resource
 
+from txregistry.registry import appender as A
 from txregistry.registry import uploads as U
 from txregistry.web.bodies import BoundedBody, UploadBody
 from txregistry.limits import HTTPLimits
@@ -130,7 +131,7 @@ class PausingTransport:
 class BackpressureTests(unittest.TestCase):
     def test_pauseAtHighWaterResumeAtLow(self):
         writer = StalledWriter()
-        appender = U.Appender(FakeUploads(writer), "n", "u1", None, ("sha256",))
+        appender = A.Appender(FakeUploads(writer), "n", "u1", None, ("sha256",))
         transport = PausingTransport()
         body = UploadBody(appender, transport)
         chunk = b"x" * 65536
@@ -138,18 +139,18 @@ class BackpressureTests(unittest.TestCase):
         while not transport.paused:
             body.write(chunk)
             written += len(chunk)
-            self.assertLess(written, U.HIGH_WATER * 3, "never paused")
-        self.assertGreaterEqual(written, U.HIGH_WATER)
-        # Batches of at most about U.BATCH land one by one: the body
+            self.assertLess(written, A.HIGH_WATER * 3, "never paused")
+        self.assertGreaterEqual(written, A.HIGH_WATER)
+        # Batches of at most about A.BATCH land one by one: the body
         # resumes once less than LOW_WATER is queued, not before.
         released = 0
         while transport.paused:
             self.assertEqual(transport.calls, ["pause"])
-            self.assertGreaterEqual(appender.queued, U.LOW_WATER)
+            self.assertGreaterEqual(appender.queued, A.LOW_WATER)
             writer.release()
             released += 1
-            self.assertLess(released, written // U.BATCH + 2, "never resumed")
-        self.assertLess(appender.queued, U.LOW_WATER)
+            self.assertLess(released, written // A.BATCH + 2, "never resumed")
+        self.assertLess(appender.queued, A.LOW_WATER)
         self.assertEqual(transport.calls, ["pause", "resume"])
         while appender.queued:
             writer.release()
@@ -167,7 +168,7 @@ class BackpressureTests(unittest.TestCase):
         bodies = []
         for i, writer in enumerate(writers):
             uploads.nextWriter = writer
-            appender = U.Appender(uploads, "n", "u%d" % (i,), None, ("sha256",))
+            appender = A.Appender(uploads, "n", "u%d" % (i,), None, ("sha256",))
             transport = PausingTransport()
             bodies.append((UploadBody(appender, transport), transport, writer))
         chunk = b"x" * (1024 * 1024)
@@ -191,7 +192,7 @@ class BackpressureTests(unittest.TestCase):
     def test_noResumeOnceBodyComplete(self):
         # After the body is in, the HTTP channel owns the transport's state.
         writer = StalledWriter()
-        appender = U.Appender(FakeUploads(writer), "n", "u1", None, ("sha256",))
+        appender = A.Appender(FakeUploads(writer), "n", "u1", None, ("sha256",))
         transport = PausingTransport()
         body = UploadBody(appender, transport)
         while not transport.paused:
@@ -214,7 +215,7 @@ class AppenderRefusalTests(unittest.TestCase):
             return "new"
 
         uploads.create = create
-        appender = U.Appender(uploads, "n", None, None, ("sha256",))
+        appender = A.Appender(uploads, "n", None, None, ("sha256",))
         self.assertEqual(uploads.active, 1)
         from txregistry.errors import RegistryError
 
@@ -239,7 +240,7 @@ class AppenderRefusalTests(unittest.TestCase):
         uploads = FakeUploads(writer)
         uploads.maxBlobSize = 3
         uploads.writer = lambda path, append=False: opened
-        appender = U.Appender(uploads, "n", "u1", None, ("sha256",))
+        appender = A.Appender(uploads, "n", "u1", None, ("sha256",))
         appender.write(b"abcd")
         done = appender.finish()
         self.assertNoResult(done)
@@ -410,7 +411,7 @@ class DeclaredLengthTests(unittest.TestCase):
         bodies = []
 
         def body():
-            appender = U.Appender(uploads, "n", "u1", None, ("sha256",))
+            appender = A.Appender(uploads, "n", "u1", None, ("sha256",))
             bodies.append(UploadBody(appender, None))
             return bodies[-1]
 

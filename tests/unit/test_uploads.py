@@ -9,7 +9,7 @@ from tests.api.harness import async_test
 from txregistry import digest as digests
 from txregistry.errors import RegistryError
 from txregistry.registry import Registry
-from txregistry.registry.uploads import Phase
+from txregistry.registry.appender import Phase
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.storage.memory import MemoryDriver
 

@@ -8,7 +8,7 @@ import pytest
 from txregistry.auth import Forbidden, LoginThrottled, TokenRequestError, Unauthorized
 from txregistry.errors import MESSAGES, RegistryError
 from txregistry.registry.manifests import parseManifest
-from txregistry.registry.uploads import blobTooLarge
+from txregistry.registry.appender import blobTooLarge
 from txregistry.storage import StorageFull, StorageUnavailable
 from txregistry.web import routes
 from txregistry.web.errors import STATUS, HTTPError, errorAnswer, rawErrorResponse

@@ -27,7 +27,7 @@ from twisted.web import http, server
 
 from txregistry.errors import RegistryError
 from txregistry.limits import HTTPLimits
-from txregistry.registry.uploads import blobTooLarge
+from txregistry.registry.appender import blobTooLarge
 from txregistry.web import routes
 from txregistry.web.accesslog import logAccess, logRefusal
 from txregistry.web.bodies import BoundedBody, PendingBody, UploadBody
