@@ -17,7 +17,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from txregistry.storage import StorageUnavailable
 from txregistry.web import eventinfo, routes, token, v1
-from txregistry.web.access import Access
+from txregistry.web.caller import Access
 from txregistry.web.accesslog import safePath
 from txregistry.web.common import body, setCommon, shield
 from txregistry.web.errors import ANSWERED, HTTPError, writeError

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from txregistry.auth import Forbidden, Unauthorized
 from txregistry.errors import RegistryError
 from txregistry.web import routes
-from txregistry.web.access import routeScopes
+from txregistry.web.caller import routeScopes
 from txregistry.web.app import readonlyError
 from txregistry.web.bodies import BoundedBody, DiscardBody, PendingBody, RefusedBody
 from txregistry.web.uploads import uploadBody, uploadPlan

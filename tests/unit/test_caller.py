@@ -1,4 +1,4 @@
-"""txregistry.web.access: route scopes, a request's shared authentication,
+"""txregistry.web.caller: route scopes, a request's shared authentication,
 and the body that waits for it."""
 
 from twisted.internet.defer import Deferred
@@ -6,7 +6,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
-from txregistry.web.access import Authentication, routeScopes
+from txregistry.web.caller import Authentication, routeScopes
 from txregistry.web.bodies import PendingBody
 from txregistry.web.bodies import BoundedBody
 
