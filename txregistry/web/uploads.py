@@ -147,11 +147,13 @@ async def _appendBody(app, request, method, name, uploadID, fields):
     id (created for a monolithic POST, else C{uploadID}), the size of
     the upload after the body (C{None} if there was no body) and, for a
     monolithic POST, the upload's writer still open (L{Appender.takeWriter})."""
-    plan = uploadPlan(method, name, uploadID or "", fields, header(request, b"content-range"))
     content = body(request)
     if isinstance(content, UploadBody):
+        # Planned at the headers (the body router): the plan held.
         size = await content.appender.finish()
         return content.appender.uploadID, size, content.appender.takeWriter()
+    # No upload took the body: the plan's error (if any) is the answer.
+    plan = uploadPlan(method, name, uploadID or "", fields, header(request, b"content-range"))
     if getattr(content, "refusal", None) is not None:
         raise content.refusal  # (a channel that could not answer it at once)
     if plan is None:
