@@ -49,14 +49,6 @@ def parse(value):
     raise InvalidDigest("digest %r is malformed" % (value[:80],))
 
 
-def isValid(value):
-    try:
-        parse(value)
-    except InvalidDigest:
-        return False
-    return True
-
-
 def hasher(algorithm):
     if algorithm not in ALGORITHMS:
         raise InvalidDigest("unsupported digest algorithm %r" % (algorithm,))

@@ -37,7 +37,6 @@ class Endpoint:
         self._loop = None
         self.running = False
         self.failures = 0  # in a row
-        self.lastError = None
 
     def _inPool(self, f, *args):
         return deferToThreadPool(self._reactor, self._pool, f, *args)
@@ -103,7 +102,6 @@ class Endpoint:
                 await self.sender.send(body)
             except Delivery as e:
                 self.failures += 1
-                self.lastError = str(e)
                 self._metrics.notificationFailure(self.name)
                 if self.failures == 1 or self.failures == s.threshold:
                     self.log.warn("notifications to {endpoint} ({url}) failed: {error}; {count} event(s) queued",

@@ -3,7 +3,7 @@ is current, else from storage), a repository's tags, and referrers."""
 
 from urllib.parse import quote
 
-from txregistry.registry import manifests as M
+from txregistry.registry.manifests import OCI_INDEX
 from txregistry.search.index import IndexUnavailable
 from txregistry.web.common import checkName, jsonAnswer, one, pageSize, parseDigest, query
 
@@ -97,5 +97,5 @@ async def referrers(app, request, name, digest):
     found = await app.registry.manifests.referrers(name, subject, artifactType or None)
     if artifactType:
         request.setHeader(b"OCI-Filters-Applied", b"artifactType")
-    index = {"schemaVersion": 2, "mediaType": M.OCI_INDEX, "manifests": found}
-    return jsonAnswer(request, 200, index, M.OCI_INDEX.encode("ascii"))
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": found}
+    return jsonAnswer(request, 200, index, OCI_INDEX.encode("ascii"))

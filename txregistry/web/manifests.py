@@ -4,7 +4,7 @@ C{Accept} and C{If-None-Match}), push and delete."""
 from urllib.parse import unquote
 
 from txregistry.errors import RegistryError
-from txregistry.registry import manifests as M
+from txregistry.registry.manifests import MEDIA_TYPES, parseReference
 from txregistry.web import conditional
 from txregistry.web.common import body, checkName, emptyAnswer, header
 
@@ -14,13 +14,13 @@ async def get(app, request, name, reference):
     checkName(name)
     reference = unquote(reference)
     try:
-        M.parseReference(reference)
+        parseReference(reference)
     except RegistryError:
         # Nothing is ever stored under it (as Distribution answers).
         raise RegistryError("MANIFEST_UNKNOWN", "no manifest has this reference", {"reference": reference[:200]})
     content, mediaType, digest = await app.registry.manifests.get(name, reference)
     accept = request.requestHeaders.getRawHeaders(b"accept")
-    if not conditional.acceptsManifest(accept, mediaType, M.MEDIA_TYPES):
+    if not conditional.acceptsManifest(accept, mediaType, MEDIA_TYPES):
         raise RegistryError(
             "MANIFEST_UNKNOWN",
             "the manifest is a %s, which the Accept header does not allow" % (mediaType,),
