@@ -1,13 +1,23 @@
 """Blobs, uploads, manifests, tags, referrers and the catalog on top of a
 storage driver.  Knows digests and repositories; never HTTP."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
 from txregistry.limits import RegistryLimits
+
+if TYPE_CHECKING:
+    from twisted.python.threadpool import ThreadPool
+
+    from txregistry.storage.interface import IStorageDriver
 
 
 class Registry:
     """The registry's object graph on one storage driver."""
 
-    def __init__(self, driver, reactor, threadpool, limits=RegistryLimits()):
+    def __init__(self, driver: IStorageDriver, reactor, threadpool: Optional[ThreadPool],
+                 limits: RegistryLimits = RegistryLimits()) -> None:
         """C{limits}: the L{RegistryLimits} pushes are held to."""
         from txregistry.registry.blobs import BlobStore
         from txregistry.registry.manifests import Manifests
@@ -30,7 +40,7 @@ class Registry:
         self.events = self.blobs.events
         self.uploads.events = self.manifests.events = self.events
 
-    async def catalog(self):
+    async def catalog(self) -> list[str]:
         """Every repository name of storage, sorted (a walk of it)."""
         from txregistry.registry.catalog import catalog
 

@@ -3,8 +3,11 @@ hashed and written by the thread pool a batch at a time, with backpressure
 on the body's producer (L{Appender}); the sessions themselves are
 L{txregistry.registry.uploads.Uploads}."""
 
+from __future__ import annotations
+
 import enum
 from collections import deque
+from typing import TYPE_CHECKING, Optional
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
@@ -17,6 +20,12 @@ from txregistry.registry import layout
 from txregistry.registry.chunks import StagedChunk, rangeMismatch
 from txregistry.storage import StorageUnavailable
 
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IPushProducer
+
+    from txregistry.registry.uploads import Uploads
+    from txregistry.storage.interface import IWriter
+
 # Flow control of one request body: above HIGH queued bytes the producer is
 # paused; below LOW it is resumed.
 HIGH_WATER = 8 * 1024 * 1024
@@ -27,7 +36,7 @@ READ_CHUNK = 1024 * 1024
 BATCH = 1024 * 1024
 
 
-def blobTooLarge(limit):
+def blobTooLarge(limit: int) -> RegistryError:
     """The error of a blob longer than limits.max_blob_size (C{limit})."""
     return RegistryError("SIZE_INVALID", "blob exceeds the limit of %d bytes" % (limit,), {"limit": limit},
                          limit=limit)
@@ -69,7 +78,8 @@ class Appender:
 
     log = Logger()
 
-    def __init__(self, uploads, name, uploadID, span, algorithms):
+    def __init__(self, uploads: Uploads, name: str, uploadID: Optional[str], span: Optional[tuple[int, int]],
+                 algorithms: tuple[str, ...]) -> None:
         self._uploads = uploads
         self.name = name
         self.uploadID = uploadID
@@ -110,11 +120,11 @@ class Appender:
         Deferred.fromCoroutine(self._open()).addCallbacks(self._opened, self._fail)
 
     @property
-    def limit(self):
+    def limit(self) -> Optional[int]:
         """The most bytes a blob may have (C{None}: no limit)."""
         return self._uploads.maxBlobSize or None
 
-    def declare(self, length):
+    def declare(self, length: Optional[int]) -> Optional[RegistryError]:
         """The body's declared length (its Content-Length), or C{None} (it
         is chunked): told once, before any of the body.  Returns the error
         refusing the body (then nothing of it is written, as with
@@ -154,7 +164,7 @@ class Appender:
         self._hashers = list(state.hashers.values())
 
     @property
-    def queued(self):
+    def queued(self) -> int:
         """Bytes of the body received and not written yet."""
         return self._pending
 
@@ -195,7 +205,7 @@ class Appender:
 
     # --- the body ---
 
-    def write(self, data):
+    def write(self, data: bytes) -> None:
         self.received += len(data)
         if self.error is not None or self.phase in (Phase.CLOSING, Phase.CLOSED):
             return
@@ -224,14 +234,14 @@ class Appender:
 
     # --- IConsumer ---
 
-    def registerProducer(self, producer, streaming):
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
         """C{producer} (a push producer) writes the body: it is paused and
         resumed for the storage's sake."""
         if not streaming:
             raise ValueError("the body of a request is pushed, not pulled")
         self._producer = producer
 
-    def unregisterProducer(self):
+    def unregisterProducer(self) -> None:
         self._producer = None
 
     def _pause(self):
@@ -245,7 +255,7 @@ class Appender:
             if self._producer is not None:
                 self._producer.resumeProducing()
 
-    def wake(self):
+    def wake(self) -> None:
         """The bodies of all uploads queue little again (L{Uploads.stall})."""
         if self._pending < LOW_WATER:
             self._resume()
@@ -305,12 +315,12 @@ class Appender:
 
         d.addCallbacks(written, failed)
 
-    def end(self):
+    def end(self) -> None:
         """The whole body was received."""
         self._ended = True
         self._kick()
 
-    def finish(self):
+    def finish(self) -> Deferred[int]:
         """Deferred firing with the upload's new size once all of the body is
         durable (see the class docstring)."""
         self.end()
@@ -318,7 +328,7 @@ class Appender:
         self._maybeDone()
         return d
 
-    def abort(self):
+    def abort(self) -> None:
         """The client went away mid-body: keep what arrived (the upload's
         offset tells the client where to resume) and release the upload;
         an upload this appender created (which no client knows) is
@@ -327,7 +337,7 @@ class Appender:
         self.end()
         self._maybeDone()
 
-    def discard(self):
+    def discard(self) -> Deferred[None]:
         """The request ends without completing the upload this appender
         created (a mount answered it, or it failed): once the body is
         done, remove that upload.  An existing upload keeps what arrived."""
@@ -344,7 +354,7 @@ class Appender:
         d.addErrback(lambda f: self.log.failure("upload {uuid}: removing it failed", f, uuid=self.uploadID))
         return d
 
-    def refuse(self, error):
+    def refuse(self, error: RegistryError) -> None:
         """Refuse the whole body before any of it arrived (its declared
         length is over the limit): nothing is written, the upload is
         released, and an upload this appender was creating is removed (as
@@ -407,7 +417,7 @@ class Appender:
             self.log.failure("upload {uuid}: appending the staged chunk failed", self.error, uuid=self.uploadID)
             self._state.hashers = {}  # (its data now ends anywhere: re-read to verify)
 
-    def takeWriter(self):
+    def takeWriter(self) -> Optional[IWriter]:
         """The writer of the upload this appender created (a monolithic
         POST), still open, for L{Uploads.complete}; C{None} otherwise.  A
         writer not taken is never closed: the upload's data is then lost,

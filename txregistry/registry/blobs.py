@@ -1,17 +1,22 @@
 """Content-addressed blobs and their links into repositories."""
 
+from __future__ import annotations
+
+from typing import Optional
+
 from txregistry import digest as digests
 from txregistry.events import MOUNT, PULL, Announcer
 from txregistry.errors import RegistryError
 from txregistry.registry import layout
 from txregistry.storage import ContentTooLarge, PathNotFound
+from txregistry.storage.interface import IReader, IStorageDriver
 
 # A link holds a digest ("sha512:" and 128 hex digits, a newline at most):
 # anything longer is not a link, and is not read.
 MAX_LINK_SIZE = 1024
 
 
-def linkDigest(data):
+def linkDigest(data: Optional[bytes]) -> Optional[digests.Digest]:
     """The digest a link file's content names, or C{None} for no content (or
     unreadable garbage, which we treat as absent)."""
     if data is None:
@@ -22,7 +27,7 @@ def linkDigest(data):
         return None
 
 
-async def readLink(driver, path):
+async def readLink(driver: IStorageDriver, path: str) -> Optional[digests.Digest]:
     """The digest the link file at C{path} names, or C{None}."""
     try:
         data = await driver.getContent(path, MAX_LINK_SIZE)
@@ -31,7 +36,7 @@ async def readLink(driver, path):
     return linkDigest(data)
 
 
-async def exists(driver, path):
+async def exists(driver: IStorageDriver, path: str) -> bool:
     try:
         await driver.stat(path)
     except PathNotFound:
@@ -39,7 +44,7 @@ async def exists(driver, path):
     return True
 
 
-async def listQuietly(driver, path):
+async def listQuietly(driver: IStorageDriver, path: str) -> list[str]:
     """What C{path} holds, or C{[]} when there is no such directory."""
     try:
         return await driver.list(path)
@@ -47,7 +52,7 @@ async def listQuietly(driver, path):
         return []
 
 
-async def deleteQuietly(driver, path):
+async def deleteQuietly(driver: IStorageDriver, path: str) -> None:
     """Delete C{path} (and what is below it) if it is there."""
     try:
         await driver.delete(path)
@@ -56,18 +61,18 @@ async def deleteQuietly(driver, path):
 
 
 class BlobStore:
-    def __init__(self, driver):
+    def __init__(self, driver: IStorageDriver) -> None:
         self.driver = driver
         self.events = Announcer()
 
-    async def size(self, name, digest):
+    async def size(self, name: str, digest: str) -> int:
         """Size of a blob readable through repository C{name}, else
         BLOB_UNKNOWN.  A pull (what serves a blob asks it)."""
         size = await self._size(name, digest)
         self.events.blob(PULL, name, digest, size)
         return size
 
-    async def _size(self, name, digest):
+    async def _size(self, name: str, digest: str) -> int:
         if not await self.isLinked(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         try:
@@ -78,7 +83,7 @@ class BlobStore:
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         return info.size
 
-    async def open(self, name, digest):
+    async def open(self, name: str, digest: str) -> IReader:
         """A reader of the whole blob, readable through repository C{name}
         (else BLOB_UNKNOWN); its C{size} is the blob's.  One look at the
         storage fewer than L{size} then L{reader}."""
@@ -88,28 +93,28 @@ class BlobStore:
         self.events.blob(PULL, name, digest, reader.size)
         return reader
 
-    async def reader(self, name, digest, offset=0):
+    async def reader(self, name: str, digest: str, offset: int = 0) -> IReader:
         try:
             return await self.driver.reader(layout.blobData(digest), offset)
         except PathNotFound:
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
 
-    async def redirectURL(self, digest, method="GET"):
+    async def redirectURL(self, digest: str, method: str = "GET") -> Optional[str]:
         return await self.driver.redirectURL(layout.blobData(digest), method)
 
-    async def isLinked(self, name, digest):
+    async def isLinked(self, name: str, digest: str) -> bool:
         return (await readLink(self.driver, layout.layerLink(name, digest))) == digest
 
-    async def link(self, name, digest):
+    async def link(self, name: str, digest: str) -> None:
         await self.driver.putContent(layout.layerLink(name, digest), digest.encode("ascii"))
 
-    async def unlink(self, name, digest):
+    async def unlink(self, name: str, digest: str) -> None:
         if not await self.isLinked(name, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         await self.driver.delete(layout.layerLinkDir(name, digest))
         self.events.blobDeleted(name, digest)
 
-    async def mount(self, name, digest, fromName):
+    async def mount(self, name: str, digest: str, fromName: str) -> bool:
         """Link a blob of C{fromName} into C{name}; C{False} when C{fromName}
         cannot read it."""
         try:
@@ -120,15 +125,15 @@ class BlobStore:
         self.events.blob(MOUNT, name, digest, size, fromRepository=fromName)
         return True
 
-    async def hasData(self, digest):
+    async def hasData(self, digest: str) -> bool:
         return await exists(self.driver, layout.blobData(digest))
 
-    async def putContent(self, digest, data):
+    async def putContent(self, digest: str, data: bytes) -> None:
         """Store small content (a manifest) under its digest, unless there."""
         if not await self.hasData(digest):
             await self.driver.putContent(layout.blobData(digest), data)
 
-    async def getContent(self, digest, maxSize):
+    async def getContent(self, digest: str, maxSize: Optional[int]) -> Optional[bytes]:
         """The bytes of blob C{digest}, or C{None}; L{ContentTooLarge} when
         more than C{maxSize} are stored (none of them read whole)."""
         try:
@@ -136,7 +141,7 @@ class BlobStore:
         except PathNotFound:
             return None
 
-    async def storedSize(self, digest):
+    async def storedSize(self, digest: str) -> Optional[int]:
         """The size of blob C{digest}'s data, or C{None} when there is none."""
         try:
             info = await self.driver.stat(layout.blobData(digest))

@@ -6,8 +6,11 @@ revision.  Supported: Docker schema 2 manifest and manifest list, OCI image
 manifest and index, including OCI 1.1 artifacts (``artifactType``,
 ``subject``)."""
 
+from __future__ import annotations
+
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
 
 from twisted.internet.defer import Deferred, gatherResults
 
@@ -19,6 +22,10 @@ from txregistry.limits import RegistryLimits
 from txregistry.registry import layout
 from txregistry.registry.blobs import MAX_LINK_SIZE, deleteQuietly, exists, linkDigest, listQuietly, readLink
 from txregistry.storage import ContentTooLarge, PathNotFound
+
+if TYPE_CHECKING:
+    from txregistry.registry.blobs import BlobStore
+    from txregistry.storage.interface import IStorageDriver
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -75,7 +82,7 @@ def _descriptor(value, where):
     return d
 
 
-def mediaTypeOf(body):
+def mediaTypeOf(body: bytes) -> str:
     """The media type of stored manifest bytes (for GET)."""
     try:
         doc = json.loads(body)
@@ -111,7 +118,7 @@ def _checkUndeclared(doc, mediaType, guessed):
             )
 
 
-def parseManifest(body, contentType, maxSize=RegistryLimits.maxManifestSize):
+def parseManifest(body: bytes, contentType: Optional[str], maxSize: int = RegistryLimits.maxManifestSize) -> Manifest:
     """Validate manifest bytes received with C{contentType}; return a
     L{Manifest} or raise MANIFEST_INVALID."""
     if len(body) > maxSize:
@@ -185,7 +192,7 @@ def parseManifest(body, contentType, maxSize=RegistryLimits.maxManifestSize):
     return m
 
 
-def parseReference(reference):
+def parseReference(reference: str) -> tuple[Optional[digests.Digest], Optional[str]]:
     """A reference is a digest or a tag: return C{(digest, None)} or
     C{(None, tag)}, or raise the matching 400 error."""
     if ":" in reference:
@@ -199,7 +206,8 @@ def parseReference(reference):
 
 
 class Manifests:
-    def __init__(self, driver, blobs, cacheSize=32 * 1024 * 1024, maxSize=RegistryLimits.maxManifestSize):
+    def __init__(self, driver: IStorageDriver, blobs: BlobStore, cacheSize: int = 32 * 1024 * 1024,
+                 maxSize: int = RegistryLimits.maxManifestSize) -> None:
         self.driver = driver
         self.blobs = blobs
         self.maxSize = maxSize
@@ -211,7 +219,7 @@ class Manifests:
 
     # --- content by digest ---
 
-    async def content(self, digest):
+    async def content(self, digest: str) -> Optional[bytes]:
         """The bytes of a stored manifest (or C{None})."""
         return await self._content(digest)
 
@@ -240,7 +248,7 @@ class Manifests:
     async def _isRevision(self, name, digest):
         return (await readLink(self.driver, layout.revisionLink(name, digest))) == digest
 
-    async def resolve(self, name, reference):
+    async def resolve(self, name: str, reference: str) -> digests.Digest:
         """The digest a reference names in C{name}, or MANIFEST_UNKNOWN."""
         digest, tag = parseReference(reference)
         if tag is None:
@@ -269,7 +277,7 @@ class Manifests:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": digest})
         return digest
 
-    async def get(self, name, reference):
+    async def get(self, name: str, reference: str) -> tuple[bytes, str, digests.Digest]:
         """C{(body, mediaType, digest)} of a manifest."""
         digest = await self.resolve(name, reference)
         body = await self._content(digest)
@@ -281,7 +289,8 @@ class Manifests:
 
     # --- push ---
 
-    async def put(self, name, reference, body, contentType):
+    async def put(self, name: str, reference: str, body: bytes,
+                  contentType: Optional[str]) -> tuple[digests.Digest, Manifest]:
         """Store a manifest; returns C{(digest, parsed Manifest)}."""
         refDigest, tag = parseReference(reference)
         manifest = parseManifest(body, contentType, self.maxSize)
@@ -334,7 +343,7 @@ class Manifests:
 
     # --- delete ---
 
-    async def delete(self, name, reference):
+    async def delete(self, name: str, reference: str) -> None:
         digest, tag = parseReference(reference)
         if tag is not None:
             # Whatever is there (a tag naming nothing, left by a crash of an
@@ -366,12 +375,12 @@ class Manifests:
 
     # --- discovery ---
 
-    async def repositoryExists(self, name):
+    async def repositoryExists(self, name: str) -> bool:
         return await exists(self.driver, layout.layersDir(name)) or await exists(
             self.driver, layout.manifestsDir(name)
         )
 
-    async def tags(self, name):
+    async def tags(self, name: str) -> list[str]:
         """Sorted tags of C{name} that name a manifest of it (not a tag's
         directory that names nothing); NAME_UNKNOWN when no such
         repository."""
@@ -396,7 +405,7 @@ class Manifests:
             return False
         return True
 
-    async def newestTag(self, name):
+    async def newestTag(self, name: str) -> Optional[tuple[str, digests.Digest, float]]:
         """C{(tag, digest, mtime)} of the most recently pushed tag, or C{None}."""
         best = None
         for tag in await self._tagsQuietly(name):
@@ -417,7 +426,7 @@ class Manifests:
         except RegistryError:
             return []
 
-    async def referrers(self, name, subject, artifactType=None):
+    async def referrers(self, name: str, subject: str, artifactType: Optional[str] = None) -> list[dict]:
         """Descriptors of the manifests of C{name} whose subject is
         C{subject}."""
         try:

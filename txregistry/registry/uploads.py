@@ -14,6 +14,7 @@ import uuid as uuidlib
 from twisted.internet.defer import DeferredLock, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 
 from txregistry import digest as digests
 from txregistry.events import PUSH, Announcer
@@ -21,11 +22,13 @@ from txregistry.errors import RegistryError
 from txregistry.registry import layout
 from txregistry.registry.catalog import repositoryDirs
 from txregistry.registry.appender import READ_CHUNK, Appender
+from txregistry.registry.blobs import BlobStore
 from txregistry.storage import PathNotFound
+from txregistry.storage.interface import IStorageDriver, IWriter
 
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}$")
 
-def isValidUploadID(value):
+def isValidUploadID(value: object) -> bool:
     return isinstance(value, str) and _UPLOAD_ID.fullmatch(value) is not None
 
 
@@ -47,7 +50,8 @@ class _State:
 class Uploads:
     log = Logger()
 
-    def __init__(self, driver, blobs, reactor, threadpool, maxBlobSize=0, maxConcurrent=0, maxQueued=0):
+    def __init__(self, driver: IStorageDriver, blobs: BlobStore, reactor, threadpool: ThreadPool | None,
+                 maxBlobSize: int = 0, maxConcurrent: int = 0, maxQueued: int = 0) -> None:
         self.driver = driver
         self.blobs = blobs
         self.events = Announcer()  # txregistry.events
@@ -66,18 +70,18 @@ class Uploads:
         self.maxQueued = maxQueued
         self._stalled = set()
 
-    def overQueued(self):
+    def overQueued(self) -> bool:
         return bool(self.maxQueued) and self.queued > self.maxQueued
 
-    def stall(self, appender):
+    def stall(self, appender: Appender) -> None:
         """C{appender}'s body waits (paused) for the queues of all bodies to
         shrink."""
         self._stalled.add(appender)
 
-    def unstall(self, appender):
+    def unstall(self, appender: Appender) -> None:
         self._stalled.discard(appender)
 
-    def queuedBytes(self, n):
+    def queuedBytes(self, n: int) -> None:
         self.queued += n
         if n < 0 and self._stalled and self.queued <= self.maxQueued // 2:
             stalled, self._stalled = self._stalled, set()
@@ -92,7 +96,7 @@ class Uploads:
     def _unknown(self, uploadID):
         return RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": uploadID})
 
-    async def create(self, name):
+    async def create(self, name: str) -> str:
         uploadID = str(uuidlib.uuid4())
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()).encode("ascii")
         await self.driver.putContent(layout.uploadStartedAt(name, uploadID), stamp)
@@ -107,7 +111,7 @@ class Uploads:
         except PathNotFound:
             raise self._unknown(uploadID)
 
-    async def offset(self, name, uploadID):
+    async def offset(self, name: str, uploadID: str) -> int:
         """Bytes received so far (BLOB_UPLOAD_UNKNOWN if no such upload)."""
         await self._checkExists(name, uploadID)
         await self._idle(uploadID)
@@ -116,14 +120,15 @@ class Uploads:
         except PathNotFound:
             return 0
 
-    def appender(self, name, uploadID, span=None, algorithms=("sha256",)):
+    def appender(self, name: str, uploadID: str | None, span: tuple[int, int] | None = None,
+                 algorithms: tuple[str, ...] = ("sha256",)) -> Appender:
         """An L{Appender} for one request body.  C{uploadID=None} creates a
         new upload (a monolithic POST).  C{span}: the body's Content-Range,
         C{(start, end)} inclusive, or C{None}."""
         return Appender(self, name, uploadID, span, algorithms)
 
     @property
-    def tracked(self):
+    def tracked(self) -> frozenset[str]:
         """The IDs of the uploads this process keeps a state of (hashes,
         lock): those in use or resumable here."""
         return frozenset(self._states)
@@ -136,7 +141,7 @@ class Uploads:
         await state.lock.acquire()
         return state, waited
 
-    async def claim(self, name, uploadID, created=False):
+    async def claim(self, name: str, uploadID: str, created: bool = False) -> _State:
         """Claim an upload known to exist (BLOB_UPLOAD_UNKNOWN if it does
         not); C{created}: the caller has just created it.  The existence is
         checked again once claimed only if the claim had to wait for another
@@ -158,7 +163,7 @@ class Uploads:
                 raise
         return state
 
-    def release(self, state):
+    def release(self, state: _State) -> None:
         """Give up the claim on C{state} (from L{claim}): the next request
         waiting for it gets it, also when the upload was forgotten
         meanwhile (it then finds it gone)."""
@@ -188,7 +193,7 @@ class Uploads:
             reader.close()
         return digests.fromHasher(algorithm, h)
 
-    async def complete(self, name, uploadID, expected, writer=None):
+    async def complete(self, name: str, uploadID: str, expected: str, writer: IWriter | None = None) -> int:
         """Verify that the upload's content has digest C{expected}, make it a
         blob of C{name}, and forget the upload.  Returns the size.
         C{writer}: the open writer of the appender that has just created the
@@ -232,7 +237,7 @@ class Uploads:
         finally:
             self.release(state)
 
-    async def forget(self, name, uploadID):
+    async def forget(self, name: str, uploadID: str) -> None:
         """Remove the upload and what this process knows of it (the caller
         claimed it, or it is known to no other request)."""
         # The state goes only once the files are gone: until then a request

@@ -4,9 +4,13 @@ Paths are absolute, "/"-separated strings (``/docker/registry/v2/...``) below
 the driver's root.  Every method returns a L{Deferred}.
 """
 
+from __future__ import annotations
+
 import re
 from dataclasses import dataclass
+from typing import Awaitable, Callable, Optional
 
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 
@@ -31,7 +35,7 @@ class ContentTooLarge(StorageError):
     at most C{maxSize + 1} bytes of it were read.  C{size} is the stored
     size when the driver learnt it, else C{None}."""
 
-    def __init__(self, path, maxSize, size=None):
+    def __init__(self, path: str, maxSize: int, size: Optional[int] = None) -> None:
         self.path = path
         self.maxSize = maxSize
         self.size = size
@@ -59,7 +63,7 @@ class FileInfo:
 _PATH = re.compile(r"^(/[A-Za-z0-9._:-]+)+$")
 
 
-def checkPath(path):
+def checkPath(path: str) -> str:
     """Raise L{InvalidPath} unless C{path} is an absolute, normalised path made
     of safe characters (so it can never leave the driver's root)."""
     if not isinstance(path, str) or not _PATH.fullmatch(path):
@@ -75,10 +79,10 @@ class IReader(Interface):
 
     size = Attribute("Bytes from the starting offset to the end of the file.")
 
-    def read(n):
+    def read(n: int) -> Deferred[bytes]:
         """Deferred firing with up to C{n} bytes; C{b""} at the end."""
 
-    def close():
+    def close() -> None:
         """Release the reader (idempotent, synchronous)."""
 
 
@@ -89,7 +93,7 @@ class ISendfileSource(Interface):
     filesystem driver offer it; memory and S3 readers do not (test with
     C{ISendfileSource.providedBy(reader)})."""
 
-    def sendfileSource():
+    def sendfileSource() -> Optional[tuple[int, int, int]]:
         """C{(fd, offset, length)}: the open file descriptor of the reader's
         file, where its bytes start and how many there are (C{size}).  The
         descriptor belongs to the reader: it stays open until L{IReader.close}
@@ -106,17 +110,17 @@ class IWriter(Interface):
 
     size = Attribute("Bytes in the file, including those written so far.")
 
-    def write(data):
+    def write(data: bytes) -> Deferred[None]:
         """Deferred firing once C{data} is appended."""
 
-    def commit():
+    def commit() -> Deferred[None]:
         """Deferred firing once everything written is one complete, durable
         file, readable as any other; no more writes follow."""
 
-    def cancel():
+    def cancel() -> Deferred[None]:
         """Deferred firing once the file is removed."""
 
-    def close():
+    def close() -> Deferred[None]:
         """Deferred firing once what was written is kept, so that a later
         writer (in this process or another) can append to it, and the
         writer's resources are released."""
@@ -125,7 +129,7 @@ class IWriter(Interface):
 class IStorageDriver(Interface):
     name = Attribute("A short name for logs: 'filesystem', 'inmemory', ...")
 
-    def getContent(path, maxSize=None):
+    def getContent(path: str, maxSize: Optional[int] = None) -> Deferred[bytes]:
         """Deferred firing with the bytes at C{path} (small content only).
         With C{maxSize}, the read is bounded by what is stored, never by
         what anybody claims it holds: at most C{maxSize + 1} bytes are read
@@ -133,7 +137,9 @@ class IStorageDriver(Interface):
         raised when more than C{maxSize} are stored.  Every read of stored
         content for parsing gives a C{maxSize}."""
 
-    def getContentChain(path, follow, maxSize=None):
+    def getContentChain(
+        path: str, follow: Callable[[bytes], Optional[str]], maxSize: Optional[int] = None
+    ) -> Deferred[list[Optional[bytes]]]:
         """Deferred firing with a list of contents: C{path}'s, then, as long
         as C{follow(content)} names another path, that path's.  A path with
         nothing stored at it ends the list with C{None}.  C{follow} is pure
@@ -141,31 +147,31 @@ class IStorageDriver(Interface):
         read a link and what it names in one step.  C{maxSize} bounds each
         read as for L{getContent} (L{ContentTooLarge})."""
 
-    def putContent(path, data):
+    def putContent(path: str, data: bytes) -> Deferred[None]:
         """Deferred firing once C{data} replaced the content at C{path}
         atomically: readers see the old or the new content, never a mix."""
 
-    def reader(path, offset=0):
+    def reader(path: str, offset: int = 0) -> Deferred[IReader]:
         """Deferred firing with an L{IReader} from C{offset}."""
 
-    def writer(path, append=False):
+    def writer(path: str, append: bool = False) -> Deferred[IWriter]:
         """Deferred firing with an L{IWriter}; with C{append}, continue the
         content already at C{path}."""
 
-    def stat(path):
+    def stat(path: str) -> Deferred[FileInfo]:
         """Deferred firing with a L{FileInfo}."""
 
-    def list(path):
+    def list(path: str) -> Deferred[list[str]]:
         """Deferred firing with the full paths of the direct children of the
         directory C{path}."""
 
-    def move(source, dest):
+    def move(source: str, dest: str) -> Deferred[None]:
         """Deferred firing once C{source} replaced C{dest} atomically."""
 
-    def delete(path):
+    def delete(path: str) -> Deferred[None]:
         """Deferred firing once C{path} and everything below it is gone."""
 
-    def redirectURL(path, method="GET"):
+    def redirectURL(path: str, method: str = "GET") -> Deferred[Optional[str]]:
         """Deferred firing with a URL a client can fetch the content from
         directly, or C{None}."""
 
@@ -173,7 +179,12 @@ class IStorageDriver(Interface):
 MAX_CHAIN = 8  # links followed at most by getContentChain
 
 
-async def followChain(getContent, path, follow, maxSize=None):
+async def followChain(
+    getContent: Callable[[str, Optional[int]], Awaitable[bytes]],
+    path: Optional[str],
+    follow: Callable[[bytes], Optional[str]],
+    maxSize: Optional[int] = None,
+) -> list[Optional[bytes]]:
     """L{IStorageDriver.getContentChain} on top of a C{getContent}
     returning Deferreds (for drivers without a faster way)."""
     found = []
