@@ -9,11 +9,14 @@ request (L{bind}): the model never sees HTTP, and an event announced
 outside a request has none.
 """
 
+from __future__ import annotations
+
 import contextvars
 import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
 
 from twisted.logger import Logger
 
@@ -41,17 +44,17 @@ class RequestInfo:
 _request = contextvars.ContextVar("txregistry.events.request", default=None)
 
 
-def bind(info):
+def bind(info: Optional[RequestInfo]) -> None:
     """Make C{info} (a L{RequestInfo}) the request of what is announced from
     here on in the current context (a request's coroutine)."""
     _request.set(info)
 
 
-def currentRequest():
+def currentRequest() -> Optional[RequestInfo]:
     return _request.get()
 
 
-def newRequestID():
+def newRequestID() -> str:
     return str(uuid.uuid4())
 
 
@@ -71,14 +74,14 @@ class Event:
 
     kind = "manifest"  # (not a field) "blob" or "manifest"; a tag deleted is a manifest's
 
-    def url(self):
+    def url(self) -> str:
         """The content's URL, as the request reached the registry (Distribution's
         target.url); "" outside a request or without a digest."""
         if self.request is None or not self.request.baseURL or not self.digest:
             return ""
         return "%s/v2/%s/%ss/%s" % (self.request.baseURL, self.repository, self.kind, self.digest)
 
-    def record(self, source, includeReferences=False):
+    def record(self, source: dict, includeReferences: bool = False) -> dict:
         """Distribution's JSON event (a dict), C{source} its source record
         (C{{"addr", "instanceID"}})."""
         target = {}
@@ -116,7 +119,7 @@ class _BlobEvent(Event):
     kind = "blob"
 
 
-def formatTimestamp(seconds):
+def formatTimestamp(seconds: float) -> str:
     """RFC 3339 in UTC with nanoseconds' room, as Go writes a time.Time."""
     whole = int(seconds)
     micros = int(round((seconds - whole) * 1e6))
@@ -126,7 +129,7 @@ def formatTimestamp(seconds):
     return stamp + (".%06d" % (micros,)).rstrip("0").rstrip(".") + "Z"
 
 
-def references(body):
+def references(body: bytes) -> tuple[tuple[str, str, Optional[int]], ...]:
     """(mediaType, digest, size) of the descriptors a manifest's bytes name
     (config and layers, or an index's manifests); () for what is not one."""
     try:
@@ -151,16 +154,16 @@ class Announcer:
     no listener asked for (pulls, say, with only the search index
     listening) builds nothing either."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._listeners = []  # [(listener, frozenset of actions)]
         self._wanted = frozenset()
 
-    def add(self, listener, actions=ACTIONS):
+    def add(self, listener: Callable[[Event], None], actions: Iterable[str] = ACTIONS) -> None:
         """Call C{listener(event)} for every event of C{actions} from now on."""
         self._listeners.append((listener, frozenset(actions)))
         self._wanted = self._wanted.union(actions)
 
-    def remove(self, listener):
+    def remove(self, listener: Callable[[Event], None]) -> None:
         for i, (known, _) in enumerate(self._listeners):
             if known == listener:
                 del self._listeners[i]
@@ -169,14 +172,14 @@ class Announcer:
             raise ValueError("not a listener: %r" % (listener,))
         self._wanted = frozenset().union(*(actions for _, actions in self._listeners))
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self._listeners)
 
-    def wants(self, action):
+    def wants(self, action: str) -> bool:
         """Somebody listens to C{action}."""
         return action in self._wanted
 
-    def announce(self, event):
+    def announce(self, event: Event) -> None:
         for listener, actions in list(self._listeners):
             if event.action not in actions:
                 continue
@@ -187,24 +190,26 @@ class Announcer:
 
     # --- what the model calls (nothing happens unless someone listens) ---
 
-    def blob(self, action, repository, digest, size=None, fromRepository=""):
+    def blob(self, action: str, repository: str, digest: str, size: Optional[int] = None,
+             fromRepository: str = "") -> None:
         if action in self._wanted:
             self.announce(_BlobEvent(action=action, repository=repository, mediaType=BLOB_MEDIA_TYPE,
                                      digest=digest, size=size, fromRepository=fromRepository,
                                      request=currentRequest()))
 
-    def blobDeleted(self, repository, digest):
+    def blobDeleted(self, repository: str, digest: str) -> None:
         if DELETE in self._wanted:
             # (Distribution's blob delete event names the digest alone.)
             self.announce(_BlobEvent(action=DELETE, repository=repository, digest=digest, request=currentRequest()))
 
-    def manifest(self, action, repository, digest, mediaType, body, tag=None):
+    def manifest(self, action: str, repository: str, digest: str, mediaType: str, body: bytes,
+                 tag: Optional[str] = None) -> None:
         if action in self._wanted:
             self.announce(Event(action=action, repository=repository, mediaType=mediaType, digest=digest,
                                 size=len(body), tag=tag or "", references=references(body),
                                 request=currentRequest()))
 
-    def manifestDeleted(self, repository, digest=None, tag=None):
+    def manifestDeleted(self, repository: str, digest: Optional[str] = None, tag: Optional[str] = None) -> None:
         if DELETE in self._wanted:
             self.announce(Event(action=DELETE, repository=repository, digest=digest or "", tag=tag or "",
                                 request=currentRequest()))

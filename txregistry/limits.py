@@ -75,13 +75,13 @@ class Limits:
 _GROUPS = ((None, Limits), ("registry", RegistryLimits), ("http", HTTPLimits))
 
 
-def keyed():
+def keyed() -> list[tuple[str, int, int]]:
     """C{(key, default, minimum)} of every limit, by configuration key."""
     return [(f.metadata["key"], f.default, f.metadata["minimum"])
             for _, cls in _GROUPS for f in fields(cls) if "key" in f.metadata]
 
 
-def fromKeys(values):
+def fromKeys(values: dict[str, int]) -> Limits:
     """The L{Limits} of C{values} (configuration key -> int; missing keys
     at their defaults)."""
     parts = {}
@@ -93,7 +93,7 @@ def fromKeys(values):
     return Limits(indexWait=top.indexWait, **parts)
 
 
-def asKeys(limits):
+def asKeys(limits: Limits) -> dict[str, int]:
     """C{limits} as configuration key -> value (for the settings log line)."""
     out = {}
     for group, cls in _GROUPS:

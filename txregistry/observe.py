@@ -7,6 +7,10 @@ Deferred (whose callbacks would change the result for the next caller), and
 a Failure kept here is never an unhandled error of its own.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from twisted.internet.defer import AlreadyCalledError, Deferred
 from twisted.python.failure import Failure
 
@@ -16,7 +20,7 @@ _PENDING = object()
 class OneShot:
     """An outcome that is known once L{fire}d; L{wait} for it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._result = _PENDING
         self._waiters = []
 
@@ -25,7 +29,7 @@ class OneShot:
         return self._result is not _PENDING
 
     @property
-    def result(self):
+    def result(self) -> Any:
         """Once L{fired}: the value, or the L{Failure}."""
         if self._result is _PENDING:
             raise AttributeError("not fired yet")
@@ -36,7 +40,7 @@ class OneShot:
         """How many L{wait}s are not answered yet."""
         return len(self._waiters)
 
-    def wait(self) -> Deferred:
+    def wait(self) -> Deferred[Any]:
         """A new Deferred of the outcome.  Cancelling it stops the wait of
         that caller only (it fails with C{CancelledError})."""
         if self._result is not _PENDING:
@@ -45,7 +49,7 @@ class OneShot:
         self._waiters.append(d)
         return d
 
-    def fire(self, result=None) -> None:
+    def fire(self, result: Any = None) -> None:
         """Give the outcome (a L{Failure} or an exception: a failure) to all
         who wait and all who will.  Only once."""
         if self._result is not _PENDING:

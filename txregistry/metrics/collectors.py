@@ -5,6 +5,8 @@ names (never a path or a repository), methods are the ones HTTP defines
 (anything else is ``other``), codes are numbers.
 """
 
+from typing import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -20,7 +22,7 @@ STORAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 class Metrics:
     """The collectors, and the few calls the daemon makes to feed them."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "txregistry_http_requests", "HTTP requests answered, by route, method and status code",
@@ -72,7 +74,8 @@ class Metrics:
 
     # --- fed by the daemon ---
 
-    def request(self, route, method, code, duration, received, sent):
+    def request(self, route: str | None, method: str, code: int, duration: float | None, received: int,
+                sent: int) -> None:
         method = method if method in METHODS else "other"
         route = route or "other"
         self.requests.labels(route, method, str(code)).inc()
@@ -83,34 +86,34 @@ class Metrics:
         if sent:
             self.sent.labels(route).inc(sent)
 
-    def sentfile(self, n):
+    def sentfile(self, n: int) -> None:
         """C{n} more bytes of a blob went out with C{os.sendfile}."""
         self.sendfileBytes.inc(n)
 
-    def storage(self, driver, operation, seconds, failed):
+    def storage(self, driver: str, operation: str, seconds: float, failed: bool) -> None:
         self.storageDuration.labels(driver, operation).observe(seconds)
         if failed:
             self.storageErrors.labels(driver, operation).inc()
 
-    def s3Request(self, method, code):
+    def s3Request(self, method: str, code: int | str) -> None:
         self.s3Requests.labels(method, str(code)).inc()
 
-    def s3Retry(self, method):
+    def s3Retry(self, method: str) -> None:
         self.s3Retries.labels(method).inc()
 
-    def loginFailed(self):
+    def loginFailed(self) -> None:
         self.loginFailures.inc()
 
-    def loginThrottled(self):
+    def loginThrottled(self) -> None:
         self.loginsThrottled.inc()
 
-    def notificationEvent(self, endpoint, outcome):
+    def notificationEvent(self, endpoint: str, outcome: str) -> None:
         self.notificationEvents.labels(endpoint, outcome).inc()
 
-    def notificationFailure(self, endpoint):
+    def notificationFailure(self, endpoint: str) -> None:
         self.notificationFailures.labels(endpoint).inc()
 
-    def watchNotifications(self, endpoint, read):
+    def watchNotifications(self, endpoint: str, read: Callable[[], float]) -> None:
         """The pending gauge of C{endpoint} reads C{read()} at each scrape;
         its counters show from the start."""
         self.notificationPending.labels(endpoint).set_function(read)
@@ -118,11 +121,11 @@ class Metrics:
             self.notificationEvents.labels(endpoint, outcome)
         self.notificationFailures.labels(endpoint)
 
-    def watch(self, gauge, read):
+    def watch(self, gauge: Gauge, read: Callable[[], float]) -> None:
         """Let C{gauge} (one of the gauges above) read its value from
         C{read()} at each scrape."""
         gauge.set_function(read)
 
-    def render(self):
+    def render(self) -> bytes:
         """The text exposition format, as bytes."""
         return generate_latest(self.registry)

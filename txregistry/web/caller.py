@@ -10,11 +10,21 @@ L{txregistry.auth}.
   do: call a route, see a repository, list them all.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Union
+
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from txregistry.auth import Forbidden, Unauthorized
 from txregistry.observe import OneShot
+
+if TYPE_CHECKING:
+    from twisted.web.server import Request
+
+    from txregistry.auth.authorizer import Authorizer, Identity
+    from txregistry.web.routes import Route
 
 MAX_CLIENT_ADDRESS = 128  # bytes of a client address taken from a proxy's header
 
@@ -45,7 +55,7 @@ _ROUTE_ACTIONS = {
 }
 
 
-def routeScopes(route, method, name=None):
+def routeScopes(route: Route, method: str, name: Optional[str] = None) -> list[tuple[str, str, list[str]]]:
     """The scopes (C{[(type, name, [actions])]}) a request to C{route} with
     C{method} needs; C{[]} for the base route (which needs a login only).
     C{name} is the repository of a repository route."""
@@ -64,27 +74,27 @@ class Authentication:
     failure (L{Unauthorized}) to answer with.  Started once; L{wait} may be
     called any number of times."""
 
-    def __init__(self, deferred):
+    def __init__(self, deferred: Deferred[Identity]) -> None:
         self._outcome = OneShot()
         deferred.addBoth(self._outcome.fire)
 
     @property
-    def done(self):
+    def done(self) -> bool:
         return self._outcome.fired
 
     @property
-    def outcome(self):
+    def outcome(self) -> Union[Identity, Failure, None]:
         """Once L{done}: the identity, or the L{Failure}."""
         return self._outcome.result if self.done else None
 
     @property
-    def identity(self):
+    def identity(self) -> Optional[Identity]:
         """The identity if authentication succeeded already, else None."""
         if self.done and not isinstance(self._outcome.result, Failure):
             return self._outcome.result
         return None
 
-    def wait(self):
+    def wait(self) -> Deferred[Identity]:
         """A new Deferred of the identity (or the failure)."""
         return self._outcome.wait()
 
@@ -94,11 +104,11 @@ class Access:
     C{None}: everybody may do everything); C{publicURL} is the
     "scheme://host[:port]" clients reach the registry at, or C{None}."""
 
-    def __init__(self, auth, publicURL=None):
+    def __init__(self, auth: Optional[Authorizer], publicURL: Optional[str] = None) -> None:
         self.auth = auth
         self.publicURL = publicURL or None
 
-    def baseURL(self, request):
+    def baseURL(self, request: Request) -> str:
         """Where clients reach the registry: the public URL when set, else
         the request's scheme and Host (the channel let in only requests with
         one valid Host, or an HTTP/1.0 one without: then the address it
@@ -115,7 +125,7 @@ class Access:
             host = host.encode("ascii", "replace")
         return (b"https://" if request.isSecure() else b"http://") + host
 
-    def client(self, request):
+    def client(self, request: Request) -> str:
         """The caller's address, by which failed logins are counted: the
         last entry of C{auth.client_address_header} when that is set (a
         proxy in front adds it), else the TCP peer's host."""
@@ -128,7 +138,7 @@ class Access:
                     return last.decode("latin-1")
         return getattr(request.getClientAddress(), "host", None) or "local"
 
-    def authentication(self, request, scopes):
+    def authentication(self, request: Request, scopes: list[Any]) -> Authentication:
         """The request's L{Authentication}, started now if not yet."""
         authentication = getattr(request, "txrAuthentication", None)
         if authentication is None:
@@ -141,7 +151,7 @@ class Access:
             authentication = request.txrAuthentication = Authentication(d)
         return authentication
 
-    async def authorize(self, request, route, method, name):
+    async def authorize(self, request: Request, route: Route, method: str, name: Optional[str]) -> Optional[Identity]:
         """The caller's identity if it may do C{method} on C{route}; raises
         L{Unauthorized} or L{Forbidden} otherwise."""
         scopes = routeScopes(route, method, name)
@@ -150,7 +160,8 @@ class Access:
         self.checkAccess(request, route, method, name, identity)
         return identity
 
-    def checkAccess(self, request, route, method, name, identity):
+    def checkAccess(self, request: Request, route: Route, method: str, name: Optional[str],
+                    identity: Optional[Identity]) -> None:
         """Raise L{Unauthorized} or L{Forbidden} unless C{identity} may do
         C{method} on C{route} (of repository C{name})."""
         scopes = routeScopes(route, method, name)
@@ -165,7 +176,7 @@ class Access:
         if identity.anonymous and identity.tokenAccess is None:
             raise Unauthorized(self.auth.challenge(scopes, baseURL=self.baseURL(request)), "authentication required")
 
-    async def searcher(self, request):
+    async def searcher(self, request: Request) -> Optional[Identity]:
         """The identity of a caller of V1 search (C{None}: no authorizer);
         raises L{Unauthorized} for an anonymous one when nothing is public
         (podman then lists the catalog with a login instead)."""
@@ -182,11 +193,11 @@ class Access:
             self._requireLogin(request, identity, [("registry", "catalog", ["search"])])
         return identity
 
-    def mayListAnonymously(self):
+    def mayListAnonymously(self) -> bool:
         policy = self.auth.settings.policy
         return policy is not None and any("pull" in rule.actions for rule in policy.anonymous)
 
-    def mayPull(self, identity, name):
+    def mayPull(self, identity: Optional[Identity], name: str) -> bool:
         """Whether the caller may read C{name} (the source of a mount: else
         the mount would tell whether that repository has the blob)."""
         if self.auth is None:
@@ -197,10 +208,10 @@ class Access:
             return False
         return True
 
-    def visible(self, identity, name):
+    def visible(self, identity: Optional[Identity], name: str) -> bool:
         return identity is None or self.auth.visible(identity, name)
 
-    def seesEverything(self, identity):
+    def seesEverything(self, identity: Optional[Identity]) -> bool:
         if identity is None or identity.admin:
             return True
         return self.auth.settings.policy is None and not identity.anonymous

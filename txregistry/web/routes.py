@@ -3,13 +3,19 @@ both to route a request's body when its headers arrive
 (L{txregistry.web.bodyrouter}) and to call the handler once the body is in
 (L{txregistry.web.app})."""
 
+from __future__ import annotations
+
 import re
 from collections import namedtuple
+from typing import TYPE_CHECKING
 
 from txregistry.errors import RegistryError
 from txregistry.web import blobs, listing, manifests, uploads
 from txregistry.web.common import checkName
 from txregistry.web.errors import HTTPError
+
+if TYPE_CHECKING:
+    from twisted.web.server import Request
 
 Route = namedtuple("Route", "name pattern handlers")
 Route.__doc__ = """A route below C{/v2/}: its C{name} (in access scopes, metrics and
@@ -42,12 +48,12 @@ ROUTES = [
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
-def isV2(path):
+def isV2(path: bytes) -> bool:
     """Whether a request path (bytes, without the query) is below C{/v2}."""
     return path == b"/v2" or path.startswith(b"/v2/")
 
 
-def match(path, method):
+def match(path: bytes, method: bytes) -> tuple[Route, str, dict[str, str]]:
     """C{(route, method, args)} for a request to C{path} (bytes, below
     C{/v2}, no query) with C{method} (bytes): the L{Route}, the method as
     a str and the path's groups; raises the L{RegistryError} the request
@@ -76,7 +82,7 @@ def match(path, method):
     return route, method, args
 
 
-def label(request):
+def label(request: Request) -> str:
     """The route of a request, as a metric label: the route table's name,
     C{unknown} for no route below C{/v2}, the C{txrRoute} a handler set
     outside it, else C{other}.  Never a path or a repository."""
@@ -86,7 +92,7 @@ def label(request):
     return labelOf(request.path)
 
 
-def labelOf(path):
+def labelOf(path: bytes) -> str:
     """L{label} of a request to C{path} (bytes, no query) no handler saw."""
     if isV2(path):
         rest = path[len(b"/v2/"):] if path.startswith(b"/v2/") else b""
