@@ -161,6 +161,22 @@ class ErrorMailer:
         self._publisher = None
         self.sent = 0  # mails sent
 
+    @property
+    def held(self) -> int:
+        """Errors noted and not mailed yet (detailed or only counted)."""
+        return self._count
+
+    @property
+    def detailed(self) -> tuple:
+        """The errors the next mail gives in full (at most L{MAX_DETAILED})."""
+        with self._lock:
+            return tuple(self._pending)
+
+    @property
+    def remembered(self) -> int:
+        """How many exceptions are remembered to tell one logged twice (bounded)."""
+        return len(self._recent)
+
     # The observer: only notes the error, on whatever thread logged it.
 
     def __call__(self, event):

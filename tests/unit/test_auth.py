@@ -551,7 +551,7 @@ class ThrottleTests(AuthTestCase):
             await self.guess("first")
         for client in ("b", "c", "d", "e"):
             await self.guess(client)
-        self.assertEqual(len(self.authorizer._failures), 4)
+        self.assertEqual(self.authorizer.throttledClients, 4)
         self.assertEqual((await self.authorizer.authenticate(self.header("alice"), [], client="first")).name, "alice")
 
 

@@ -158,11 +158,11 @@ class ObserverTests(TestCase):
         self.log.failure("a failure at warn level", failure(), level=LogLevel.warn)
         Logger(namespace=mail.NAMESPACE, observer=self.publisher).failure("our own", failure())
         Logger(namespace="twisted.mail.smtp", observer=self.publisher).failure("the client's", failure())
-        self.assertEqual(self.mailer._count, 0)
+        self.assertEqual(self.mailer.held, 0)
         self.log.failure("indexing {name} failed", failure(), name="x")
         self.log.failure("an error", failure(), level=LogLevel.error)
-        self.assertEqual(self.mailer._count, 2)
-        self.assertEqual([e.summary for e in self.mailer._pending], ["indexing x failed", "an error"])
+        self.assertEqual(self.mailer.held, 2)
+        self.assertEqual([e.summary for e in self.mailer.detailed], ["indexing x failed", "an error"])
 
     def test_same_failure_logged_twice_is_one_error(self):
         f = failure()
@@ -170,20 +170,20 @@ class ObserverTests(TestCase):
         request = Request(DummyChannel())
         request.method, request.uri = b"GET", b"/v2/x"
         Logger(observer=self.publisher, source=request).failure("", failure=f)
-        self.assertEqual(self.mailer._count, 1)
+        self.assertEqual(self.mailer.held, 1)
 
     def test_memory_is_bounded_whatever_the_rate(self):
         for i in range(5000):
             self.log.failure("internal error on {method} {uri}", failure(), method="GET", uri="/v2/x/%d" % (i,))
-        self.assertEqual(self.mailer._count, 5000)
-        self.assertEqual(len(self.mailer._pending), mail.MAX_DETAILED)
-        self.assertEqual(self.mailer._pending[0].request, "GET /v2/x/0")
-        self.assertLessEqual(len(self.mailer._recent), 16)
+        self.assertEqual(self.mailer.held, 5000)
+        self.assertEqual(len(self.mailer.detailed), mail.MAX_DETAILED)
+        self.assertEqual(self.mailer.detailed[0].request, "GET /v2/x/0")
+        self.assertLessEqual(self.mailer.remembered, 16)
 
     def test_traceback_is_cut_to_its_end(self):
         f = failure()
         f.getTraceback = lambda: "x" * (mail.MAX_TRACEBACK * 3) + "THE END"
         self.log.failure("big", f)
-        [e] = self.mailer._pending
+        [e] = self.mailer.detailed
         self.assertTrue(e.traceback.endswith("THE END"))
         self.assertLess(len(e.traceback), mail.MAX_TRACEBACK + 100)

@@ -168,6 +168,12 @@ class Authorizer:
 
     # -- challenges -----------------------------------------------------
 
+    @property
+    def throttledClients(self) -> int:
+        """How many client addresses have failed logins counted (bounded by
+        MAX_THROTTLED_CLIENTS)."""
+        return len(self._failures)
+
     def _tokenRealm(self, baseURL):
         realm = self.settings.token.realm
         if realm.startswith("/") and baseURL:
