@@ -8,7 +8,7 @@ rebuilds the search index from storage (safe while the registry serves).
 
 deletes the blobs no manifest refers to (see L{txregistry.registry.gc}).
 
-    txregistry delete REPOSITORY [--config FILE] [--flavor NAME] [--storage-path DIR]
+    txregistry delete [--config FILE] [--flavor NAME] [--storage-path DIR] REPOSITORY
 
 deletes a repository (see L{txregistry.registry.repositories})."""
 
@@ -58,7 +58,7 @@ class GCOptions(usage.Options):
 
 
 class DeleteOptions(usage.Options):
-    synopsis = "REPOSITORY [--config FILE] [--flavor NAME] [--storage-path DIR]"
+    synopsis = "[--config FILE] [--flavor NAME] [--storage-path DIR] REPOSITORY"
     longdesc = (
         "Delete a repository: its tags, manifests, blob links and uploads, and its row of the search index "
         "(its blobs stay until txregistry gc).  Safe while the registry serves."
