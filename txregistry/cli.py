@@ -4,9 +4,13 @@
 
 rebuilds the search index from storage (safe while the registry serves).
 
-    txregistry gc [--dry-run] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]
+    txregistry gc [--dry-run] [--delete-untagged] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]
 
-deletes the blobs no manifest refers to (see L{txregistry.registry.gc})."""
+deletes the blobs no manifest refers to (see L{txregistry.registry.gc}).
+
+    txregistry delete [--config FILE] [--flavor NAME] [--storage-path DIR] REPOSITORY
+
+deletes a repository (see L{txregistry.registry.repositories})."""
 
 import sys
 
@@ -27,13 +31,16 @@ class ReindexOptions(usage.Options):
 
 
 class GCOptions(usage.Options):
-    synopsis = "[--dry-run] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]"
+    synopsis = "[--dry-run] [--delete-untagged] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]"
     longdesc = (
         "Delete the blobs that no manifest of any repository refers to (untagged manifests count), "
         "if older than --min-age.  For no risk to pushes under way, put the registry in read-only mode "
         "while it runs (kill -USR1 the daemon, -USR2 after)."
     )
-    optFlags = [["dry-run", "n", "Only say what would be deleted."]]
+    optFlags = [
+        ["dry-run", "n", "Only say what would be deleted."],
+        ["delete-untagged", "m", "Delete first the manifests no tag, kept index or kept subject refers to."],
+    ]
     optParameters = ReindexOptions.optParameters + [
         ["min-age", None, None, "Keep unreferenced blobs younger than this many seconds (default 3600)."],
     ]
@@ -50,6 +57,22 @@ class GCOptions(usage.Options):
         self["min-age"] = int(value)
 
 
+class DeleteOptions(usage.Options):
+    synopsis = "[--config FILE] [--flavor NAME] [--storage-path DIR] REPOSITORY"
+    longdesc = (
+        "Delete a repository: its tags, manifests, blob links and uploads, and its row of the search index "
+        "(its blobs stay until txregistry gc).  Safe while the registry serves."
+    )
+    optParameters = ReindexOptions.optParameters
+
+    def parseArgs(self, repository):
+        from txregistry import names
+
+        if not names.isValidName(repository):
+            raise usage.UsageError("not a repository name: %r" % (repository,))
+        self["repository"] = repository
+
+
 class Options(usage.Options):
     synopsis = "COMMAND [options]"
 
@@ -62,11 +85,12 @@ class Options(usage.Options):
     subCommands = [
         ["reindex", None, ReindexOptions, "Rebuild the search index from storage."],
         ["gc", None, GCOptions, "Delete the blobs no manifest refers to."],
+        ["delete", None, DeleteOptions, "Delete a repository."],
     ]
 
     def postOptions(self):
         if self.subCommand is None:
-            raise usage.UsageError("a command is needed (reindex or gc)")
+            raise usage.UsageError("a command is needed (reindex, gc or delete)")
 
 
 class ProgressBar:
@@ -152,11 +176,18 @@ def gc(reactor, options):
     def deleted(digest, size):
         print("deleted %s (%d bytes)" % (digest, size))
 
+    def deletedManifest(name, digest):
+        print("deleted manifest %s@%s" % (name, digest))
+
     def report(r):
         verb = "would delete" if dryRun else "deleted"
         if dryRun:
+            for name, digest in r.untagged:
+                print("would delete manifest %s@%s" % (name, digest))
             for d in r.deleted:
                 print("would delete %s" % (d,))
+        if options["delete-untagged"]:
+            print("%s %d untagged manifest(s)" % (verb, len(r.untagged)))
         print(
             "%d manifest(s) in %d repositories; %d blob(s) in use, %s %d (%d bytes) and %d repository link(s) "
             "to them; %d unused blob(s) younger than %d s kept"
@@ -175,11 +206,64 @@ def gc(reactor, options):
     async def run():
         driver = await driverOffReactor(settings, reactor, io)
         return await collect(driver, options["min-age"], dryRun, log=None if dryRun else deleted,
-                             maxManifestSize=settings.limits.registry.maxManifestSize)
+                             maxManifestSize=settings.limits.registry.maxManifestSize,
+                             deleteUntagged=options["delete-untagged"],
+                             logManifest=None if dryRun else deletedManifest)
 
     d = Deferred.fromCoroutine(run())
     d.addCallbacks(report, failed)
     return d.addBoth(done)
+
+
+def delete(reactor, options):
+    from twisted.internet.defer import Deferred
+    from twisted.python.threadpool import ThreadPool
+
+    from txregistry.errors import RegistryError
+    from txregistry.registry import Registry
+    from txregistry.registry.repositories import deleteRepository
+
+    settings = config.load(
+        configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
+    )
+    name = options["repository"]
+    from txregistry.service import checkSearchDatabase
+
+    problem = checkSearchDatabase(settings)
+    if problem:
+        raise SystemExit("txregistry: configuration error: %s" % (problem,))
+    io = ThreadPool(1, 8, name="delete-io")
+    db = ThreadPool(1, 1, name="delete-db")
+    io.start()
+    db.start()
+
+    async def run():
+        driver = await driverOffReactor(settings, reactor, io)
+        try:
+            await deleteRepository(Registry(driver, reactor, io, settings.limits.registry), name)
+        except RegistryError as e:
+            raise SystemExit("txregistry delete: %s: %s" % (name, "no such repository" if e.code == "NAME_UNKNOWN"
+                                                            else e))
+        print("deleted repository %s" % (name,))
+        if settings.searchBackend == "sqlalchemy":
+            from txregistry.search.index import IndexUnavailable, SearchIndex
+
+            try:
+                await SearchIndex(settings.searchDatabase, reactor, db).remove(name)
+            except IndexUnavailable as e:
+                raise SystemExit("txregistry delete: %s was deleted, but the search index was not updated (%s): "
+                                 "run txregistry reindex" % (name, e))
+            print("removed %s from the search index %s" % (name, settings.searchDatabase))
+
+    def done(result):
+        io.stop()
+        db.stop()
+        return result
+
+    return Deferred.fromCoroutine(run()).addBoth(done)
+
+
+COMMANDS = {"reindex": reindex, "gc": gc, "delete": delete}
 
 
 def main(argv=None):
@@ -198,4 +282,4 @@ def main(argv=None):
         raise SystemExit("txregistry: configuration error: %s" % (e,))
     from twisted.internet.task import react
 
-    react(reindex if options.subCommand == "reindex" else gc, [options.subOptions])
+    react(COMMANDS[options.subCommand], [options.subOptions])

@@ -82,7 +82,9 @@ KNOWN_KEYS = (
     "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "public_url",
     "debug_addr", "metrics_main_port", "health_timeout", "notifications", "email_exceptions", "smtp_host",
     "smtp_port", "smtp_login", "smtp_password", "smtp_secure", "from_addr", "to_addr", "email_interval",
+    "upload_purging",
 )
+UPLOAD_PURGING_KEYS = ("enabled", "age", "interval", "dryrun")
 
 # The limits: section's keys, defaults and minimums (txregistry.limits).
 LIMIT_KEYS = tuple(key for key, _, _ in keyed())
@@ -112,6 +114,18 @@ class Settings:
     metrics: object = None  # MetricsSettings
     notifications: object = None  # txregistry.notify.settings.NotifySettings, or None: no endpoint
     mail: object = None  # txregistry.mail.MailSettings, or None: no error mails
+    uploadPurging: object = None  # UploadPurging
+
+
+@dataclass(frozen=True)
+class UploadPurging:
+    """Distribution's storage.maintenance.uploadpurging: uploads started
+    more than C{age} seconds ago are removed every C{interval} seconds."""
+
+    enabled: bool = True
+    age: float = 168 * 3600.0
+    interval: float = 24 * 3600.0
+    dryrun: bool = False  # only log what would be removed
 
 
 @dataclass(frozen=True)
@@ -217,6 +231,29 @@ def _metricsSettings(values, environ, debugPort, source):
         raise ConfigError("%s: health_timeout must be a number of seconds from 0 to 60, not %r" % (source, timeout))
     return MetricsSettings(
         debugListen=listen, mainPort=_flag(values, "metrics_main_port", False, source), healthTimeout=float(timeout))
+
+
+def _uploadPurging(section, source):
+    from txregistry.notify.settings import parseDuration
+
+    if section is None:
+        return UploadPurging()
+    if not isinstance(section, dict):
+        raise ConfigError("%s: upload_purging must be a mapping of %s" % (source, ", ".join(UPLOAD_PURGING_KEYS)))
+    unknown = sorted(str(k) for k in section if k not in UPLOAD_PURGING_KEYS)
+    if unknown:
+        raise ConfigError("%s: unknown upload_purging keys: %s (known: %s)"
+                          % (source, ", ".join(unknown), ", ".join(UPLOAD_PURGING_KEYS)))
+    durations = {}
+    for key, default in (("age", UploadPurging.age), ("interval", UploadPurging.interval)):
+        value = section.get(key)
+        seconds = default if value is None else parseDuration(value)
+        if seconds is None or seconds <= 0:
+            raise ConfigError("%s: upload_purging.%s must be a duration like 168h, 24h or 30m, not %r"
+                              % (source, key, value))
+        durations[key] = seconds
+    return UploadPurging(enabled=_flag(section, "enabled", True, source + ": upload_purging"),
+                         dryrun=_flag(section, "dryrun", False, source + ": upload_purging"), **durations)
 
 
 def _serverHeader(value, source):
@@ -408,8 +445,10 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
     except MailConfigError as e:
         raise ConfigError(str(e))
 
+    uploadPurging = _uploadPurging(values.get("upload_purging"), source)
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
+        uploadPurging=uploadPurging,
         notifications=notifications,
         mail=mail,
         metrics=metrics,

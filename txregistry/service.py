@@ -33,8 +33,6 @@ startupLog = Logger(namespace=STARTUP_NAMESPACE)
 
 CREDENTIALS_REFRESH_INTERVAL = 300
 LOOKUP_THREADS = 2
-UPLOAD_PURGE_AGE = 7 * 24 * 3600
-UPLOAD_PURGE_INTERVAL = 24 * 3600
 
 
 def storageCredentials(settings):
@@ -208,9 +206,13 @@ class RegistryService(service.MultiService):
             from txregistry.mail import ErrorMailer
 
             self.mailer = ErrorMailer(settings.mail, reactor)
-        purger = internet.TimerService(UPLOAD_PURGE_INTERVAL, self.purgeUploads)
-        purger.clock = reactor
-        purger.setServiceParent(self)
+        from txregistry.config import UploadPurging
+
+        self.uploadPurging = settings.uploadPurging or UploadPurging()
+        if self.uploadPurging.enabled:
+            purger = internet.TimerService(self.uploadPurging.interval, self.purgeUploads)
+            purger.clock = reactor
+            purger.setServiceParent(self)
         if settings.s3 is not None:
             refresher = internet.TimerService(
                 CREDENTIALS_REFRESH_INTERVAL, lambda: self.driver.refreshCredentials(self.threadpool)
@@ -265,12 +267,15 @@ class RegistryService(service.MultiService):
         service.MultiService.setServiceParent(self, parent)
 
     def purgeUploads(self):
-        """Remove uploads abandoned for a week, as Distribution does."""
-        d = Deferred.fromCoroutine(self.registry.uploads.purge(UPLOAD_PURGE_AGE))
+        """Remove uploads abandoned for upload_purging.age (a week by
+        default, as Distribution does); with dryrun, only log them."""
+        purging = self.uploadPurging
+        d = Deferred.fromCoroutine(self.registry.uploads.purge(purging.age, dryRun=purging.dryrun))
 
         def report(count):
             if count:
-                self.log.info("purged {count} abandoned upload(s)", count=count)
+                self.log.info("{verb} {count} abandoned upload(s)", count=count,
+                              verb="would purge" if purging.dryrun else "purged")
 
         d.addCallbacks(report, lambda f: self.log.failure("purging uploads failed", f))
         return d

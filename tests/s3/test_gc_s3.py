@@ -33,6 +33,38 @@ class S3GCTests(test_gc.GCTests):
 
     test_unparseableManifestStopsBeforeDeleting = None  # writes a file on local disk
 
+    @test_gc.async_test
+    async def test_purgeAbortsMultipartUploads(self):
+        """A stale upload whose bytes are in a multipart upload (more than a
+        part was sent): purging it aborts that too (ListMultipartUploads
+        shows none under it); a dry run and a fresh upload keep it."""
+        import time
+
+        from txregistry.registry import layout
+        from txregistry.storage.s3.writer import PART_SIZE
+
+        r = await self.request("POST", "/v2/team/app/blobs/uploads/")
+        location = r.header("location").decode("ascii")
+        r = await self.request("PATCH", location, b"x" * (PART_SIZE + 100))
+        self.assertEqual(r.code, 202, r.body)
+        uploadID = location.rstrip("/").rsplit("/", 1)[1].split("?")[0]
+        prefix = self.driver._key(layout.uploadDir("team/app", uploadID))
+
+        async def multipart():
+            return [k for k, _ in await self.driver.s3.uploads(prefix + "/")]
+
+        self.assertEqual(len(await multipart()), 1)
+        uploads = self.registry.uploads
+        self.assertEqual(await uploads.purge(3600), 0)  # young
+        later = time.time() + 7200
+        self.assertEqual(await uploads.purge(3600, now=later, dryRun=True), 1)
+        self.assertEqual(len(await multipart()), 1)
+        self.assertEqual(await uploads.purge(3600, now=later), 1)
+        self.assertEqual(await multipart(), [])
+        self.assertEqual((await self.driver.s3.objects(prefix + "/"))[0], [])
+        r = await self.request("GET", location)
+        self.assertEqual(r.code, 404)
+
 
 def test_gc_command_on_s3(s3, bucket, tmp_path):
     """``txregistry gc`` with the classic S3 environment, beside a daemon on

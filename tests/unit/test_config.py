@@ -250,3 +250,22 @@ def test_bad_metrics_settings_are_one_line(tmp_path, line):
     with pytest.raises(config.ConfigError) as e:
         config.load(configFile=str(p), environ={})
     assert line.split(":")[0] in str(e.value) and "\n" not in str(e.value)
+
+
+def test_upload_purging(tmp_path):
+    assert config.load(environ={}).uploadPurging == config.UploadPurging(True, 168 * 3600.0, 24 * 3600.0, False)
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n    upload_purging: {enabled: true, age: 30m, interval: 1h30m, dryrun: true}\n")
+    assert config.load(configFile=str(p), environ={}).uploadPurging == config.UploadPurging(True, 1800.0, 5400.0, True)
+    p.write_text("dev:\n    upload_purging: {enabled: false}\n")
+    assert config.load(configFile=str(p), environ={}).uploadPurging.enabled is False
+
+
+@pytest.mark.parametrize("section", ["{age: 168}", "{interval: soon}", "{age: 0s}", "{enabled: maybe}",
+                                     "{dryrun: 3}", "{every: 1h}", "24h"])
+def test_bad_upload_purging_is_one_line(tmp_path, section):
+    p = tmp_path / "c.yml"
+    p.write_text("dev:\n    upload_purging: %s\n" % (section,))
+    with pytest.raises(config.ConfigError) as e:
+        config.load(configFile=str(p), environ={})
+    assert "upload_purging" in str(e.value) and "\n" not in str(e.value)

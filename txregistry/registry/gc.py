@@ -18,6 +18,14 @@ referred to when the marking ran can still lose it; for none of that to
 be possible, put the registry in read-only mode while it runs (SIGUSR1,
 SIGUSR2 after), as Distribution requires.
 
+With C{deleteUntagged} (Distribution's ``--delete-untagged``) the manifests
+of a repository that nothing there keeps are deleted first (their revision
+and referrer links), so that their blobs go in the same sweep.  What keeps
+a manifest: a tag naming it, a kept index naming it (an index deleted so
+frees its children), being a referrer (a ``subject``) of a kept manifest,
+or a revision link younger than C{minAge} (an index's children and a
+referrer may be pushed by digest before what keeps them).
+
 A manifest that cannot be read or parsed stops the collection before it
 deletes anything: what it refers to cannot be known.
 """
@@ -50,6 +58,7 @@ class Report:
     deleted: list = field(default_factory=list)  # digests deleted (or that would be, dry run)
     freed: int = 0  # bytes of those
     links: int = 0  # repository links to them removed (or that would be)
+    untagged: list = field(default_factory=list)  # (name, digest) of manifests deleted (or that would be)
 
 
 async def _linkDirs(driver, base):
@@ -64,38 +73,88 @@ async def _linkDirs(driver, base):
     return found
 
 
-async def _mark(driver, report, maxManifestSize):
-    """The set of digests in use, and C{{digest: [layer link dirs]}}."""
+async def _mark(driver, report, maxManifestSize, deleteUntagged=False, since=0):
+    """The set of digests in use, C{{digest: [layer link dirs]}}, and (with
+    C{deleteUntagged}) C{[(name, digest, Manifest)]} of the manifests to
+    delete: their references are not marked."""
     marked = set()
     links = {}
+    untagged = []
     for name, marks in await repositoryDirs(driver):
         if not marks & layout.LISTED:
             continue
         report.repositories += 1
-        for digest, path in await _linkDirs(driver, layout.revisionsDir(name)):
-            if await readLink(driver, layout.linkIn(path)) != digest:
-                continue  # a broken revision link names nothing
-            try:
-                body = await driver.getContent(layout.blobData(digest), maxManifestSize)
-            except PathNotFound:
-                continue  # its data is gone already: it refers to nothing
-            except ContentTooLarge as e:
-                raise CollectionError(
-                    "manifest %s of %s is larger than max_manifest_size (%d bytes): nothing deleted"
-                    % (digest, name, e.maxSize)
-                )
-            try:
-                manifest = parseManifest(body, mediaTypeOf(body), maxManifestSize)
-            except RegistryError as e:
-                raise CollectionError("manifest %s of %s cannot be parsed (%s): nothing deleted" % (digest, name, e))
-            report.manifests += 1
+        found = await _manifests(driver, name, maxManifestSize)
+        report.manifests += len(found)
+        kept = await _keptIn(driver, name, found, since) if deleteUntagged else set(found)
+        for digest, manifest in found.items():
+            if digest not in kept:
+                untagged.append((name, digest, manifest))
+                continue
             marked.add(digest)
             marked.update(manifest.blobs)
             marked.update(manifest.foreign)  # not required, but kept when pushed
             marked.update(manifest.children)
         for digest, path in await _linkDirs(driver, layout.layersDir(name)):
             links.setdefault(digest, []).append(path)
-    return marked, links
+    return marked, links, untagged
+
+
+async def _manifests(driver, name, maxManifestSize):
+    """C{{digest: Manifest}} of the revisions of repository C{name}."""
+    found = {}
+    for digest, path in await _linkDirs(driver, layout.revisionsDir(name)):
+        if await readLink(driver, layout.linkIn(path)) != digest:
+            continue  # a broken revision link names nothing
+        try:
+            body = await driver.getContent(layout.blobData(digest), maxManifestSize)
+        except PathNotFound:
+            continue  # its data is gone already: it refers to nothing
+        except ContentTooLarge as e:
+            raise CollectionError(
+                "manifest %s of %s is larger than max_manifest_size (%d bytes): nothing deleted"
+                % (digest, name, e.maxSize)
+            )
+        try:
+            found[digest] = parseManifest(body, mediaTypeOf(body), maxManifestSize)
+        except RegistryError as e:
+            raise CollectionError("manifest %s of %s cannot be parsed (%s): nothing deleted" % (digest, name, e))
+    return found
+
+
+async def _keptIn(driver, name, found, since):
+    """The digests of C{found} (C{{digest: Manifest}} of repository C{name})
+    that a tag, a kept index, a kept subject or a link younger than
+    C{since} keeps."""
+    roots = set()
+    for tagDir in await listQuietly(driver, layout.tagsDir(name)):
+        roots.add(await readLink(driver, layout.tagCurrentLink(name, layout.baseName(tagDir))))
+    for digest in found:
+        if await _linkedLately(driver, [layout.revisionDir(name, digest)], since):
+            roots.add(digest)
+    kept = set()
+    pending = [d for d in roots if d in found]
+    while pending:
+        while pending:
+            digest = pending.pop()
+            if digest in kept:
+                continue
+            kept.add(digest)
+            pending.extend(d for d in found[digest].children if d in found and d not in kept)
+        # Referrers of what is kept are kept (and what they name).
+        pending = [d for d, m in found.items() if d not in kept and m.subject is not None and m.subject in kept]
+    return kept
+
+
+async def _deleteManifest(driver, name, digest, manifest, since):
+    """Delete an untagged manifest's links (revision, referrer) unless its
+    revision link was written again since the marking (a push of it)."""
+    if await _linkedLately(driver, [layout.revisionDir(name, digest)], since):
+        return False
+    if manifest.subject is not None:
+        await deleteQuietly(driver, layout.referrerDir(name, manifest.subject, digest))
+    await deleteQuietly(driver, layout.revisionDir(name, digest))
+    return True
 
 
 async def _blobs(driver):
@@ -112,16 +171,26 @@ async def _blobs(driver):
 
 
 async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=None,
-                  maxManifestSize=RegistryLimits.maxManifestSize):
+                  maxManifestSize=RegistryLimits.maxManifestSize, deleteUntagged=False, logManifest=None):
     """Delete (with C{dryRun}: only count) the blobs of C{driver}'s storage
-    that no manifest refers to and that are older than C{minAge} seconds.
-    Returns a L{Report}; raises L{CollectionError} (having deleted nothing)
-    if a manifest cannot be parsed, or is larger than C{maxManifestSize}
-    (it is not read).  C{log(digest, size)} is called for each blob
-    deleted."""
+    that no manifest refers to and that are older than C{minAge} seconds;
+    with C{deleteUntagged}, first the manifests nothing keeps (see the
+    module's docstring).  Returns a L{Report}; raises L{CollectionError}
+    (having deleted nothing) if a manifest cannot be parsed, or is larger
+    than C{maxManifestSize} (it is not read).  C{log(digest, size)} is
+    called for each blob deleted, C{logManifest(name, digest)} for each
+    manifest."""
     report = Report()
-    marked, links = await _mark(driver, report, maxManifestSize)
     now = time.time() if now is None else now
+    marked, links, untagged = await _mark(driver, report, maxManifestSize, deleteUntagged, now - minAge)
+    for name, digest, manifest in untagged:
+        if dryRun or await _deleteManifest(driver, name, digest, manifest, now - minAge):
+            report.untagged.append((name, digest))
+            if logManifest is not None and not dryRun:
+                logManifest(name, digest)
+        else:  # pushed again meanwhile: what it refers to stays
+            marked.add(digest)
+            marked.update(manifest.blobs + manifest.foreign + manifest.children)
     for d in await _blobs(driver):
         if d in marked:
             report.kept += 1

@@ -255,9 +255,10 @@ class Uploads:
             self._states.pop(uploadID, None)
             self._forgotten += 1
 
-    async def purge(self, olderThan, now=None):
-        """Remove uploads started more than C{olderThan} seconds ago and not
-        in use here; returns how many."""
+    async def purge(self, olderThan, now=None, dryRun=False):
+        """Remove (with C{dryRun}: only count) uploads started more than
+        C{olderThan} seconds ago and not in use here; returns how many.  On
+        S3 the driver's delete aborts their multipart uploads."""
         now = time.time() if now is None else now
         purged = 0
         for name, marks in await repositoryDirs(self.driver):
@@ -280,7 +281,8 @@ class Uploads:
                 except Exception:
                     continue
                 if now - started > olderThan:
-                    await self.forget(name, uploadID)
+                    if not dryRun:
+                        await self.forget(name, uploadID)
                     purged += 1
         return purged
 

@@ -16,7 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from txregistry.storage import StorageUnavailable
-from txregistry.web import eventinfo, routes, token, v1
+from txregistry.web import admin, eventinfo, routes, token, v1
 from txregistry.web.caller import Access
 from txregistry.web.accesslog import safePath
 from txregistry.web.common import body, setCommon, shield
@@ -153,6 +153,10 @@ class RegistryApp:
     @app.route("/v1/search", branch=False)
     def v1search(self, request):
         return shield(v1.search(self, request))
+
+    @app.route("/admin/v1/repositories/<path:name>", methods=["DELETE"])
+    def adminDeleteRepository(self, request, name):
+        return shield(admin.deleteRepositoryRoute(self, request, name))
 
 
 def readonlyError():
