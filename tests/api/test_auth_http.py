@@ -379,7 +379,7 @@ class ThrottleTests(AuthTestCase):
         # Anonymous requests need no password check: still answered.
         r = await self.request("GET", "/v2/public/app/tags/list")
         self.assertEqual(r.code, 404)
-        self.app.auth._failures.clear()  # as if the window had passed
+        self.app.auth.forgetFailures()  # as if the window had passed
         r = await self.request("POST", "/v2/team-b/app/blobs/uploads/?digest=%s" % digests.of(data), data,
                                {"Authorization": basicHeader("bob", "bob-pw")})
         self.assertEqual(r.code, 201, r.body)

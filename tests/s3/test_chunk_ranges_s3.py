@@ -22,7 +22,7 @@ class S3ChunkRangeTests(ChunkRangeTests):
         s.createBucket(bucket)
         driver = S3Driver(reactor, bucket, region=s.region, endpoint=s.endpoint, accessKey=s.accessKey,
                           secretKey=s.secretKey, rootDirectory="/registry")
-        self.addCleanup(driver._pool.closeCachedConnections)
+        self.addCleanup(driver.client.pool.closeCachedConnections)
         return driver
 
 

@@ -43,7 +43,7 @@ class S3ContractMixin(ContractMixin):
             reactor, bucket, region=s.region, endpoint=s.endpoint, accessKey=s.accessKey, secretKey=s.secretKey,
             rootDirectory=self.prefix,
         )
-        self.addCleanup(driver._pool.closeCachedConnections)
+        self.addCleanup(driver.client.pool.closeCachedConnections)
         return driver
 
     @async_test
@@ -65,9 +65,9 @@ class S3ContractMixin(ContractMixin):
         d = self.driver
         data = os.urandom(2 * MIN_PART + 100)
         await d.putContent("/cp/src", data)
-        await d.s3.copyInParts(d._key("/cp/src"), d._key("/cp/dst"), len(data), MIN_PART)
+        await d.s3.copyInParts(d.key("/cp/src"), d.key("/cp/dst"), len(data), MIN_PART)
         self.assertEqual(await d.getContent("/cp/dst"), data)
-        self.assertEqual(await d.s3.uploads(d._key("/cp") + "/"), [])
+        self.assertEqual(await d.s3.uploads(d.key("/cp") + "/"), [])
 
     @async_test
     async def test_completionEscapesETags(self):
@@ -75,7 +75,7 @@ class S3ContractMixin(ContractMixin):
         # wrong one is the server's InvalidPart, not MalformedXML; the
         # upload is left as it was, and completes with the right ETag.
         d = self.driver
-        key = d._key("/etag/data")
+        key = d.key("/etag/data")
         uploadID = await d.s3.initiate(key)
         etag = await d.s3.uploadPart(key, uploadID, 1, b"last and only part")
         with self.assertRaises(S3Error) as e:
@@ -92,14 +92,14 @@ class S3ContractMixin(ContractMixin):
         w = await d.writer("/mp/a/data")
         await w.write(b"x" * (PART_SIZE + 10))
         await w.close()
-        self.assertTrue(await d.s3.initiate(d._key("/mp/b/data")))
-        self.assertEqual(len(await d.s3.uploads(d._key("/mp") + "/")), 2)
+        self.assertTrue(await d.s3.initiate(d.key("/mp/b/data")))
+        self.assertEqual(len(await d.s3.uploads(d.key("/mp") + "/")), 2)
         await d.delete("/mp/a/data")
         with self.assertRaises(PathNotFound):
             await d.stat("/mp/a/data")
-        self.assertEqual([k for k, _ in await d.s3.uploads(d._key("/mp") + "/")], [d._key("/mp/b/data")])
+        self.assertEqual([k for k, _ in await d.s3.uploads(d.key("/mp") + "/")], [d.key("/mp/b/data")])
         await d.delete("/mp")
-        self.assertEqual(await d.s3.uploads(d._key("/mp") + "/"), [])
+        self.assertEqual(await d.s3.uploads(d.key("/mp") + "/"), [])
         with self.assertRaises(PathNotFound):
             await d.delete("/mp")
 
@@ -115,7 +115,7 @@ class S3ContractMixin(ContractMixin):
             w = await d.writer(path, append=True)
             await w.write(data)
             await w.close()
-            partial, aside = d._key(path) + PARTIAL_SUFFIX, d._key(path) + ".aside"
+            partial, aside = d.key(path) + PARTIAL_SUFFIX, d.key(path) + ".aside"
             await d.s3.copy(partial, aside)
             w = await d.writer(path, append=True)
             await w.commit()

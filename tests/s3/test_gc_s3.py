@@ -28,7 +28,7 @@ class S3GCTests(test_gc.GCTests):
             reactor, bucket, region=s.region, endpoint=s.endpoint, accessKey=s.accessKey, secretKey=s.secretKey,
             rootDirectory="/registry", redirect=False,
         )
-        self.addCleanup(self.driver._pool.closeCachedConnections)
+        self.addCleanup(self.driver.client.pool.closeCachedConnections)
         self.serve()
 
     test_unparseableManifestStopsBeforeDeleting = None  # writes a file on local disk
@@ -48,7 +48,7 @@ class S3GCTests(test_gc.GCTests):
         r = await self.request("PATCH", location, b"x" * (PART_SIZE + 100))
         self.assertEqual(r.code, 202, r.body)
         uploadID = location.rstrip("/").rsplit("/", 1)[1].split("?")[0]
-        prefix = self.driver._key(layout.uploadDir("team/app", uploadID))
+        prefix = self.driver.key(layout.uploadDir("team/app", uploadID))
 
         async def multipart():
             return [k for k, _ in await self.driver.s3.uploads(prefix + "/")]

@@ -85,9 +85,9 @@ class S3RequestCounts(RegistryTestCase):
             reactor, self.bucket, region=s.region, endpoint=s.endpoint, accessKey=s.accessKey,
             secretKey=s.secretKey, rootDirectory="/registry", redirect=self.redirect,
         )
-        self.addCleanup(self.driver._pool.closeCachedConnections)
+        self.addCleanup(self.driver.client.pool.closeCachedConnections)
         self.sent = []
-        agent = self.driver._agent
+        agent = self.driver.client.agent
         real = agent.request
 
         def request(method, uri, headers=None, bodyProducer=None):
@@ -214,7 +214,7 @@ class S3RequestCounts(RegistryTestCase):
         seq = await self.measure("manifest PUT (config + 1 layer)", put)
         self.assertAtMost(seq, BOUNDS["manifest-put"])
         self.assertEqual(len([p for p in seq if p.startswith("HEAD /blobs/")]), 2, seq)  # config size, manifest's data
-        self.app.registry.manifests._cache.clear()  # from storage, not the cache
+        self.app.registry.manifests.forgetCached()  # from storage, not the cache
         seq = await self.measure("manifest GET by tag", get)
         self.assertAtMost(seq, BOUNDS["manifest-get"])
 
@@ -293,7 +293,7 @@ class S3RequestCounts(RegistryTestCase):
 
         # The repository links the blob but its data is gone (damaged
         # storage): 404 BLOB_UNKNOWN, whatever the method.
-        await self.driver._deleteKey(self.driver._key("/docker/registry/v2/blobs/sha256/%s/%s/data" % (d[7:9], d[7:])))
+        await self.driver.s3.delete(self.driver.key("/docker/registry/v2/blobs/sha256/%s/%s/data" % (d[7:9], d[7:])))
         for method, headers in (("GET", {}), ("GET", {"Range": "bytes=0-9"}), ("HEAD", {})):
             r = await self.request(method, path, headers=headers)
             self.assertEqual(r.code, 404, (method, headers))

@@ -1,4 +1,10 @@
-"""Who is calling, and may they: the run-time half of L{txregistry.auth}."""
+"""Who is calling, and may they: the run-time half of L{txregistry.auth}.
+
+One module of a little over 500 lines, on purpose: password checks (with
+their cache and the failed-login throttle that guards them), token checks
+and the token endpoint share one state (which caller, which client address,
+which checks are under way), and splitting them would pass that state
+between modules for every request."""
 
 import base64
 import binascii
@@ -173,6 +179,11 @@ class Authorizer:
         """How many client addresses have failed logins counted (bounded by
         MAX_THROTTLED_CLIENTS)."""
         return len(self._failures)
+
+    def forgetFailures(self) -> None:
+        """Forget every failed login counted so far (as if each client's
+        window had passed)."""
+        self._failures.clear()
 
     def _tokenRealm(self, baseURL):
         realm = self.settings.token.realm

@@ -217,6 +217,11 @@ class Manifests:
         self._cacheBytes = 0
         self._cacheSize = cacheSize
 
+    def forgetCached(self) -> None:
+        """Drop the cached manifest bytes: the next reads go to storage."""
+        self._cache.clear()
+        self._cacheBytes = 0
+
     # --- content by digest ---
 
     async def content(self, digest: str) -> Optional[bytes]:

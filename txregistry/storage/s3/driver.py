@@ -81,8 +81,6 @@ class S3Driver:
             credentials = resolveCredentials(accessKey, secretKey)
         self.client = S3Client(reactor, self.base, self.region, asCredentials(credentials), encrypt, pool, threadpool)
         self.s3 = Bucket(self.client, bucket, encrypt)
-        self._pool = self.client.pool
-        self._agent = self.client.agent
 
     def __repr__(self):
         return "<S3Driver %s/%s>" % (self.base, self.prefix)
@@ -96,12 +94,10 @@ class S3Driver:
     def metrics(self, metrics):
         self.client.metrics = metrics
 
-    def _key(self, path):
+    def key(self, path):
+        """The bucket key of the storage path C{path}."""
         checkPath(path)
         return (self.prefix + path) if self.prefix else path.lstrip("/")
-
-    def _deleteKey(self, key):
-        return Deferred.fromCoroutine(self.s3.delete(key))
 
     async def _besides(self, key):
         """What one listing shows at C{key}: C{{name: (size, mtime)}} with
@@ -120,7 +116,7 @@ class S3Driver:
     def getContent(self, path, maxSize=None):
         async def get():
             if maxSize is None:
-                return await self.client.call("GET", self._key(path))
+                return await self.client.call("GET", self.key(path))
             return await self._getAtMost(path, maxSize)
 
         return Deferred.fromCoroutine(get())
@@ -128,7 +124,7 @@ class S3Driver:
     async def _getAtMost(self, path, maxSize):
         """One ranged GET of the first C{maxSize + 1} bytes: the stored size
         is the 206's Content-Range total."""
-        key = self._key(path)
+        key = self.key(path)
         response = await self.client.send("GET", key, headers={"Range": "bytes=0-%d" % (maxSize,)})
         if response.code == 416:  # no byte 0: an empty file
             await readBody(response)
@@ -151,13 +147,13 @@ class S3Driver:
 
     def putContent(self, path, data):
         async def put():
-            await self.s3.put(self._key(path), bytes(data))
+            await self.s3.put(self.key(path), bytes(data))
 
         return Deferred.fromCoroutine(put())
 
     def reader(self, path, offset=0):
         async def open_():
-            key = self._key(path)
+            key = self.key(path)
             # From the start, no Range: the size is the response's length
             # (and an empty file is a 200, not a 416).
             response = await self.client.send("GET", key, headers={"Range": "bytes=%d-" % offset} if offset else None)
@@ -179,11 +175,11 @@ class S3Driver:
         return Deferred.fromCoroutine(open_())
 
     def writer(self, path, append=False):
-        return Deferred.fromCoroutine(openWriter(self.s3, path, self._key(path), append))
+        return Deferred.fromCoroutine(openWriter(self.s3, path, self.key(path), append))
 
     def stat(self, path):
         async def stat():
-            key = self._key(path)
+            key = self.key(path)
             response = await self.s3.head(key)
             if response is not None:
                 modified = response.headers.getRawHeaders(b"last-modified", [b""])[0].decode("latin-1")
@@ -205,7 +201,7 @@ class S3Driver:
 
     def list(self, path):
         async def list_():
-            key = "" if path == "/" else self._key(path)
+            key = "" if path == "/" else self.key(path)
             prefix = (key + "/") if key else (self.prefix + "/" if self.prefix else "")
             files, dirs = await self.s3.objects(prefix, delimiter="/")
             strip = len(self.prefix) if self.prefix else 0
@@ -225,7 +221,7 @@ class S3Driver:
 
     def move(self, source, dest):
         async def move():
-            src, dst = self._key(source), self._key(dest)
+            src, dst = self.key(source), self.key(dest)
             # One copy, without asking the size first: only a source larger
             # than a copy may be (5 GiB, then refused with a 400) is copied
             # in parts.
@@ -249,7 +245,7 @@ class S3Driver:
 
     def delete(self, path):
         async def delete():
-            key = self._key(path)
+            key = self.key(path)
             at = await self._besides(key)
             found = bool(at)
             if key in at:
@@ -277,7 +273,7 @@ class S3Driver:
     def _presign(self, path, method):
         if not self.redirect or method not in ("GET", "HEAD"):
             return None
-        return self.client.presign(self._key(path), method, self.redirectExpiry)
+        return self.client.presign(self.key(path), method, self.redirectExpiry)
 
     # --- credentials ---
 
