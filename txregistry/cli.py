@@ -122,40 +122,55 @@ async def driverOffReactor(settings, reactor, threadpool):
     return makeDriver(settings, reactor, threadpool, credentials=credentials)
 
 
-def reindex(reactor, options):
-    from twisted.internet.defer import Deferred
-    from twisted.python.threadpool import ThreadPool
-
-    from txregistry.registry import Registry
-    from txregistry.search.index import SearchIndex
-    from txregistry.search.updater import IndexUpdater
+def _loadSettings(options):
+    """The settings of a command that reads the search database too (it
+    must be usable: one line if not)."""
     from txregistry.service import checkSearchDatabase
 
     settings = config.load(
         configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
     )
-    if settings.searchBackend != "sqlalchemy":
-        raise SystemExit("txregistry: search is turned off (search_backend: %s)" % (settings.searchBackend,))
     problem = checkSearchDatabase(settings)
     if problem:
         raise SystemExit("txregistry: configuration error: %s" % (problem,))
-    io = ThreadPool(1, 8, name="reindex-io")
-    db = ThreadPool(1, 1, name="reindex-db")
+    return settings
+
+
+def _runWithPools(command, work):
+    """Run C{work(io, db)} (a coroutine function) with a storage thread pool
+    and a one-thread database pool named after C{command}, stopped after."""
+    from twisted.internet.defer import Deferred
+    from twisted.python.threadpool import ThreadPool
+
+    io = ThreadPool(1, 8, name="%s-io" % (command,))
+    db = ThreadPool(1, 1, name="%s-db" % (command,))
     io.start()
     db.start()
-
-    async def run():
-        driver = await driverOffReactor(settings, reactor, io)
-        registry = Registry(driver, reactor, io, settings.limits.registry)
-        updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
-        return await updater.rebuild(None if options["quiet"] else ProgressBar(sys.stderr))
 
     def done(result):
         io.stop()
         db.stop()
         return result
 
-    d = Deferred.fromCoroutine(run()).addBoth(done)
+    return Deferred.fromCoroutine(work(io, db)).addBoth(done)
+
+
+def reindex(reactor, options):
+    from txregistry.registry import Registry
+    from txregistry.search.index import SearchIndex
+    from txregistry.search.updater import IndexUpdater
+
+    settings = _loadSettings(options)
+    if settings.searchBackend != "sqlalchemy":
+        raise SystemExit("txregistry: search is turned off (search_backend: %s)" % (settings.searchBackend,))
+
+    async def run(io, db):
+        driver = await driverOffReactor(settings, reactor, io)
+        registry = Registry(driver, reactor, io, settings.limits.registry)
+        updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
+        return await updater.rebuild(None if options["quiet"] else ProgressBar(sys.stderr))
+
+    d = _runWithPools("reindex", run)
     d.addCallback(lambda count: print("indexed %d repositories into %s" % (count, settings.searchDatabase)))
     return d
 
@@ -216,28 +231,14 @@ def gc(reactor, options):
 
 
 def delete(reactor, options):
-    from twisted.internet.defer import Deferred
-    from twisted.python.threadpool import ThreadPool
-
     from txregistry.errors import RegistryError
     from txregistry.registry import Registry
     from txregistry.registry.repositories import deleteRepository
 
-    settings = config.load(
-        configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
-    )
+    settings = _loadSettings(options)
     name = options["repository"]
-    from txregistry.service import checkSearchDatabase
 
-    problem = checkSearchDatabase(settings)
-    if problem:
-        raise SystemExit("txregistry: configuration error: %s" % (problem,))
-    io = ThreadPool(1, 8, name="delete-io")
-    db = ThreadPool(1, 1, name="delete-db")
-    io.start()
-    db.start()
-
-    async def run():
+    async def run(io, db):
         driver = await driverOffReactor(settings, reactor, io)
         try:
             await deleteRepository(Registry(driver, reactor, io, settings.limits.registry), name)
@@ -255,12 +256,7 @@ def delete(reactor, options):
                                  "run txregistry reindex" % (name, e))
             print("removed %s from the search index %s" % (name, settings.searchDatabase))
 
-    def done(result):
-        io.stop()
-        db.stop()
-        return result
-
-    return Deferred.fromCoroutine(run()).addBoth(done)
+    return _runWithPools("delete", run)
 
 
 COMMANDS = {"reindex": reindex, "gc": gc, "delete": delete}

@@ -12,6 +12,7 @@ import pytest
 
 from tests.hostile.checks import Env, LogCursor, isErrorEnvelope, pushAndPull
 from tests.perf.registryclient import BlobData, RegistryClient, _withQuery, configBlob, imageManifest
+from tests.support.required import missing
 
 MiB = 1024 * 1024
 SIZE = 16 * MiB
@@ -27,7 +28,7 @@ def tmpfsEnv(tmp_path):
     env = Env(tmp_path)
     done = _mount("-t", "tmpfs", "-o", "size=%d" % (SIZE,), "tmpfs", env.storage)
     if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root): %s" % (done.stderr.strip(),))
+        missing("cannot mount a tmpfs here (needs root): %s" % (done.stderr.strip(),))
     try:
         yield env
     finally:

@@ -24,6 +24,7 @@ from tests.unit.test_auth_helpers import (
 )
 from txregistry.auth import ACTIONS, Authorizer, Forbidden, Identity, LoginThrottled, TokenRequestError, Unauthorized
 from txregistry.auth import authorizer as module
+from txregistry.auth import throttle
 from txregistry.auth.policy import Policy
 
 PASSWORDS = {
@@ -546,7 +547,7 @@ class ThrottleTests(AuthTestCase):
 
     @async_test
     async def test_manyAddressesAreForgottenOldestFirst(self):
-        self.patch(module, "MAX_THROTTLED_CLIENTS", 4)
+        self.patch(throttle, "MAX_THROTTLED_CLIENTS", 4)
         for _ in range(3):
             await self.guess("first")
         for client in ("b", "c", "d", "e"):

@@ -1,17 +1,12 @@
-"""Who is calling, and may they: the run-time half of L{txregistry.auth}.
-
-One module of a little over 500 lines, on purpose: password checks (with
-their cache and the failed-login throttle that guards them), token checks
-and the token endpoint share one state (which caller, which client address,
-which checks are under way), and splitting them would pass that state
-between modules for every request."""
+"""Who is calling, and may they: the run-time half of L{txregistry.auth}
+(the failed-login counts are L{txregistry.auth.throttle})."""
 
 import base64
 import binascii
 import hashlib
 import hmac
 import os
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import bcrypt
@@ -25,10 +20,10 @@ from txregistry.auth.htpasswd import BCRYPT_MAX_PASSWORD, bcryptCost
 from txregistry.auth.policy import ACTIONS
 from txregistry.auth.scopes import formatScope, normalizeScopes, parseScope
 from txregistry.auth.settings import AuthSettings
+from txregistry.auth.throttle import LoginThrottle
 from txregistry.observe import OneShot
 
 MAX_CACHE_ENTRIES = 1024
-MAX_THROTTLED_CLIENTS = 65536  # client addresses whose failed logins are remembered
 TOKEN_CACHE_SECONDS = 60
 CHALLENGE_ERRORS = ("invalid_request", "invalid_token", "insufficient_scope")
 CATALOG = ("registry", "catalog")
@@ -149,8 +144,7 @@ class Authorizer:
         self._cache = OrderedDict()  # hmac(credentials) -> (user, expires)
         self._pending = {}  # hmac(credentials) -> OneShot of the check under way
         self._tokenCache = OrderedDict()  # sha256(token) -> (valid until, identity parts)
-        self._failures = OrderedDict()  # client address -> deque of failure times
-        self._checking = {}  # client address -> password checks under way
+        self._throttle = LoginThrottle(settings.loginFailures, settings.loginFailureWindow)
         costs = [bcryptCost(h) for h in settings.users.values()]
         cost = max(set(costs), key=costs.count) if costs else 10
         # Unknown users cost a bcrypt check too, so timing does not tell
@@ -178,12 +172,12 @@ class Authorizer:
     def throttledClients(self) -> int:
         """How many client addresses have failed logins counted (bounded by
         MAX_THROTTLED_CLIENTS)."""
-        return len(self._failures)
+        return self._throttle.clients
 
     def forgetFailures(self) -> None:
         """Forget every failed login counted so far (as if each client's
         window had passed)."""
-        self._failures.clear()
+        self._throttle.forget()
 
     def _tokenRealm(self, baseURL):
         realm = self.settings.token.realm
@@ -292,49 +286,19 @@ class Authorizer:
 
     metrics = None  # a txregistry.metrics.Metrics, told of failures and throttled checks
 
-    def _throttle(self, client, now):
+    def _mayTry(self, client, now):
         """Raise L{LoginThrottled} if C{client} may not try a password now."""
-        try:
-            self._throttleCheck(client, now)
-        except LoginThrottled:
+        wait = self._throttle.wait(client, now)
+        if wait is not None:
             if self.metrics is not None:
                 self.metrics.loginThrottled()
-            raise
-
-    def _throttleCheck(self, client, now):
-        limit = self.settings.loginFailures
-        if not limit or client is None:
-            return
-        failures = self._failures.get(client)
-        if failures is not None:
-            window = self.settings.loginFailureWindow
-            while failures and failures[0] <= now - window:
-                failures.popleft()
-            if not failures:
-                del self._failures[client]
-            elif len(failures) >= limit:
-                raise LoginThrottled(max(1, int(failures[0] + window - now + 0.999)))
-        if self._checking.get(client, 0) >= limit:
-            raise LoginThrottled(1)
+            raise LoginThrottled(wait)
 
     def _failed(self, client, now):
         """Count a failed password check of C{client}."""
         if self.metrics is not None:
             self.metrics.loginFailed()
-        if not self.settings.loginFailures or client is None:
-            return
-        failures = self._failures.pop(client, None)
-        if failures is None:
-            failures = deque(maxlen=self.settings.loginFailures)
-        failures.append(now)
-        self._failures[client] = failures  # most recent last
-        while len(self._failures) > MAX_THROTTLED_CLIENTS:
-            self._failures.popitem(last=False)
-        if len(failures) == self.settings.loginFailures:
-            self.log.warn(
-                "login throttled: {count} failed logins from {client} within {window} s",
-                count=len(failures), client=client, window=self.settings.loginFailureWindow,
-            )
+        self._throttle.failed(client, now)
 
     async def _checkBasic(self, credentials, client=None):
         """The user name if C{credentials} (base64 of ``user:password``)
@@ -365,10 +329,10 @@ class Authorizer:
         if checking is not None:
             # The same credentials are being checked: share that result.
             return name if await checking.wait() else None
-        self._throttle(client, now)
+        self._mayTry(client, now)
         checking = self._pending[key] = OneShot()
         stored = self.settings.users.get(name)
-        self._checking[client] = self._checking.get(client, 0) + 1
+        self._throttle.started(client)
         try:
             ok = await deferToThreadPool(
                 self._reactor, self._threadpool, _checkPassword, password, stored or self._dummyHash
@@ -379,9 +343,7 @@ class Authorizer:
             checking.fire(False)
             raise
         finally:
-            left = self._checking.pop(client) - 1
-            if left:
-                self._checking[client] = left
+            self._throttle.ended(client)
         del self._pending[key]
         if not ok:
             self._failed(client, self._clock.seconds())

@@ -107,8 +107,9 @@ class RegistryApp:
     async def handle(self, request):
         try:
             setCommon(request)
-            request.txrRoute = routes.label(request)
-            route, method, args = routes.match(request.path, request.method)
+            # Matched once: by the body router when the request has a body.
+            route, method, args = getattr(request, "txrMatch", None) or routes.match(request.path, request.method)
+            request.txrRoute = route.name  # (unmatched: routes.label finds the label when it is logged)
             refusal = getattr(body(request), "refusal", None)
             if refusal is not None:
                 # Refused at the headers, but the body was in before the

@@ -50,6 +50,7 @@ class BodyRouter:
             route, method, args = routes.match(path, method)
         except RegistryError as e:
             return RefusedBody(e)
+        request.txrMatch = (route, method, args)  # for the handler, once the body is in
         route = route.name
         if app.auth is None:
             return self._destination(request, route, method, args, query, length)
