@@ -142,6 +142,12 @@ class RegistryService(service.MultiService):
         self.driver = MeasuredDriver(self.rawDriver, self.metrics)
         limits = settings.limits
         self.registry = Registry(self.driver, reactor, self.threadpool, limits.registry)
+        self.mirror = None
+        if settings.mirror is not None:
+            from txregistry.mirror import Mirror
+
+            self.mirror = Mirror(settings.mirror, self.registry, reactor, self.metrics)
+            self.mirror.install()  # (its stores in the registry's place: web does not know)
         self.updater = None
         if settings.searchBackend == "sqlalchemy":
             from txregistry.search.index import SearchIndex
@@ -176,6 +182,8 @@ class RegistryService(service.MultiService):
             authorizer=self.authorizer,
             publicURL=settings.publicURL,
         )
+        if self.mirror is not None:
+            self.app.pushRefusal = self.mirror.refusal
         self.bodies = BodyRouter(self.app, BodyBudget(limits.http.maxBodyMemory))
         metricsSettings = settings.metrics or config.MetricsSettings()
         self.health = self._healthChecks(metricsSettings.healthTimeout)

@@ -329,6 +329,20 @@ class Manifests:
                     "%s is %d bytes, not %d as its descriptor says" % (d, stored, size),
                     {"digest": d, "size": size, "stored": stored},
                 )
+        await self._store(name, digest, manifest, body, tag)
+        return digest, manifest
+
+    async def adopt(self, name: str, body: bytes, contentType: Optional[str],
+                    tag: Optional[str] = None, algorithm: str = "sha256") -> tuple[digests.Digest, Manifest]:
+        """Store a manifest fetched from elsewhere (a mirror's upstream)
+        as a push would, without requiring its blobs and children to be
+        here: they come on demand.  Announced as a push."""
+        manifest = parseManifest(body, contentType, self.maxSize)
+        digest = digests.of(body, algorithm)
+        await self._store(name, digest, manifest, body, tag)
+        return digest, manifest
+
+    async def _store(self, name, digest, manifest, body, tag):
         await self.blobs.putContent(digest, body)
         if manifest.subject is not None:
             await self.driver.putContent(
@@ -344,7 +358,6 @@ class Manifests:
             await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
             await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
         self.events.manifest(PUSH, name, digest, manifest.mediaType, body, tag)
-        return digest, manifest
 
     # --- delete ---
 

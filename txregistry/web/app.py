@@ -80,6 +80,8 @@ class RegistryApp:
         # (By default the model's own limit.)
         self.maxBodySize = registry.manifests.maxSize if maxManifestSize is None else maxManifestSize
         self.readonly = readonly
+        # (route, method, name) -> the error refusing a push, or None (a mirror's)
+        self.pushRefusal = None
         self.access = Access(authorizer, publicURL)
         self.tokenPath = None
         if authorizer is not None and authorizer.settings.tokenEndpointPath:
@@ -120,6 +122,10 @@ class RegistryApp:
                 request.txrIdentity = await self.access.authorize(request, route.name, method, args.get("name"))
             if self.readonly and method in routes.WRITES:
                 raise readonlyError()
+            if self.pushRefusal is not None:
+                refused = self.pushRefusal(route.name, method, args.get("name"))
+                if refused is not None:
+                    raise refused
             if getattr(self.registry, "events", None):  # someone listens: events say who asked
                 eventinfo.bindRequest(request, self.access.baseURL(request))
             return await route.handlers[method](self, request, **args)

@@ -101,6 +101,9 @@ class BodyRouter:
         app = self.app
         if app.readonly and method in routes.WRITES:
             return RefusedBody(readonlyError())
+        refused = app.pushRefusal and app.pushRefusal(route, method, args.get("name"))
+        if refused:
+            return RefusedBody(refused)
         if route == "manifest" and method == "PUT":
             return self._inMemory(app.maxBodySize, length)
         if route in ("upload", "uploadStart") and method in ("POST", "PATCH", "PUT"):

@@ -1,0 +1,289 @@
+"""The blob and manifest stores of a mirroring registry: the registry's own
+stores, wrapped.  They have the same interface (what they do not override
+goes to the wrapped store), so the web layer cannot tell a blob read from
+storage from one coming from upstream.
+
+A repository no upstream claims is served by the wrapped stores as is.
+For a mirrored one:
+
+- a blob not held is fetched from upstream (L{BlobFetch}: one fetch per
+  digest in this process, however many clients ask) and streamed to the
+  client while it is stored; held, it is served from storage;
+- a manifest by digest is fetched once and never asked for again;
+- a tag is served from storage for its upstream's C{tags_ttl} seconds
+  after it was last checked; then the upstream is asked (HEAD, its
+  digest): the same digest is served from storage, another one fetched.
+  When the upstream cannot answer (unreachable, 5xx, rate-limited) a tag
+  held is served (and the log says so); its 404 is the client's 404.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from txregistry import digest as digests
+from txregistry.errors import RegistryError
+from txregistry.events import PULL
+from txregistry.mirror.fetch import BlobFetch, BlobMismatch
+from txregistry.mirror.upstream import BodyTooLarge, UpstreamUnavailable, collect, discard
+from txregistry.registry.manifests import MEDIA_TYPES, mediaTypeOf, parseReference
+
+ACCEPT = ", ".join(sorted(MEDIA_TYPES)).encode("ascii")
+MAX_FRESH = 100000  # tags whose last check is remembered
+
+
+def unavailable(e, what):
+    """The client's error for an upstream failure C{e}."""
+    if isinstance(e, RegistryError):
+        return e
+    if isinstance(e, BlobMismatch):
+        return RegistryError("UNAVAILABLE", "the upstream sent content that does not match its digest", what)
+    return RegistryError("UNAVAILABLE", "the upstream registry cannot be reached: %s" % (e,), what)
+
+
+class MirrorBlobs:
+    """A L{txregistry.registry.blobs.BlobStore} that fetches what it lacks."""
+
+    log = Logger()
+
+    def __init__(self, inner, mirror):
+        self.inner = inner
+        self.mirror = mirror
+        self.fetches = {}  # digest -> BlobFetch in flight (this process)
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+    async def _held(self, name, digest):
+        """Whether C{name} can read C{digest} from storage (linking data
+        another repository holds)."""
+        if await self.inner.isLinked(name, digest):
+            return True
+        if await self.inner.hasData(digest):
+            await self.inner.link(name, digest)
+            return True
+        return False
+
+    async def size(self, name, digest):
+        route = self.mirror.route(name)
+        if route is None or await self._held(name, digest):
+            if route is not None:
+                self.mirror.metrics.hit(route[0].settings.name, "blob")
+            return await self.inner.size(name, digest)
+        client, remote = route
+        f = self.fetches.get(digest)
+        try:
+            if f is not None:
+                size = await f.whenStarted()
+                if size is None:
+                    await f.whenDone()
+                    return await self.inner.size(name, digest)
+                return size
+            response = await client.request("HEAD", "/v2/%s/blobs/%s" % (remote, digest), remote)
+        except (UpstreamUnavailable, BlobMismatch) as e:
+            raise unavailable(e, {"digest": digest})
+        discard(response)
+        if response.code == 404:
+            raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        if response.code != 200 or not isinstance(response.length, int):
+            raise unavailable(UpstreamUnavailable("a blob HEAD answered %d" % (response.code,)), {"digest": digest})
+        return response.length
+
+    async def open(self, name, digest):
+        route = self.mirror.route(name)
+        if route is None:
+            return await self.inner.open(name, digest)
+        if await self._held(name, digest):
+            self.mirror.metrics.hit(route[0].settings.name, "blob")
+            return await self.inner.open(name, digest)
+        reader = await self._fromUpstream(name, digest, route)
+        self.inner.events.blob(PULL, name, digest, reader.size)
+        return reader
+
+    async def reader(self, name, digest, offset=0):
+        route = self.mirror.route(name)
+        if route is None or await self.inner.hasData(digest):
+            return await self.inner.reader(name, digest, offset)
+        if offset == 0:
+            return await self._fromUpstream(name, digest, route)
+        # A range of a blob not held: the whole of it is fetched first.
+        f = self._fetch(name, digest, route)
+        try:
+            await f.whenDone()
+        except Exception as e:
+            raise unavailable(e, {"digest": digest})
+        return await self.inner.reader(name, digest, offset)
+
+    async def _fromUpstream(self, name, digest, route):
+        client = route[0]
+        f = self.fetches.get(digest)
+        if f is None:
+            self.mirror.metrics.miss(client.settings.name, "blob")
+            self.log.info("mirror: fetching blob {digest} of {name} from {upstream}", digest=digest, name=name,
+                          upstream=client.settings.name)
+        f = self._fetch(name, digest, route)
+        try:
+            await f.whenStarted()
+            r = f.join(name)
+            if r is not None:
+                return r
+            await f.whenDone()
+        except Exception as e:
+            raise unavailable(e, {"digest": digest})
+        return await self.inner.reader(name, digest)
+
+    def _fetch(self, name, digest, route):
+        """The fetch of C{digest} in flight, or a new one."""
+        f = self.fetches.get(digest)
+        if f is not None and f.failure is None:
+            return f
+        client, remote = route
+        m = self.mirror
+        f = BlobFetch(client, self.inner, m.uploads, self.inner.driver, name, remote, digest, m.metrics, m.reactor)
+        self.fetches[digest] = f
+
+        def over(result):
+            if self.fetches.get(digest) is f:
+                del self.fetches[digest]
+            return result
+
+        Deferred.fromCoroutine(f.run()).addBoth(over)
+        return f
+
+    async def redirectURL(self, digest, method="GET"):
+        url = await self.inner.redirectURL(digest, method)
+        if url is not None and not await self.inner.hasData(digest):
+            return None  # (fetched first, then streamed from here)
+        return url
+
+
+class MirrorManifests:
+    """A L{txregistry.registry.manifests.Manifests} that fetches what it
+    lacks and re-checks tags after their TTL."""
+
+    log = Logger()
+
+    def __init__(self, inner, mirror):
+        self.inner = inner
+        self.mirror = mirror
+        self._checked = {}  # (name, tag) -> when the upstream last confirmed it
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+    def forgetChecks(self):
+        """Forget when tags were checked: the next pull of each asks upstream."""
+        self._checked.clear()
+
+    async def get(self, name, reference):
+        route = self.mirror.route(name)
+        if route is None:
+            return await self.inner.get(name, reference)
+        client, remote = route
+        upstream = client.settings.name
+        digest, tag = parseReference(reference)
+        if digest is not None:
+            try:
+                found = await self.inner.get(name, reference)
+            except RegistryError as e:
+                if e.code != "MANIFEST_UNKNOWN":
+                    raise
+            else:
+                self.mirror.metrics.hit(upstream, "manifest")
+                return found
+            self.mirror.metrics.miss(upstream, "manifest")
+            try:
+                body, mediaType = await self._download(client, remote, digest, digest)
+            except (UpstreamUnavailable, BodyTooLarge) as e:
+                raise unavailable(e, {"digest": digest})
+            await self.inner.adopt(name, body, mediaType, None, digest.algorithm)
+            return await self.inner.get(name, reference)
+        return await self._tag(client, remote, name, tag)
+
+    def _fresh(self, key, ttl):
+        checked = self._checked.get(key)
+        return checked is not None and self.mirror.reactor.seconds() - checked < ttl
+
+    def _confirm(self, key):
+        self._checked.pop(key, None)
+        self._checked[key] = self.mirror.reactor.seconds()
+        if len(self._checked) > MAX_FRESH:
+            self._checked.pop(next(iter(self._checked)))
+
+    async def _tag(self, client, remote, name, tag):
+        upstream = client.settings.name
+        key = (name, tag)
+        try:
+            local = await self.inner.resolve(name, tag)
+        except RegistryError:
+            local = None
+        if local is not None and self._fresh(key, client.settings.tagsTTL):
+            self.mirror.metrics.hit(upstream, "manifest")
+            return await self.inner.get(name, tag)
+        try:
+            response = await client.request("HEAD", "/v2/%s/manifests/%s" % (remote, tag), remote, accept=ACCEPT)
+            discard(response)
+            if response.code == 404:
+                if local is not None and self.mirror.settings.mixed:
+                    return await self.inner.get(name, tag)  # (pushed here)
+                raise RegistryError("MANIFEST_UNKNOWN", "the upstream has no manifest tagged %r" % (tag,),
+                                    {"tag": tag})
+            named = response.headers.getRawHeaders(b"docker-content-digest", [None])[0]
+            try:
+                upstreamDigest = digests.parse(named.decode("ascii")) if named and response.code == 200 else None
+            except (digests.InvalidDigest, UnicodeDecodeError):
+                upstreamDigest = None
+            if upstreamDigest is not None and upstreamDigest == local:
+                self._confirm(key)
+                self.mirror.metrics.hit(upstream, "manifest")
+                return await self.inner.get(name, tag)
+            self.mirror.metrics.miss(upstream, "manifest")
+            body = None
+            if upstreamDigest is not None:
+                body = await self.inner.content(upstreamDigest)  # held under another tag or repository
+            if body is not None:
+                mediaType = mediaTypeOf(body)
+            else:
+                body, mediaType = await self._download(client, remote, upstreamDigest or tag, upstreamDigest)
+        except (UpstreamUnavailable, BodyTooLarge, RegistryError) as e:
+            if isinstance(e, RegistryError) and e.code not in ("TOOMANYREQUESTS", "UNAVAILABLE"):
+                raise
+            if local is None:
+                raise unavailable(e, {"tag": tag})
+            self.mirror.metrics.staleServed(upstream)
+            self.log.warn("mirror: {upstream} cannot be asked about {name}:{tag} ({error}); serving what is cached",
+                          upstream=upstream, name=name, tag=tag, error=str(e))
+            return await self.inner.get(name, tag)
+        algorithm = upstreamDigest.algorithm if upstreamDigest is not None else "sha256"
+        digest, _ = await self.inner.adopt(name, body, mediaType, tag, algorithm)
+        self._confirm(key)
+        self.log.info("mirror: {name}:{tag} is {digest} upstream ({upstream})", name=name, tag=tag, digest=digest,
+                      upstream=upstream)
+        return await self.inner.get(name, tag)
+
+    async def _download(self, client, remote, reference, expected):
+        """C{(body, mediaType)} of the upstream's manifest C{reference},
+        checked against C{expected} (a digest, or C{None})."""
+        response = await client.request("GET", "/v2/%s/manifests/%s" % (remote, reference), remote, accept=ACCEPT)
+        if response.code == 404:
+            discard(response)
+            raise RegistryError("MANIFEST_UNKNOWN", "the upstream has no manifest %r" % (str(reference),),
+                                {"reference": str(reference)})
+        if response.code != 200:
+            discard(response)
+            raise UpstreamUnavailable("the upstream answered %d to a manifest GET" % (response.code,))
+        body = await collect(response, self.inner.maxSize)
+        contentType = response.headers.getRawHeaders(b"content-type", [b""])[0].decode("latin-1").split(";")[0].strip()
+        named = response.headers.getRawHeaders(b"docker-content-digest", [None])[0]
+        if expected is None and named:
+            try:
+                expected = digests.parse(named.decode("ascii"))
+            except (digests.InvalidDigest, UnicodeDecodeError):
+                expected = None
+        if expected is not None and digests.of(body, expected.algorithm) != expected:
+            self.mirror.metrics.upstreamError(client.settings.name, "digest")
+            self.log.error("mirror: {upstream} sent a manifest not matching {digest}; refused",
+                           upstream=client.settings.name, digest=expected)
+            raise UpstreamUnavailable("the upstream sent a manifest that does not match %s" % (expected,))
+        return body, contentType or None
