@@ -97,7 +97,8 @@ class BlobFetch:
         self.written = 0
         self.eof = False
         self.verified = False
-        self.failure = None
+        self.failure = None  # why the fetch fails (known to the download)
+        self.error = None  # ... and to the readers, once its upload is gone
         self.readers = set()
         self._hasher = digests.hasher(digest.algorithm)
         self._transport = None
@@ -113,8 +114,8 @@ class BlobFetch:
     def whenStarted(self):
         """A Deferred firing with the blob's size (C{None}: unknown) once the
         upstream answered, or failing as the fetch does."""
-        if self.failure is not None:
-            return fail(self.failure)
+        if self.error is not None:
+            return fail(self.error)
         if self.size is not None or self.eof:
             return succeed(self.size)
         d = Deferred()
@@ -124,8 +125,8 @@ class BlobFetch:
     def whenDone(self):
         """A Deferred firing once the blob is stored (and verified), or
         failing as the fetch does."""
-        if self.failure is not None:
-            return fail(self.failure)
+        if self.error is not None:
+            return fail(self.error)
         if self._finished:
             return succeed(None)
         d = Deferred()
@@ -185,6 +186,7 @@ class BlobFetch:
             uploadID = None
         except BaseException as e:
             self._fail(e)
+            e = self.failure
             if self._transport is not None:
                 self._transport.stopProducing()
             if writer is not None:
@@ -201,6 +203,7 @@ class BlobFetch:
                 self.log.error("mirror: {error}; refused, not stored", error=str(e))
                 if self.metrics is not None:
                     self.metrics.upstreamError(self.client.settings.name, "digest")
+            self._notify()
             return
         finally:
             self._cancelIdle()
@@ -265,13 +268,17 @@ class BlobFetch:
             w.callback(None)
 
     def _fail(self, e):
-        if self.failure is not None:
-            return
-        self.failure = e
+        """The fetch fails (the download stops; L{run} cleans up, then
+        L{_notify} tells the readers)."""
+        if self.failure is None:
+            self.failure = e
+            self._kick()
+
+    def _notify(self):
+        e = self.error = self.failure
         for d in self._headers:
             d.errback(e)
         self._headers = []
-        self._kick()
         self._wakeReaders()
         done, self._done = self._done, []
         for d in done:
@@ -315,8 +322,8 @@ class BlobFetch:
     def _read(self, reader, n):
         if reader.closed:
             return succeed(b"")
-        if self.failure is not None:
-            return fail(self.failure)
+        if self.error is not None:
+            return fail(self.error)
         d = self._serve(reader, n)
         if d is not None:
             return d
@@ -341,9 +348,9 @@ class BlobFetch:
             if r.waiting is None:
                 continue
             d, n = r.waiting
-            if self.failure is not None:
+            if self.error is not None:
                 r.waiting = None
-                d.errback(self.failure)
+                d.errback(self.error)
                 continue
             got = self._serve(r, n)
             if got is not None:
