@@ -10,7 +10,12 @@ deletes the blobs no manifest refers to (see L{txregistry.registry.gc}).
 
     txregistry delete [--config FILE] [--flavor NAME] [--storage-path DIR] REPOSITORY
 
-deletes a repository (see L{txregistry.registry.repositories})."""
+deletes a repository (see L{txregistry.registry.repositories}).
+
+    txregistry mirror prefetch [--config FILE] [--flavor NAME] [--storage-path DIR] IMAGE...
+
+pulls images through the configured mirror into storage (see
+L{txregistry.mirror.prefetch})."""
 
 import sys
 
@@ -73,6 +78,35 @@ class DeleteOptions(usage.Options):
         self["repository"] = repository
 
 
+class PrefetchOptions(usage.Options):
+    synopsis = "[--config FILE] [--flavor NAME] [--storage-path DIR] IMAGE..."
+    longdesc = ("Fetch images from the configured upstreams into storage (manifests, an index's images, "
+                "blobs), with progress; IMAGE as clients pull it (alpine:3.19, quay/coreos/etcd@sha256:...).")
+    optFlags = [["quiet", "q", "No progress."]]
+    optParameters = ReindexOptions.optParameters
+
+    def parseArgs(self, *images):
+        if not images:
+            raise usage.UsageError("name at least one IMAGE")
+        from txregistry.mirror.prefetch import PrefetchError, parseImage
+
+        try:
+            for image in images:
+                parseImage(image)
+        except PrefetchError as e:
+            raise usage.UsageError(str(e))
+        self["images"] = images
+
+
+class MirrorOptions(usage.Options):
+    synopsis = "prefetch [options] IMAGE..."
+    subCommands = [["prefetch", None, PrefetchOptions, "Fetch images into the mirror's storage."]]
+
+    def postOptions(self):
+        if self.subCommand is None:
+            raise usage.UsageError("a mirror command is needed (prefetch)")
+
+
 class Options(usage.Options):
     synopsis = "COMMAND [options]"
 
@@ -86,11 +120,12 @@ class Options(usage.Options):
         ["reindex", None, ReindexOptions, "Rebuild the search index from storage."],
         ["gc", None, GCOptions, "Delete the blobs no manifest refers to."],
         ["delete", None, DeleteOptions, "Delete a repository."],
+        ["mirror", None, MirrorOptions, "Pull-through mirror tasks (prefetch)."],
     ]
 
     def postOptions(self):
         if self.subCommand is None:
-            raise usage.UsageError("a command is needed (reindex, gc or delete)")
+            raise usage.UsageError("a command is needed (reindex, gc, delete or mirror)")
 
 
 class ProgressBar:
@@ -259,7 +294,23 @@ def delete(reactor, options):
     return _runWithPools("delete", run)
 
 
-COMMANDS = {"reindex": reindex, "gc": gc, "delete": delete}
+def mirror(reactor, options):
+    from txregistry.mirror.prefetch import run
+
+    options = options.subOptions
+    settings = config.load(configFile=options["config"], flavor=options["flavor"],
+                           storagePath=options["storage-path"])
+    if settings.mirror is None:
+        raise SystemExit("txregistry mirror: the configuration names no upstream (mirrors: or mirroring:)")
+
+    async def work(io, db):
+        driver = await driverOffReactor(settings, reactor, io)
+        return await run(settings, driver, reactor, io, db, options["images"], None if options["quiet"] else sys.stderr)
+
+    return _runWithPools("prefetch", work)
+
+
+COMMANDS = {"reindex": reindex, "gc": gc, "delete": delete, "mirror": mirror}
 
 
 def main(argv=None):
@@ -268,11 +319,12 @@ def main(argv=None):
         options.parseOptions(sys.argv[1:] if argv is None else argv)
     except usage.UsageError as e:
         raise SystemExit("%s\n%s" % (options, e))
+    sub = options.subOptions.subOptions if options.subCommand == "mirror" else options.subOptions
     try:
         config.load(
-            configFile=options.subOptions["config"],
-            flavor=options.subOptions["flavor"],
-            storagePath=options.subOptions["storage-path"],
+            configFile=sub["config"],
+            flavor=sub["flavor"],
+            storagePath=sub["storage-path"],
         )
     except config.ConfigError as e:
         raise SystemExit("txregistry: configuration error: %s" % (e,))
