@@ -3,12 +3,13 @@
 name, the kind of content (C{manifest}, C{blob}) and of error; never a
 repository."""
 
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 
 
 class MirrorMetrics:
     def __init__(self, registry=None):
-        kw = {} if registry is None else {"registry": registry}
+        """On C{registry} (a C{CollectorRegistry}), else on one of its own."""
+        kw = {"registry": CollectorRegistry() if registry is None else registry}
         self.hits = Counter("txregistry_mirror_hits", "Pulls of mirrored content served from storage",
                             ["upstream", "kind"], **kw)
         self.misses = Counter("txregistry_mirror_misses", "Pulls of mirrored content fetched from upstream",
