@@ -11,9 +11,10 @@ storage slows the download, and the download's pace paces the clients
 the buffer waits for the blob to be stored and reads it from storage.
 
 The digest is computed as bytes arrive.  Readers are given every byte but
-the last until the digest was verified and the data moved to its place
-(visible): a wrong-bytes upstream never completes a client's response (its
-stream is aborted) and never leaves a blob behind.
+the last until the digest was verified: a wrong-bytes upstream never
+completes a client's response (its stream is aborted) and never leaves a
+blob behind.  Only verified data is moved to its place (made visible);
+clients joining late wait for that.
 """
 
 from __future__ import annotations
@@ -175,6 +176,10 @@ class BlobFetch:
             if actual != self.digest or (self.size is not None and self.received != self.size):
                 raise BlobMismatch("upstream %s sent %d bytes with digest %s for %s" % (
                     self.client.settings.name, self.received, actual, self.digest))
+            # The bytes are right: the readers may have the last one while
+            # storage makes them durable and visible.
+            self.verified = True
+            self._wakeReaders()
             await writer.commit()
             await writer.close()
             writer = None
@@ -207,7 +212,6 @@ class BlobFetch:
             return
         finally:
             self._cancelIdle()
-        self.verified = True
         self._finished = True
         self._wakeReaders()
         done, self._done = self._done, []
@@ -372,7 +376,9 @@ class BlobFetch:
     def _prune(self):
         needed = self._needed()
         drop = needed - self.base
-        if drop >= PRUNE or (drop > 0 and drop == len(self.buf)):
+        # (Compacted when at least half of it can go: each byte is moved a
+        # bounded number of times.)
+        if (drop >= PRUNE and 2 * drop >= len(self.buf)) or (drop > 0 and drop == len(self.buf)):
             del self.buf[:drop]
             self.base = needed
         if self._paused and self.received - needed <= LOW and self.failure is None:
