@@ -82,3 +82,8 @@ def test_upstreamRateLimitIs429(secureUpstream, daemons, tmp_path):
     assert int(headers["Retry-After"]) > 0
     assert b"TOOMANYREQUESTS" in body
     assert 500 not in seen
+    # Retry-After is honoured: until it passes, the upstream is not asked again.
+    asked = tokenRequests(upstream)
+    status, headers, _ = clients.request(mirror, "/v2/alice/other/manifests/v1")
+    assert status == 429 and int(headers["Retry-After"]) > 0
+    assert tokenRequests(upstream) == asked

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from urllib.parse import urlencode
 
@@ -36,6 +37,7 @@ from txregistry.errors import RegistryError
 MAX_SMALL_BODY = 64 * 1024  # a token or error answer, at most
 TOKEN_MARGIN = 10.0  # seconds before its expiry a token is no longer used
 DEFAULT_TOKEN_LIFETIME = 60.0  # (the token spec's default)
+MAX_BLOCK = 3600.0  # seconds a Retry-After holds requests back at most
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
@@ -158,6 +160,7 @@ class UpstreamClient:
         self._tokens = {}  # scope -> (token, expires at)
         self._challenge = None  # (realm, service) of the last Bearer challenge
         self._basic = False  # the upstream asked for Basic
+        self._blockedUntil = 0.0  # no request before (a 429's Retry-After)
 
     def close(self):
         """Close the idle persistent connections (a Deferred)."""
@@ -174,13 +177,19 @@ class UpstreamClient:
         for repository C{remoteName} (its pull scope), authenticated; see the
         module's description of what is raised.  The caller reads (or
         L{discard}s) the body."""
+        wait = self._blockedUntil - self.reactor.seconds()
+        if wait > 0:
+            # Rate-limited: the upstream's Retry-After is honoured, not
+            # hammered.
+            raise RegistryError("TOOMANYREQUESTS", "the upstream registry rate-limits this registry",
+                                {"upstream": self.settings.name}, retryAfter=int(math.ceil(wait)))
         scope = "repository:%s:pull" % (remoteName,)
         headers = {}
         if accept:
             headers[b"Accept"] = [accept]
         url = self.settings.url + path
+        auth = await self._authorization(scope)
         for attempt in range(2):
-            auth = await self._authorization(scope)
             h = Headers(dict(headers))
             if auth is not None:
                 h.setRawHeaders(b"Authorization", [auth])
@@ -195,9 +204,13 @@ class UpstreamClient:
             if scheme == "bearer" and params.get("realm"):
                 self._challenge = (params["realm"], params.get("service"))
                 self._tokens.pop(scope, None)
-                await self._fetchToken(scope, params.get("scope") or scope)
-            elif scheme == "basic" and self.settings.username:
+                token = await self._fetchToken(scope, params.get("scope") or scope)
+                if not token:
+                    break  # (refused: the 401 stands)
+                auth = b"Bearer " + token.encode("ascii")
+            elif scheme == "basic" and self.settings.username and not self._basic:
                 self._basic = True
+                auth = self._basicValue()
             else:
                 break
         return self._checked(response, method, path)
@@ -208,6 +221,8 @@ class UpstreamClient:
             discard(response)
             self._failed("ratelimited")
             after = retryAfter(response.headers)
+            if after:
+                self._blockedUntil = self.reactor.seconds() + min(after, MAX_BLOCK)
             self.log.warn("upstream {upstream} rate-limits {method} {path} (Retry-After: {after})",
                           upstream=self.settings.name, method=method, path=path, after=after)
             raise RegistryError("TOOMANYREQUESTS", "the upstream registry rate-limits this registry",
