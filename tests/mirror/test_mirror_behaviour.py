@@ -101,3 +101,41 @@ def test_pushesRefusedToMirroredNames(daemons, tmp_path):
     clients.push("oci:%s:v1" % (src,), mixed, "hub/app:v1")
     out = str(tmp_path / "out")
     clients.pull(mixed, "hub/app:v1", "oci:%s:v1" % (out,))  # (not upstream: the local one)
+
+
+def test_localPolicyDecidesWhoPullsThrough(daemons, tmp_path):
+    import base64
+    import shutil
+
+    from tests.support import procs, secure
+    from tests.support.required import missing
+
+    if shutil.which("htpasswd") is None:
+        missing("htpasswd is not installed")
+    upstream = daemons.distribution(str(tmp_path / "up"))
+    src = str(tmp_path / "src")
+    oci.buildImage(src, tag="v1", layers=1)
+    clients.push("oci:%s:v1" % (src,), upstream, "alice/app:v1")
+    config = secure.CONFIG + ("    mirrors:\n        upstreams:\n"
+                              "            - {name: up, url: \"%s\", default: true}\n" % (upstream.url,))
+    path = secure.writeConfig(str(tmp_path / "conf"), "basic", config=config)
+    mirror = daemons.add(procs.startTxregistry(str(tmp_path / "mirror"), str(tmp_path),
+                                               args=("--config", path, "--flavor", "secure")))
+
+    def get(user=None):
+        headers = {"Accept": ACCEPT}
+        if user:
+            token = base64.b64encode(("%s:%s" % (user, secure.PASSWORDS[user])).encode()).decode()
+            headers["Authorization"] = "Basic " + token
+        return clients.request(mirror, "/v2/alice/app/manifests/v1", "GET", headers)[0]
+
+    def asked():
+        return upstream.log().count('"HEAD /v2/alice/app/manifests/v1 ')
+
+    before = asked()
+    assert get() == 401  # nobody anonymous: the upstream is not even asked
+    assert asked() == before
+    assert get("bob") == 200  # bob may pull alice/*
+    status, _, body = clients.request(mirror, "/v2/alice/app/blobs/uploads/", "POST", {
+        "Authorization": "Basic " + base64.b64encode(b"alice:" + secure.PASSWORDS["alice"].encode()).decode()})
+    assert status == 405 and b"UNSUPPORTED" in body  # alice may push alice/*, but it is mirrored
