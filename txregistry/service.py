@@ -362,6 +362,8 @@ class RegistryService(service.MultiService):
             self.log.warn("read-only mode: pushes and deletes refused (SIGUSR2 to accept them)")
         if s.auth is not None:
             self._logAuth(s.auth)
+        if self.mirror is not None:
+            self.log.info("mirroring {upstreams}", upstreams=self.mirror.describe())
         if self.mailer is not None:
             self.log.info("{what}", what=self.mailer.describe())
         if s.ignoredKeys:

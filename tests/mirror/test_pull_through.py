@@ -22,4 +22,6 @@ def test_pullThroughThenOffline(daemons, tmp_path):
     clients.pull(mirror, "app:v1", "oci:%s:v1" % (out2,))
     assert oci.resolve(out2, "v1")["digest"] == image.manifestDigest
     assert set(image.blobDigests) <= oci.verifyBlobs(out2)
-    assert "serving what is cached" in mirror.syncLog()
+    text = mirror.syncLog()
+    assert "serving what is cached" in text
+    assert "mirroring up (%s) for every other name, tags checked after 0 s" % (upstream.url,) in text

@@ -87,3 +87,16 @@ def test_upstreamRateLimitIs429(secureUpstream, daemons, tmp_path):
     status, headers, _ = clients.request(mirror, "/v2/alice/other/manifests/v1")
     assert status == 429 and int(headers["Retry-After"]) > 0
     assert tokenRequests(upstream) == asked
+
+
+def test_basicUpstream(secureUpstream, daemons, tmp_path):
+    upstream = daemons.add(secure.startSecure(tmp_path / "basic", mode="basic"))
+    src = str(tmp_path / "src")
+    image = oci.buildImage(src, tag="v1", layers=1)
+    pushTo(upstream, src, "alice/app:v1")
+    config = mirrorConfig(upstream.url, username="bob", password=secure.PASSWORDS["bob"], ca_bundle=upstream.pki["ca"])
+    mirror = daemons.txregistry(tmp_path / "mirror", config)
+    out = str(tmp_path / "out")
+    clients.pull(mirror, "alice/app:v1", "oci:%s:v1" % (out,))
+    assert oci.resolve(out, "v1")["digest"] == image.manifestDigest
+    assert "GET /auth/token" not in upstream.syncLog()

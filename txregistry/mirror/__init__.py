@@ -61,6 +61,20 @@ class Mirror:
             {"name": name, "upstream": found[0].name},
         )
 
+    def describe(self) -> str:
+        """One line for the log: each upstream and what it serves."""
+        parts = []
+        for u in self.settings.upstreams:
+            if u.prefix:
+                what = "under %s/" % (u.prefix,)
+            elif u.repositories:
+                what = "for %s" % (", ".join(u.repositories),)
+            else:
+                what = "for every other name"
+            parts.append("%s (%s) %s, tags checked after %g s" % (u.name, u.url, what, u.tagsTTL))
+        return "; ".join(parts) + ("; pushes stored locally (mixed)" if self.settings.mixed
+                                   else "; pushes to mirrored names refused")
+
     def close(self):
         from twisted.internet.defer import gatherResults
 
