@@ -5,7 +5,7 @@ upstream response whose transport records pauses."""
 import hashlib
 
 import pytest
-from twisted.internet.defer import ensureDeferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
@@ -197,3 +197,31 @@ def test_pushRefusal():
     assert m.refusal("manifest", "GET", "quay/x") is None
     assert m.refusal("manifest", "DELETE", "quay/x") is None
     assert m.refusal("manifest", "PUT", "mine/x") is None
+
+
+def test_aWaiterThatGoesAwayDoesNotBreakTheFetch():
+    data = b"y" * 5000
+    registry = Registry(MemoryDriver(), Clock(), None)
+    response = Response(len(data))
+    answer = Deferred()
+
+    class Later(Client):
+        def request(self, method, path, remote, accept=None):
+            return answer
+
+    from txregistry.digest import parse
+
+    f = fetch.BlobFetch(Later(response), registry.blobs, registry.uploads, registry.driver, "lib/app", "lib/app",
+                        parse("sha256:" + hashlib.sha256(data).hexdigest()), None, Clock())
+    done = ensureDeferred(f.run())
+    gone, staying = f.whenStarted(), f.whenStarted()
+    gone.addErrback(lambda _: None)
+    gone.cancel()  # (the client disconnected while the upstream had not answered)
+    answer.callback(response)
+    assert staying.result == len(data)
+    reader = f.join("lib/app")
+    response.protocol.dataReceived(data)
+    response.protocol.connectionLost(Failure(ResponseDone()))
+    assert done.called and done.result is None
+    assert f.whenDone().called
+    assert reader.read(10000).result == data

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
 from twisted.logger import Logger
 from twisted.web.client import ResponseDone
 from zope.interface import implementer
@@ -34,6 +35,17 @@ HIGH = 8 * 1024 * 1024  # buffered bytes above which the upstream is paused
 LOW = 2 * 1024 * 1024  # ... and below which it is resumed
 WRITE = 1024 * 1024  # bytes handed to the storage writer at a time
 PRUNE = 1024 * 1024  # bytes no longer needed before the buffer is compacted
+
+
+def _fire(d, result):
+    """Fire C{d} with C{result} (a L{Failure}: errback) unless it was
+    cancelled (its waiter went away)."""
+    if d.called:
+        return
+    if isinstance(result, Failure):
+        d.errback(result)
+    else:
+        d.callback(result)
 
 
 class BlobMismatch(Exception):
@@ -150,8 +162,6 @@ class BlobFetch:
         uploadID = None
         writer = None
         try:
-            uploadID = await self.uploads.create(self.name)
-            writer = await self.driver.writer(layout.uploadData(self.name, uploadID))
             response = await self.client.request(
                 "GET", "/v2/%s/blobs/%s" % (self.remoteName, self.digest), self.remoteName)
             if response.code == 404:
@@ -164,11 +174,19 @@ class BlobFetch:
 
                 discard(response)
                 raise UpstreamUnavailable("the upstream answered %d to a blob GET" % (response.code,))
+            try:
+                uploadID = await self.uploads.create(self.name)
+                writer = await self.driver.writer(layout.uploadData(self.name, uploadID))
+            except BaseException:
+                from txregistry.mirror.upstream import discard
+
+                discard(response)
+                raise
             length = response.length
             self.size = length if isinstance(length, int) else None
-            for d in self._headers:
-                d.callback(self.size)
-            self._headers = []
+            waiting, self._headers = self._headers, []
+            for d in waiting:
+                _fire(d, self.size)
             response.deliverBody(_Body(self))
             self._armIdle()
             await self._pump(writer)
@@ -216,7 +234,7 @@ class BlobFetch:
         self._wakeReaders()
         done, self._done = self._done, []
         for d in done:
-            d.callback(None)
+            _fire(d, None)
 
     async def _pump(self, writer):
         """Write what arrives to storage until the body ended."""
@@ -280,13 +298,11 @@ class BlobFetch:
 
     def _notify(self):
         e = self.error = self.failure
-        for d in self._headers:
-            d.errback(e)
-        self._headers = []
-        self._wakeReaders()
+        waiting, self._headers = self._headers, []
         done, self._done = self._done, []
-        for d in done:
-            d.errback(e)
+        for d in waiting + done:
+            _fire(d, Failure(e))
+        self._wakeReaders()
 
     # --- stalls ---
 
@@ -354,19 +370,19 @@ class BlobFetch:
             d, n = r.waiting
             if self.error is not None:
                 r.waiting = None
-                d.errback(self.error)
+                _fire(d, Failure(self.error))
                 continue
             got = self._serve(r, n)
             if got is not None:
                 r.waiting = None
-                got.chainDeferred(d)
+                _fire(d, got.result)
 
     def _detach(self, reader):
         self.readers.discard(reader)
         if reader.waiting is not None:
             d, _ = reader.waiting
             reader.waiting = None
-            d.callback(b"")
+            _fire(d, b"")
         self._prune()
 
     def _needed(self):

@@ -19,7 +19,7 @@ For a mirrored one:
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from txregistry import digest as digests
@@ -35,8 +35,8 @@ MAX_FRESH = 100000  # tags whose last check is remembered
 
 def unavailable(e, what):
     """The client's error for an upstream failure C{e}."""
-    if isinstance(e, RegistryError):
-        return e
+    if isinstance(e, (RegistryError, CancelledError)):
+        return e  # (cancelled: the client went away)
     if isinstance(e, BlobMismatch):
         return RegistryError("UNAVAILABLE", "the upstream sent content that does not match its digest", what)
     return RegistryError("UNAVAILABLE", "the upstream registry cannot be reached: %s" % (e,), what)
