@@ -88,7 +88,9 @@ class Prefetcher:
             reader.close()
         if done != size:
             raise RegistryError("UNAVAILABLE", "the blob %s ended after %d of %d bytes" % (digest, done, size))
-        # (A reader joining late read storage; either way it is stored now.)
+        # (The last byte comes once the digest is verified; storing it may
+        # take a moment more.)
+        await self.blobs.whenStored(digest)
         if not await self.blobs.hasData(digest):
             raise RegistryError("UNAVAILABLE", "the blob %s was not stored" % (digest,))
         self.totals.fetched += size

@@ -151,6 +151,16 @@ class MirrorBlobs:
         Deferred.fromCoroutine(f.run()).addBoth(over)
         return f
 
+    async def whenStored(self, digest):
+        """Once the fetch of C{digest} in flight (if any) has stored it (or
+        failed: then its error)."""
+        f = self.fetches.get(digest)
+        if f is not None:
+            try:
+                await f.whenDone()
+            except Exception as e:
+                raise unavailable(e, {"digest": digest})
+
     async def redirectURL(self, digest, method="GET"):
         url = await self.inner.redirectURL(digest, method)
         if url is not None and not await self.inner.hasData(digest):
