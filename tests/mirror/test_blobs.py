@@ -154,3 +154,23 @@ def test_wrongBytesRefusedNeverCached(daemons, tmp_path, lying):
     status = http.client.HTTPConnection("127.0.0.1", mirror.port, timeout=30)
     status.request("HEAD", "/v2/lies/blobs/%s" % (lying.digest,))
     assert status.getresponse().status == 200  # (the upstream still claims it: HEAD asks it)
+
+
+def test_rangeAndHeadOfAMissingBlob(daemons, tmp_path):
+    upstream = daemons.distribution(str(tmp_path / "up"))
+    data = BlobData(3 * MiB, seed=5)
+    digest = RegistryClient("127.0.0.1", upstream.port).pushBlobChunked("library/r", data)
+    mirror = daemons.txregistry(tmp_path / "mirror", mirrorConfig(upstream.url))
+    conn = http.client.HTTPConnection("127.0.0.1", mirror.port, timeout=30)
+    conn.request("HEAD", "/v2/r/blobs/%s" % (digest,))
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200 and int(response.getheader("Content-Length")) == 3 * MiB
+    conn.request("GET", "/v2/r/blobs/%s" % (digest,), headers={"Range": "bytes=1000-1999"})
+    response = conn.getresponse()
+    assert response.status == 206 and response.read() == data.bytes(1000, 2000)
+    conn.close()
+    # The range needed the whole blob: fetched once, stored.
+    assert blobGETs(upstream, "/v2/library/r/blobs/%s" % (digest,)) == 1
+    assert RegistryClient("127.0.0.1", mirror.port).pullBlob("r", digest) == (3 * MiB, digest)
+    assert blobGETs(upstream, "/v2/library/r/blobs/%s" % (digest,)) == 1

@@ -86,9 +86,11 @@ class MirrorBlobs:
         discard(response)
         if response.code == 404:
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-        if response.code != 200 or not isinstance(response.length, int):
+        # (A HEAD's answer has no body: its size is in the header only.)
+        length = response.headers.getRawHeaders(b"content-length", [b""])[0]
+        if response.code != 200 or not length.isdigit():
             raise unavailable(UpstreamUnavailable("a blob HEAD answered %d" % (response.code,)), {"digest": digest})
-        return response.length
+        return int(length)
 
     async def open(self, name, digest):
         route = self.mirror.route(name)
