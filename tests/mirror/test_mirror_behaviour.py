@@ -73,9 +73,16 @@ def test_tagMovedUpstreamSeenAfterTTL(daemons, tmp_path):
     out = str(tmp_path / "out")
     clients.pull(mirror, "app:v1", "oci:%s:v1" % (out,))
     assert oci.resolve(out, "v1")["digest"] == imageB.manifestDigest
+    # The tags list is the upstream's (with those cached here); offline, those cached.
+    clients.push("oci:%s:v1" % (first,), upstream, "library/app:old")
+    assert clients.getJSON(mirror, "/v2/app/tags/list")["tags"] == ["old", "v1"]
     # A tag the upstream does not have is a 404 here.
     status, _, body = clients.request(mirror, "/v2/app/manifests/nope")
     assert status == 404 and b"MANIFEST_UNKNOWN" in body
+    upstream.stop()
+    assert clients.getJSON(mirror, "/v2/app/tags/list")["tags"] == ["v1"]
+    status, _, _ = clients.request(mirror, "/v2/other/tags/list")
+    assert status == 404
 
 
 def test_pushesRefusedToMirroredNames(daemons, tmp_path):

@@ -19,10 +19,15 @@ For a mirrored one:
 
 from __future__ import annotations
 
+import json
+import re
+from urllib.parse import urlsplit
+
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from txregistry import digest as digests
+from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.events import PULL
 from txregistry.mirror.fetch import BlobFetch, BlobMismatch
@@ -31,6 +36,22 @@ from txregistry.registry.manifests import MEDIA_TYPES, mediaTypeOf, parseReferen
 
 ACCEPT = ", ".join(sorted(MEDIA_TYPES)).encode("ascii")
 MAX_FRESH = 100000  # tags whose last check is remembered
+TAG_PAGE = 1000  # tags asked for per page of the upstream's list
+MAX_TAG_PAGES = 20
+MAX_TAGS_BODY = 4 * 1024 * 1024
+_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+def _nextPage(link, remote):
+    """The path of the next page a C{Link} header names, if it is one of
+    C{remote}'s tags list (relative, or absolute on any host: its path)."""
+    m = _LINK.search(link or "")
+    if not m:
+        return None
+    target = urlsplit(m.group(1))
+    if target.path != "/v2/%s/tags/list" % (remote,):
+        return None
+    return target.path + ("?" + target.query if target.query else "")
 
 
 def unavailable(e, what):
@@ -212,6 +233,57 @@ class MirrorManifests:
             await self.inner.adopt(name, body, mediaType, None, digest.algorithm)
             return await self.inner.get(name, reference)
         return await self._tag(client, remote, name, tag)
+
+    async def tags(self, name):
+        """The tags of C{name}: for a mirrored repository, the upstream's
+        (all pages) and those cached here; only those cached when the
+        upstream cannot be asked."""
+        route = self.mirror.route(name)
+        if route is None:
+            return await self.inner.tags(name)
+        client, remote = route
+        try:
+            local = await self.inner.tags(name)
+        except RegistryError:
+            local = []
+        try:
+            upstream = await self._upstreamTags(client, remote)
+        except (UpstreamUnavailable, BodyTooLarge, ValueError, RegistryError) as e:
+            if isinstance(e, RegistryError) and e.code not in ("TOOMANYREQUESTS", "UNAVAILABLE"):
+                raise
+            self.log.warn("mirror: {upstream} cannot list the tags of {name} ({error}); listing those cached",
+                          upstream=client.settings.name, name=name, error=str(e))
+            if not local and not await self.inner.repositoryExists(name):
+                raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+            return local
+        if upstream is None and not local:
+            raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+        return sorted(set(local) | set(upstream or ()))
+
+    async def _upstreamTags(self, client, remote):
+        """The upstream's tags of C{remote} (C{None}: no such repository),
+        following its C{Link} pages (at most L{MAX_TAG_PAGES})."""
+        path = "/v2/%s/tags/list?n=%d" % (remote, TAG_PAGE)
+        found = []
+        for _ in range(MAX_TAG_PAGES):
+            response = await client.request("GET", path, remote)
+            if response.code == 404:
+                discard(response)
+                return None
+            if response.code != 200:
+                discard(response)
+                raise UpstreamUnavailable("the upstream answered %d to a tags list" % (response.code,))
+            link = response.headers.getRawHeaders(b"link", [b""])[0].decode("latin-1")
+            doc = json.loads(await collect(response, MAX_TAGS_BODY))
+            tags = doc.get("tags") if isinstance(doc, dict) else None
+            if not isinstance(tags, list):
+                tags = []
+            found.extend(t for t in tags if isinstance(t, str) and names.isValidTag(t))
+            next = _nextPage(link, remote)
+            if next is None:
+                break
+            path = next
+        return found
 
     def _fresh(self, key, ttl):
         checked = self._checked.get(key)
