@@ -158,3 +158,35 @@ def classicSearchDatabase(path, descriptions):
             conn.execute("INSERT INTO repository (name, description) VALUES (?, ?)", (name, description))
     conn.close()
     return "sqlite:///" + str(path)
+
+
+def buildStore(store):
+    """A V1 store with everything the importer must get right or skip."""
+    base = store.image(imageID("base"), files={"etc/os-release": b"ID=test\n", "bin/sh": b"#!sh\n" * 50})
+    env = store.image(imageID("env"), parent=base, files={}, cmd=["/bin/sh", "-c", "#(nop) ENV A=1"])
+    app = store.image(imageID("app"), parent=env, files={"app/main.py": b"print(1)\n"}, compression="tar")
+    tool = store.image(imageID("tool"), parent=base, files={"usr/bin/tool": b"tool"}, compression="bzip2")
+    store.tag("library", "app", "latest", app)
+    store.tag("library", "app", "1.0", app)
+    store.tag("team", "tool", "2", tool)
+    store.tag("team", "base", "latest", base)
+    unfinished = store.image(imageID("unfinished"), parent=base, files={"x": b"x"}, inProgress=True)
+    store.tag("team", "wip", "latest", unfinished)
+    nolayer = store.image(imageID("nolayer"), parent=base, layer=False)
+    store.tag("team", "nolayer", "latest", nolayer)
+    broken = store.image(imageID("broken"), json_text="{broken")
+    store.tag("team", "broken", "latest", broken)
+    # a cycle: c1's parent is c2, c2's is c1
+    c1, c2 = imageID("c1"), imageID("c2")
+    store.image(c2, parent=c1, ancestry=[c2, c1])
+    store.image(c1, parent=c2, ancestry=[c1, c2])
+    store.tag("team", "cycle", "latest", c1)
+    return {"app": app, "tool": tool, "base": base, "unfinished": unfinished, "nolayer": nolayer,
+            "broken": broken, "cycle": c1}
+
+
+# The tags of L{buildStore} that import, as named after the import: the
+# image each names.
+GOOD_TAGS = {"app:latest": "app", "app:1.0": "app", "team/tool:2": "tool", "team/base:latest": "base"}
+BAD_TAGS = {"team/wip:latest": "_inprogress", "team/nolayer:latest": "no layer",
+            "team/broken:latest": "broken JSON", "team/cycle:latest": "ancestry cycle"}

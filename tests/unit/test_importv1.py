@@ -14,7 +14,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
 
 from tests.api.harness import async_test
-from tests.support.v1store import V1Store, imageID, tarBytes
+from tests.support.v1store import V1Store, buildStore, imageID, tarBytes
 from txregistry import digest as digests
 from txregistry.importv1 import convert
 from txregistry.importv1.importer import RECORDS, Importer
@@ -154,31 +154,6 @@ class MemoryTarget:
 
     def put(self, path, data):
         self.driver.putContent("/" + path, data)  # (fires at once)
-
-
-def buildStore(store):
-    """A V1 store with everything the importer must get right or skip."""
-    base = store.image(imageID("base"), files={"etc/os-release": b"ID=test\n", "bin/sh": b"#!sh\n" * 50})
-    env = store.image(imageID("env"), parent=base, files={}, cmd=["/bin/sh", "-c", "#(nop) ENV A=1"])
-    app = store.image(imageID("app"), parent=env, files={"app/main.py": b"print(1)\n"}, compression="tar")
-    tool = store.image(imageID("tool"), parent=base, files={"usr/bin/tool": b"tool"}, compression="bzip2")
-    store.tag("library", "app", "latest", app)
-    store.tag("library", "app", "1.0", app)
-    store.tag("team", "tool", "2", tool)
-    store.tag("team", "base", "latest", base)
-    unfinished = store.image(imageID("unfinished"), parent=base, files={"x": b"x"}, inProgress=True)
-    store.tag("team", "wip", "latest", unfinished)
-    nolayer = store.image(imageID("nolayer"), parent=base, layer=False)
-    store.tag("team", "nolayer", "latest", nolayer)
-    broken = store.image(imageID("broken"), json_text="{broken")
-    store.tag("team", "broken", "latest", broken)
-    # a cycle: c1's parent is c2, c2's is c1
-    c1, c2 = imageID("c1"), imageID("c2")
-    store.image(c2, parent=c1, ancestry=[c2, c1])
-    store.image(c1, parent=c2, ancestry=[c1, c2])
-    store.tag("team", "cycle", "latest", c1)
-    return {"app": app, "tool": tool, "base": base, "unfinished": unfinished, "nolayer": nolayer,
-            "broken": broken, "cycle": c1}
 
 
 class ImporterTests(unittest.TestCase):
