@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import urllib.request
 
@@ -24,10 +25,27 @@ TXREGISTRY = os.path.join(procs.BIN, "txregistry")
 DESCRIPTIONS = {"library/app": "The application", "team/tool": "A handy tool", "team/gone": "not in storage"}
 
 
+# The command, and its peak RSS on stderr at the end.
+MEASURED = (
+    "import sys\n"
+    "try:\n"
+    "    from txregistry import cli\n"
+    "    cli.main(sys.argv[1:])\n"
+    "finally:\n"
+    "    sys.stderr.write([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
+)
+
+
 def importV1(*args, env=None):
-    proc = subprocess.run([TXREGISTRY, "import-v1"] + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=300, env=procs.twistdEnv(env), cwd=procs.REPO)
+    """Run ``txregistry import-v1 ARGS``; the completed process, its
+    C{peak} RSS (bytes) set."""
+    argv = [sys.executable, "-c", MEASURED, "import-v1"] + [str(a) for a in args]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=procs.twistdEnv(env),
+                          cwd=procs.REPO)
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr + proc.stdout
+    peak = [line for line in proc.stderr.splitlines() if line.startswith("VmHWM")]
+    proc.peak = int(peak[-1].split()[1]) * 1024
+    proc.stderr = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("VmHWM"))
     return proc
 
 
@@ -235,9 +253,12 @@ def test_killedImportCompletesOnTheNextRun(cli, registries, tmp_path):
     assert uploads, "".join(seen)
     assert not os.path.exists(storage / "docker/registry/v2/repositories/team/big/_manifests/tags")
 
+    idle = importV1("--dry-run", "--storage-path", storage, tmp_path / "v1")
     proc = importV1("--storage-path", storage, tmp_path / "v1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 tag(s) imported" in proc.stdout and "1 already imported" in proc.stdout
+    # streamed: the 64 MiB layer never was in memory
+    assert proc.peak - idle.peak < 32 * 1024 * 1024, (proc.peak, idle.peak)
     daemon = procs.startTxregistry(str(storage), str(registries.logDir))
     try:
         checkTag(cli, daemon, store, {"big": top}, "team/big:1", "big", tmp_path / "pull")
