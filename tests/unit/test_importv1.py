@@ -60,6 +60,12 @@ class LayerDigesterTests(unittest.TestCase):
         stored, d = digest(bz2.compress(self.tar), chunk=100)
         self.assertEqual((stored, d.digest, d.diffID, d.compressed), (self.tar, sha(self.tar), sha(self.tar), False))
 
+    def test_xzStoredDecompressed(self):
+        import lzma
+
+        stored, d = digest(lzma.compress(self.tar), chunk=100)
+        self.assertEqual((stored, d.digest, d.diffID, d.compressed), (self.tar, sha(self.tar), sha(self.tar), False))
+
     def test_emptyFileIsAnEmptyTar(self):
         stored, d = digest(b"")
         self.assertEqual((stored, d.digest, d.diffID), (EMPTY_TAR, sha(EMPTY_TAR), sha(EMPTY_TAR)))

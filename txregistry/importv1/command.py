@@ -242,7 +242,12 @@ async def run(reactor, options, io, db):
         where = ("s3://%s/%s" % (source.s3.bucket, source.s3.rootDirectory.strip("/"))
                  if source.s3 is not None else source.storagePath)
     store = V1Store(sourceDriver)
-    if not await store.isStore():
+    try:
+        found = await store.isStore()
+    except Exception as e:  # (refused credentials, no server there)
+        raise SystemExit("txregistry import-v1: cannot read %s: %s" % (where, str(e).splitlines()[0] if str(e) else
+                                                                      type(e).__name__))
+    if not found:
         raise SystemExit("txregistry import-v1: %s holds no classic registry store (no images/ or repositories/)"
                          % (where,))
     descriptions = {}

@@ -39,6 +39,12 @@ CHUNK = 1024 * 1024
 MAX_CHAIN = 1000  # images in one ancestry at most (docker allowed 127)
 
 
+def _why(e):
+    if isinstance(e, (RegistryError, StorageError)):
+        return str(e) or type(e).__name__
+    return "%s: %s" % (type(e).__name__, e)
+
+
 class ImageProblem(Exception):
     def __init__(self, imageID, reason):
         Exception.__init__(self, "image %s: %s" % (imageID, reason))
@@ -323,14 +329,18 @@ class Importer:
         appender = uploads.appender(name, None)
         flow = _Flow()
         appender.registerProducer(flow, True)
-        reader = None
+        reader = pending = None
         try:
             reader = await self.store.openLayer(imageID)
             done = 0
+            pending = reader.read(CHUNK)
             while True:
-                chunk = await reader.read(CHUNK)
+                chunk = await pending
+                pending = None
                 if not chunk:
                     break
+                # The next read goes on while this chunk is hashed.
+                pending = reader.read(CHUNK)
                 done += len(chunk)
                 stored = await self._inPool(digester.feed, chunk)
                 if stored:
@@ -348,6 +358,8 @@ class Importer:
             await appender.discard().addErrback(lambda _: None)
             raise
         finally:
+            if pending is not None:
+                pending.addErrback(lambda _: None)  # (a read given up on)
             if reader is not None:
                 reader.close()
         appender.unregisterProducer()
@@ -373,8 +385,10 @@ class Importer:
         except ImageProblem as e:
             self._skip(label, str(e))
             return
-        except (RegistryError, StorageError) as e:
-            self._skip(label, "storing it failed: %s" % (e,))
+        except Exception as e:
+            # Storage or the network failed (S3 answering errors, a lost
+            # connection): this tag waits for the next run; the rest goes on.
+            self._skip(label, "storing it failed: %s" % (_why(e),))
             return
         full = "%s:%s" % (name, tag)
         self.report.repositories.add(name)
@@ -406,8 +420,8 @@ class Importer:
             await self.registry.blobs.putContent(configDigest, config)
             await self.registry.blobs.link(name, configDigest)
             await self.registry.manifests.put(name, tag, body, mediaType)
-        except (RegistryError, StorageError) as e:
-            self._skip(label, "storing it failed: %s" % (e,))
+        except Exception as e:
+            self._skip(label, "storing it failed: %s" % (_why(e),))
             return
         self.report.imported.append(full)
         self.progress.tagDone(label, "imported as %s@%s" % (full, digest))
