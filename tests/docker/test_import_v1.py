@@ -257,6 +257,10 @@ def test_killedImportCompletesOnTheNextRun(cli, registries, tmp_path):
     proc = importV1("--storage-path", storage, tmp_path / "v1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 tag(s) imported" in proc.stdout and "1 already imported" in proc.stdout
+    # the upload of the killed run is gone with it
+    assert not [base for base, _, files in os.walk(storage) if "/_uploads/" in base and "data" in files]
+    marks = storage / "txregistry/import-v1/uploads"
+    assert not os.path.exists(marks) or not os.listdir(marks)
     # streamed: the 64 MiB layer never was in memory
     assert proc.peak - idle.peak < 32 * 1024 * 1024, (proc.peak, idle.peak)
     daemon = procs.startTxregistry(str(storage), str(registries.logDir))

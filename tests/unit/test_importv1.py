@@ -17,7 +17,7 @@ from tests.api.harness import async_test
 from tests.support.v1store import V1Store, buildStore, imageID, tarBytes
 from txregistry import digest as digests
 from txregistry.importv1 import convert
-from txregistry.importv1.importer import RECORDS, Importer
+from txregistry.importv1.importer import RECORDS, UNFINISHED, Importer
 from txregistry.importv1.layers import EMPTY_TAR, LayerDigester, LayerError
 from txregistry.importv1.source import V1Store as SourceStore
 from txregistry.registry import Registry, layout
@@ -249,6 +249,16 @@ class ImporterTests(unittest.TestCase):
         self.assertTrue(await self.registry.blobs.hasData(digests.parse(record["digest"])))
 
     @async_test
+    async def test_uploadOfAKilledRunIsRemoved(self):
+        uploadID = await self.registry.uploads.create("team/tool")
+        await self.dest.putContent(layout.uploadData("team/tool", uploadID), b"half a layer")
+        mark = UNFINISHED + "/" + self.ids["tool"]
+        await self.dest.putContent(mark, json.dumps({"name": "team/tool", "upload": uploadID}).encode())
+        report = await self.importer().run()
+        self.assertIn("team/tool:2", report.imported)
+        self.assertEqual([p for p in self.dest._files if "/_uploads/" in p or p.startswith(UNFINISHED)], [])
+
+    @async_test
     async def test_corruptLayerSkippedAndNoUploadLeft(self):
         bad = self.v1.image(imageID("corrupt"), layerBytes=gzip.compress(tarBytes({"a": b"a" * 5000}))[:-30])
         self.v1.tag("team", "corrupt", "latest", bad)
@@ -256,5 +266,5 @@ class ImporterTests(unittest.TestCase):
         skipped = dict(report.skipped)
         self.assertIn("gzip", skipped["team/corrupt:latest"])
         self.assertIn(bad, skipped["team/corrupt:latest"])
-        self.assertEqual([p for p in self.dest._files if "/_uploads/" in p], [])
+        self.assertEqual([p for p in self.dest._files if "/_uploads/" in p or p.startswith(UNFINISHED)], [])
         self.assertIn("team/tool:2", report.imported)

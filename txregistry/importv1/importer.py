@@ -12,8 +12,9 @@ Resumable and idempotent: after a layer's blob is committed, a small
 record (``/txregistry/import-v1/layers/<id>``: its digests and sizes)
 lets a later run skip it without reading it again; a tag whose manifest
 is already the one this run would put is left as it is.  A run killed
-half-way leaves at most an unfinished upload (never served, purged with
-the other stale uploads) and blobs no tag names yet.
+half-way leaves at most an unfinished upload (never served; a mark,
+``/txregistry/import-v1/uploads/<id>``, names it, and the next run
+removes it) and blobs no tag names yet.
 
 Images that cannot be converted (an unfinished push, no JSON or broken
 JSON, no layer, an ancestry cycle, a corrupt layer) are reported by id,
@@ -23,18 +24,21 @@ import json
 from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
-from twisted.internet.interfaces import IPushProducer
 
 from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.importv1 import convert
 from txregistry.importv1.layers import LayerDigester, LayerError
+from txregistry.registry.blobs import deleteQuietly
+from txregistry.registry.uploads import isValidUploadID
 from txregistry.storage import ContentTooLarge, PathNotFound, StorageError
 
 RECORDS = "/txregistry/import-v1/layers"
+UNFINISHED = "/txregistry/import-v1/uploads"  # the upload of the layer being imported
 CHUNK = 1024 * 1024
 MAX_CHAIN = 1000  # images in one ancestry at most (docker allowed 127)
 
@@ -322,11 +326,50 @@ class Importer:
 
     async def _upload(self, name, imageID, sourceSize):
         """Stream the layer file into a new upload of C{name}, hashing as it
-        goes, and make it a blob."""
-        uploads = self.registry.uploads
+        goes, and make it a blob.  Until it is one, a mark names the
+        upload, so that the next run removes it if this one is killed."""
+        uploads, driver = self.registry.uploads, self.registry.driver
+        await self._dropUnfinished(imageID)
         self.progress.layerStarted(imageID, sourceSize)
+        uploadID = await uploads.create(name)
+        mark = "%s/%s" % (UNFINISHED, imageID)
+        await driver.putContent(mark, json.dumps({"name": name, "upload": uploadID}).encode("ascii"))
+        try:
+            digester = await self._stream(name, uploadID, imageID, sourceSize)
+            expected = digests.parse(digester.digest)
+            await uploads.complete(name, uploadID, expected)
+        except BaseException:
+            await self._cancel(name, uploadID)
+            await deleteQuietly(driver, mark)
+            raise
+        await deleteQuietly(driver, mark)
+        return Layer(expected, digester.storedSize, digester.diffID, digester.compressed, sourceSize)
+
+    async def _cancel(self, name, uploadID):
+        try:
+            await self.registry.uploads.cancel(name, uploadID)
+        except RegistryError:
+            pass  # gone already
+
+    async def _dropUnfinished(self, imageID):
+        """Remove the upload a killed run left of this layer, if any."""
+        mark = "%s/%s" % (UNFINISHED, imageID)
+        try:
+            doc = json.loads(await self.registry.driver.getContent(mark, 4096))
+            name, uploadID = doc["name"], doc["upload"]
+        except PathNotFound:
+            return
+        except (ValueError, TypeError, KeyError, ContentTooLarge):
+            name = uploadID = None
+        if names.isValidName(name) and isValidUploadID(uploadID):
+            await self._cancel(name, uploadID)
+        await deleteQuietly(self.registry.driver, mark)
+
+    async def _stream(self, name, uploadID, imageID, sourceSize):
+        """Append the layer's bytes to the upload; the L{LayerDigester}
+        that saw them."""
         digester = LayerDigester()
-        appender = uploads.appender(name, None)
+        appender = self.registry.uploads.appender(name, uploadID)
         flow = _Flow()
         appender.registerProducer(flow, True)
         reader = pending = None
@@ -355,7 +398,7 @@ class Importer:
                     appender.write(stored)
         except BaseException:
             appender.unregisterProducer()
-            await appender.discard().addErrback(lambda _: None)
+            await appender.finish().addErrback(lambda _: None)
             raise
         finally:
             if pending is not None:
@@ -364,9 +407,7 @@ class Importer:
                 reader.close()
         appender.unregisterProducer()
         await appender.finish()
-        expected = digests.parse(digester.digest)
-        await uploads.complete(name, appender.uploadID, expected, appender.takeWriter())
-        return Layer(expected, digester.storedSize, digester.diffID, digester.compressed, sourceSize)
+        return digester
 
     # --- tags ---
 
