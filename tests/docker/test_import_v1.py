@@ -162,6 +162,9 @@ def test_importDiskStoreWhileServing(cli, registries, tmp_path):
     assert search(daemon, "app") == {"app": "The application"}
     assert search(daemon, "handy") == {"team/tool": "A handy tool"}
     assert search(daemon, "base") == {"team/base": ""}
+    # what docker search prints
+    out = cli.docker("search", "--no-trunc", "--format", "{{.Name}}\t{{.Description}}", "%s/handy" % (daemon.host,))
+    assert out.stdout.splitlines() == ["%s/team/tool\tA handy tool" % (daemon.host,)]
 
     before = snapshot(storage)
     again = importV1("--storage-path", storage, "--v1-search-db", db, tmp_path / "v1")
