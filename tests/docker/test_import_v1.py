@@ -188,6 +188,40 @@ def test_dryRunListsAndWritesNothing(tmp_path):
     assert bad.returncode == 1 and bad.stderr.strip().endswith("is not a directory")
 
 
+def test_progressOnATerminal(tmp_path):
+    """On a terminal: one status line rewritten in place, the skips above
+    it, then the summary."""
+    import pty
+
+    store = v1store.V1Store(v1store.DiskTarget(tmp_path / "v1"))
+    v1store.buildStore(store)
+    master, slave = pty.openpty()
+    argv = [TXREGISTRY, "import-v1", "--storage-path", str(tmp_path / "storage"), str(tmp_path / "v1")]
+    child = subprocess.Popen(argv, stdout=slave, stderr=slave, env=procs.twistdEnv(), cwd=procs.REPO)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert child.wait(60) == 2
+    finally:
+        os.close(master)
+        procs.terminate(child)
+    text = b"".join(chunks).decode()
+    assert "\r\x1b[K[1/8] app:1.0" not in text  # (names are V1's)
+    assert "\r\x1b[K[1/8] library/app:1.0" in text
+    assert "\r\x1b[Kskipped team/broken:latest: " in text
+    assert "4 tag(s) imported" in text
+    # no line per layer on a terminal
+    assert "  layer " not in text
+
+
 @pytest.fixture
 def s3server():
     skipUnlessAvailable(MotoServer)

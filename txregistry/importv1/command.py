@@ -269,6 +269,7 @@ async def run(reactor, options, io, db):
         from txregistry.search.updater import IndexUpdater
 
         updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
+        updater.detach()  # (the rows are written once, at the end: Importer._index)
     if options["quiet"]:
         progress = PlainProgress(sys.stdout, quiet=True)
     elif sys.stdout.isatty():
