@@ -233,6 +233,26 @@ class ImporterTests(unittest.TestCase):
         self.assertEqual((report.planned, len(report.unchanged)), ([], 4))
 
     @async_test
+    async def test_withoutAncestryFilesTheParentsAreFollowed(self):
+        for path in [p for p in self.sourceDriver._files if p.endswith("/ancestry")]:
+            del self.sourceDriver._files[path]
+        report = await self.importer().run()
+        self.assertEqual(len(report.imported), 4)
+        skipped = dict(report.skipped)
+        self.assertIn("ancestry cycle", skipped["team/cycle:latest"])
+        manifest = json.loads((await self.registry.manifests.get("app", "latest"))[0])
+        self.assertEqual(len(manifest["layers"]), 3)
+
+    @async_test
+    async def test_ancestryThatDisagreesWithTheParents(self):
+        app = self.ids["app"]
+        self.sourceDriver._files["/images/%s/ancestry" % (app,)] = (json.dumps([app, self.ids["base"]]).encode(), 0)
+        report = await self.importer().run()
+        skipped = dict(report.skipped)
+        self.assertIn("its parent is not %s" % (self.ids["base"],), skipped["library/app:latest"])
+        self.assertIn("team/tool:2", report.imported)
+
+    @async_test
     async def test_oci(self):
         await self.importer(oci=True).run()
         body, mediaType, _ = await self.registry.manifests.get("team/tool", "2")
