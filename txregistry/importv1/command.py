@@ -25,6 +25,7 @@ from twisted.python import usage
 from txregistry import config
 
 SKIPPED_STATUS = 2
+CLASSIC_DATABASE = "/tmp/docker-registry.db"  # sqlalchemy_index_database's default, sqlite:////tmp/...
 
 
 class ImportV1Options(usage.Options):
@@ -251,6 +252,9 @@ async def run(reactor, options, io, db):
         raise SystemExit("txregistry import-v1: %s holds no classic registry store (no images/ or repositories/)"
                          % (where,))
     descriptions = {}
+    if not searchURL and os.path.isfile(CLASSIC_DATABASE):
+        print("note: %s is there (the classic registry's default search database): give --v1-search-db "
+              "sqlite:///%s to import its descriptions" % (CLASSIC_DATABASE, CLASSIC_DATABASE))
     if searchURL:
         try:
             rows = await deferToThreadPool(reactor, db, readDescriptions, searchURL)

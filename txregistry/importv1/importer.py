@@ -23,23 +23,20 @@ and the tags that need them are skipped; the rest goes on."""
 import json
 from dataclasses import dataclass, field
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.threads import deferToThreadPool
-from zope.interface import implementer
 
 from txregistry import digest as digests
 from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.importv1 import convert
-from txregistry.importv1.layers import LayerDigester, LayerError
+from txregistry.importv1.layers import LayerError
+from txregistry.importv1.stream import streamLayer
 from txregistry.registry.blobs import deleteQuietly
 from txregistry.registry.uploads import isValidUploadID
 from txregistry.storage import ContentTooLarge, PathNotFound, StorageError
 
 RECORDS = "/txregistry/import-v1/layers"
 UNFINISHED = "/txregistry/import-v1/uploads"  # the upload of the layer being imported
-CHUNK = 1024 * 1024
 MAX_CHAIN = 1000  # images in one ancestry at most (docker allowed 127)
 
 
@@ -89,28 +86,6 @@ class Report:
     storedBytes: int = 0
     reused: int = 0  # layers already imported
     repositories: set = field(default_factory=set)  # names with an image from this store
-
-
-@implementer(IPushProducer)
-class _Flow:
-    """The producer the upload's appender pauses when its queue is full."""
-
-    def __init__(self):
-        self._waiting = None
-
-    def pauseProducing(self):
-        if self._waiting is None:
-            self._waiting = Deferred()
-
-    def resumeProducing(self):
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting.callback(None)
-
-    stopProducing = resumeProducing
-
-    def ready(self):
-        return self._waiting if self._waiting is not None else succeed(None)
 
 
 class QuietProgress:
@@ -335,7 +310,9 @@ class Importer:
         mark = "%s/%s" % (UNFINISHED, imageID)
         await driver.putContent(mark, json.dumps({"name": name, "upload": uploadID}).encode("ascii"))
         try:
-            digester = await self._stream(name, uploadID, imageID, sourceSize)
+            appender = uploads.appender(name, uploadID)
+            digester = await streamLayer(self.store, imageID, appender, self._inPool,
+                                         lambda done: self.progress.layerProgress(imageID, done, sourceSize))
             expected = digests.parse(digester.digest)
             await uploads.complete(name, uploadID, expected)
         except BaseException:
@@ -364,50 +341,6 @@ class Importer:
         if names.isValidName(name) and isValidUploadID(uploadID):
             await self._cancel(name, uploadID)
         await deleteQuietly(self.registry.driver, mark)
-
-    async def _stream(self, name, uploadID, imageID, sourceSize):
-        """Append the layer's bytes to the upload; the L{LayerDigester}
-        that saw them."""
-        digester = LayerDigester()
-        appender = self.registry.uploads.appender(name, uploadID)
-        flow = _Flow()
-        appender.registerProducer(flow, True)
-        reader = pending = None
-        try:
-            reader = await self.store.openLayer(imageID)
-            done = 0
-            pending = reader.read(CHUNK)
-            while True:
-                chunk = await pending
-                pending = None
-                if not chunk:
-                    break
-                # The next read goes on while this chunk is hashed.
-                pending = reader.read(CHUNK)
-                done += len(chunk)
-                stored = await self._inPool(digester.feed, chunk)
-                if stored:
-                    appender.write(stored)
-                if appender.error is not None:
-                    break
-                await flow.ready()
-                self.progress.layerProgress(imageID, done, sourceSize)
-            if appender.error is None:
-                stored = await self._inPool(digester.finish)
-                if stored:
-                    appender.write(stored)
-        except BaseException:
-            appender.unregisterProducer()
-            await appender.finish().addErrback(lambda _: None)
-            raise
-        finally:
-            if pending is not None:
-                pending.addErrback(lambda _: None)  # (a read given up on)
-            if reader is not None:
-                reader.close()
-        appender.unregisterProducer()
-        await appender.finish()
-        return digester
 
     # --- tags ---
 
