@@ -21,6 +21,7 @@ from txregistry.importv1.importer import RECORDS, UNFINISHED, Importer
 from txregistry.importv1.layers import EMPTY_TAR, LayerDigester, LayerError
 from txregistry.importv1.source import V1Store as SourceStore
 from txregistry.registry import Registry, layout
+from txregistry.storage import PathNotFound
 from txregistry.storage.memory import MemoryDriver
 
 
@@ -154,6 +155,27 @@ class ConvertTests(unittest.TestCase):
         self.assertRaises(convert.BadImage, convert.parseImageJSON, "a", b'{"id": "b"}')
 
 
+async def stored(driver, path="/"):
+    """C{{path: (content, mtime)}} of every file under C{path} (a walk)."""
+    out = {}
+    try:
+        entries = await driver.list(path)
+    except PathNotFound:
+        return out
+    for entry in entries:
+        info = await driver.stat(entry)
+        if info.isDir:
+            out.update(await stored(driver, entry))
+        else:
+            out[entry] = (await driver.getContent(entry), info.modTime)
+    return out
+
+
+def debris(files):
+    """The uploads and upload marks among C{files}."""
+    return [p for p in files if "/_uploads/" in p or p.startswith(UNFINISHED)]
+
+
 class MemoryTarget:
     def __init__(self, driver):
         self.driver = driver
@@ -215,27 +237,28 @@ class ImporterTests(unittest.TestCase):
     @async_test
     async def test_secondRunChangesNothing(self):
         await self.importer().run()
-        before = dict(self.dest._files)
+        before = await stored(self.dest)
+        self.assertTrue(before)
         report = await self.importer().run()
         self.assertEqual((report.imported, report.stored), ([], 0))
         self.assertEqual(len(report.unchanged), 4)
         self.assertEqual(report.reused, 4)
-        self.assertEqual(self.dest._files, before)  # the same content at the same times
+        self.assertEqual(await stored(self.dest), before)  # the same content at the same times
 
     @async_test
     async def test_dryRunWritesNothing(self):
         report = await self.importer(dryRun=True).run()
         self.assertEqual(sorted(report.planned), ["app:1.0", "app:latest", "team/base:latest", "team/tool:2"])
         self.assertEqual(len(report.skipped), 4)
-        self.assertEqual(self.dest._files, {})
+        self.assertEqual(await stored(self.dest), {})
         await self.importer().run()
         report = await self.importer(dryRun=True).run()
         self.assertEqual((report.planned, len(report.unchanged)), ([], 4))
 
     @async_test
     async def test_withoutAncestryFilesTheParentsAreFollowed(self):
-        for path in [p for p in self.sourceDriver._files if p.endswith("/ancestry")]:
-            del self.sourceDriver._files[path]
+        for path in [p for p in await stored(self.sourceDriver) if p.endswith("/ancestry")]:
+            await self.sourceDriver.delete(path)
         report = await self.importer().run()
         self.assertEqual(len(report.imported), 4)
         skipped = dict(report.skipped)
@@ -246,7 +269,7 @@ class ImporterTests(unittest.TestCase):
     @async_test
     async def test_ancestryThatDisagreesWithTheParents(self):
         app = self.ids["app"]
-        self.sourceDriver._files["/images/%s/ancestry" % (app,)] = (json.dumps([app, self.ids["base"]]).encode(), 0)
+        await self.sourceDriver.putContent("/images/%s/ancestry" % (app,), json.dumps([app, self.ids["base"]]).encode())
         report = await self.importer().run()
         skipped = dict(report.skipped)
         self.assertIn("its parent is not %s" % (self.ids["base"],), skipped["library/app:latest"])
@@ -262,7 +285,7 @@ class ImporterTests(unittest.TestCase):
     @async_test
     async def test_recordOfACollectedBlobIsNotTrusted(self):
         await self.importer().run()
-        record = json.loads(self.dest._files[RECORDS + "/" + self.ids["tool"]][0])
+        record = json.loads(await self.dest.getContent(RECORDS + "/" + self.ids["tool"]))
         await self.dest.delete(layout.blobDir(digests.parse(record["digest"])))
         report = await self.importer().run()
         self.assertEqual(report.stored, 1)
@@ -274,9 +297,10 @@ class ImporterTests(unittest.TestCase):
         await self.dest.putContent(layout.uploadData("team/tool", uploadID), b"half a layer")
         mark = UNFINISHED + "/" + self.ids["tool"]
         await self.dest.putContent(mark, json.dumps({"name": "team/tool", "upload": uploadID}).encode())
+        self.assertEqual(len(debris(await stored(self.dest))), 3)  # startedat, data, the mark
         report = await self.importer().run()
         self.assertIn("team/tool:2", report.imported)
-        self.assertEqual([p for p in self.dest._files if "/_uploads/" in p or p.startswith(UNFINISHED)], [])
+        self.assertEqual(debris(await stored(self.dest)), [])
 
     @async_test
     async def test_corruptLayerSkippedAndNoUploadLeft(self):
@@ -286,5 +310,5 @@ class ImporterTests(unittest.TestCase):
         skipped = dict(report.skipped)
         self.assertIn("gzip", skipped["team/corrupt:latest"])
         self.assertIn(bad, skipped["team/corrupt:latest"])
-        self.assertEqual([p for p in self.dest._files if "/_uploads/" in p or p.startswith(UNFINISHED)], [])
+        self.assertEqual(debris(await stored(self.dest)), [])
         self.assertIn("team/tool:2", report.imported)
