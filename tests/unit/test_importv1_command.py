@@ -22,6 +22,8 @@ def options(*argv):
 def test_sourceIsADirectoryOrAnEnvFile():
     assert options("/tmp/registry")["source"] == "/tmp/registry"
     assert options("--source-env", "x.env")["source"] is None
+    with pytest.raises(usage.UsageError, match="options before it"):
+        options("/tmp/registry", "--dry-run")
     for argv in ((), ("--source-env", "x.env", "/tmp/registry")):
         with pytest.raises(usage.UsageError):
             options(*argv)

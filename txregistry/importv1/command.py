@@ -51,7 +51,9 @@ class ImportV1Options(usage.Options):
                                      "e.g. sqlite:////tmp/docker-registry.db)."],
     ]
 
-    def parseArgs(self, source=None):
+    def parseArgs(self, source=None, *extra):
+        if extra:
+            raise usage.UsageError("one V1 store, and the options before it (not %r)" % (" ".join(extra),))
         self["source"] = source
 
     def postOptions(self):
