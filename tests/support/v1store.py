@@ -90,7 +90,7 @@ class V1Store:
         self.parents = {}
 
     def image(self, id, parent=None, files=None, compression="gzip", cmd=None, created=None, inProgress=False,
-              layer=True, json_text=None, ancestry=None, architecture="amd64", config=None, layerBytes=None):
+              layer=True, jsonText=None, ancestry=None, architecture="amd64", config=None, layerBytes=None):
         """Write an image: its JSON, layer (a tar of C{files} compressed so,
         or C{layerBytes} as they are) and ancestry (from the parents
         written before, or C{ancestry})."""
@@ -107,7 +107,7 @@ class V1Store:
         }
         if parent:
             doc["parent"] = parent
-        self.target.put("images/%s/json" % (id,), json_text.encode() if json_text is not None else json.dumps(doc).encode())
+        self.target.put("images/%s/json" % (id,), jsonText.encode() if jsonText is not None else json.dumps(doc).encode())
         if layer:
             data = layerBytes if layerBytes is not None else compress(tarBytes(files), compression)
             self.target.put("images/%s/layer" % (id,), data)
@@ -174,7 +174,7 @@ def buildStore(store):
     store.tag("team", "wip", "latest", unfinished)
     nolayer = store.image(imageID("nolayer"), parent=base, layer=False)
     store.tag("team", "nolayer", "latest", nolayer)
-    broken = store.image(imageID("broken"), json_text="{broken")
+    broken = store.image(imageID("broken"), jsonText="{broken")
     store.tag("team", "broken", "latest", broken)
     # a cycle: c1's parent is c2, c2's is c1
     c1, c2 = imageID("c1"), imageID("c2")
