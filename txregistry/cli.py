@@ -10,13 +10,18 @@ deletes the blobs no manifest refers to (see L{txregistry.registry.gc}).
 
     txregistry delete [--config FILE] [--flavor NAME] [--storage-path DIR] REPOSITORY
 
-deletes a repository (see L{txregistry.registry.repositories})."""
+deletes a repository (see L{txregistry.registry.repositories}).
+
+    txregistry import-v1 [--dry-run] [--oci] ... (DIR | --source-env FILE)
+
+imports a classic docker-registry store (see L{txregistry.importv1})."""
 
 import sys
 
 from twisted.python import usage
 
 from txregistry import config
+from txregistry.importv1.command import ImportV1Options
 
 
 class ReindexOptions(usage.Options):
@@ -86,6 +91,7 @@ class Options(usage.Options):
         ["reindex", None, ReindexOptions, "Rebuild the search index from storage."],
         ["gc", None, GCOptions, "Delete the blobs no manifest refers to."],
         ["delete", None, DeleteOptions, "Delete a repository."],
+        ["import-v1", None, ImportV1Options, "Import a classic docker-registry (V1) store."],
     ]
 
     def postOptions(self):
@@ -259,7 +265,13 @@ def delete(reactor, options):
     return _runWithPools("delete", run)
 
 
-COMMANDS = {"reindex": reindex, "gc": gc, "delete": delete}
+def importV1(reactor, options):
+    from txregistry.importv1.command import run
+
+    return _runWithPools("import-v1", lambda io, db: run(reactor, options, io, db))
+
+
+COMMANDS = {"reindex": reindex, "gc": gc, "delete": delete, "import-v1": importV1}
 
 
 def main(argv=None):
