@@ -12,6 +12,10 @@ deletes the blobs no manifest refers to (see L{txregistry.registry.gc}).
 
 deletes a repository (see L{txregistry.registry.repositories}).
 
+    txregistry import-v1 [--dry-run] [--oci] ... (DIR | --source-env FILE)
+
+imports a classic docker-registry store (see L{txregistry.importv1}).
+
     txregistry mirror prefetch [--config FILE] [--flavor NAME] [--storage-path DIR] IMAGE...
 
 pulls images through the configured mirror into storage (see
@@ -22,6 +26,7 @@ import sys
 from twisted.python import usage
 
 from txregistry import config
+from txregistry.importv1.command import ImportV1Options
 
 
 class ReindexOptions(usage.Options):
@@ -120,12 +125,13 @@ class Options(usage.Options):
         ["reindex", None, ReindexOptions, "Rebuild the search index from storage."],
         ["gc", None, GCOptions, "Delete the blobs no manifest refers to."],
         ["delete", None, DeleteOptions, "Delete a repository."],
+        ["import-v1", None, ImportV1Options, "Import a classic docker-registry (V1) store."],
         ["mirror", None, MirrorOptions, "Pull-through mirror tasks (prefetch)."],
     ]
 
     def postOptions(self):
         if self.subCommand is None:
-            raise usage.UsageError("a command is needed (reindex, gc, delete or mirror)")
+            raise usage.UsageError("a command is needed (reindex, gc, delete, import-v1 or mirror)")
 
 
 class ProgressBar:
@@ -310,7 +316,13 @@ def mirror(reactor, options):
     return _runWithPools("prefetch", work)
 
 
-COMMANDS = {"reindex": reindex, "gc": gc, "delete": delete, "mirror": mirror}
+def importV1(reactor, options):
+    from txregistry.importv1.command import run
+
+    return _runWithPools("import-v1", lambda io, db: run(reactor, options, io, db))
+
+
+COMMANDS = {"reindex": reindex, "gc": gc, "delete": delete, "import-v1": importV1, "mirror": mirror}
 
 
 def main(argv=None):

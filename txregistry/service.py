@@ -14,6 +14,7 @@ from twisted.web.server import Site
 
 from txregistry import config
 from txregistry.limits import asKeys
+from txregistry.volatile import storageVolatility
 from txregistry.listen import describePort, endpointFor, listenNow
 from txregistry.registry import Registry, layout
 from txregistry.storage import PathNotFound, StorageError
@@ -353,10 +354,11 @@ class RegistryService(service.MultiService):
         if self.debugPort is not None:
             self.log.info("metrics and health on {address} (/metrics, /health, /ready)",
                           address=describePort(self.debugPort))
-        if s.s3 is None and (s.storagePath == "/tmp" or s.storagePath.startswith("/tmp/")):
+        volatile = None if s.s3 is not None else storageVolatility(s.storagePath)
+        if volatile:
             self.log.warn(
-                "storage path {path} is under /tmp: the data will not survive a reboot",
-                path=s.storagePath,
+                "storage path {path}: {reason}, the data will not survive a reboot",
+                path=s.storagePath, reason=volatile,
             )
         if s.readonly:
             self.log.warn("read-only mode: pushes and deletes refused (SIGUSR2 to accept them)")

@@ -251,6 +251,15 @@ class ContractMixin:
             await self.driver.move("/m/nope", "/m/x")
 
     @async_test
+    async def test_moveOntoItself(self):
+        # Every driver: moving a path onto itself keeps it as it was.
+        await self.driver.putContent("/m/same", b"kept")
+        await self.driver.move("/m/same", "/m/same")
+        self.assertEqual(await self.driver.getContent("/m/same"), b"kept")
+        with self.assertRaises(PathNotFound):
+            await self.driver.move("/m/none", "/m/none")
+
+    @async_test
     async def test_deleteRecursive(self):
         await self.driver.putContent("/t/a/1", b"1")
         await self.driver.putContent("/t/a/b/2", b"2")

@@ -148,6 +148,8 @@ class MemoryDriver:
         def move():
             checkPath(dest)
             data = self._get(source)
+            if dest == source:
+                return  # onto itself: it stays as it is
             self._files[dest] = (data, time.time())
             del self._files[source]
 

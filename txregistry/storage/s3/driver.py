@@ -222,6 +222,12 @@ class S3Driver:
     def move(self, source, dest):
         async def move():
             src, dst = self.key(source), self.key(dest)
+            if src == dst:
+                # S3 refuses a copy onto itself, and the delete after it
+                # would lose the object: it stays as it is, if it is.
+                if await self.s3.head(src) is None:
+                    raise PathNotFound(source)
+                return
             # One copy, without asking the size first: only a source larger
             # than a copy may be (5 GiB, then refused with a 400) is copied
             # in parts.
