@@ -174,3 +174,60 @@ def test_rangeAndHeadOfAMissingBlob(daemons, tmp_path):
     assert blobGETs(upstream, "/v2/library/r/blobs/%s" % (digest,)) == 1
     assert RegistryClient("127.0.0.1", mirror.port).pullBlob("r", digest) == (3 * MiB, digest)
     assert blobGETs(upstream, "/v2/library/r/blobs/%s" % (digest,)) == 1
+
+
+class HeldUpstream:
+    """A registry on loopback serving one blob's first MiB at once and the
+    rest only once the test releases it."""
+
+    def __init__(self, size=4 * MiB):
+        self.data = os.urandom(size)
+        self.digest = "sha256:" + hashlib.sha256(self.data).hexdigest()
+        self.release = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if self.path != "/v2/library/held/blobs/%s" % (server.digest,):
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(server.data)))
+                self.end_headers()
+                self.wfile.write(server.data[:MiB])
+                self.wfile.flush()
+                server.release.wait(60)
+                self.wfile.write(server.data[MiB:])
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % (self.httpd.server_address[1],)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_clientGetsBytesBeforeTheUpstreamIsDone(daemons, tmp_path):
+    held = HeldUpstream()
+    try:
+        mirror = daemons.txregistry(tmp_path / "mirror", mirrorConfig(held.url))
+        conn = http.client.HTTPConnection("127.0.0.1", mirror.port, timeout=30)
+        conn.request("GET", "/v2/held/blobs/%s" % (held.digest,))
+        response = conn.getresponse()
+        assert response.status == 200 and int(response.getheader("Content-Length")) == len(held.data)
+        first = response.read(MiB)  # while the upstream holds the rest back
+        assert first == held.data[:MiB]
+        held.release.set()
+        assert first + response.read() == held.data
+        conn.close()
+    finally:
+        held.stop()

@@ -266,7 +266,8 @@ class UpstreamClient:
             return b"Bearer " + token[0].encode("ascii")
         if self._challenge is not None:
             # The upstream wants tokens: ask for this scope's before asking.
-            return b"Bearer " + (await self._fetchToken(scope, scope)).encode("ascii")
+            token = await self._fetchToken(scope, scope)
+            return b"Bearer " + token.encode("ascii") if token else None
         return None
 
     def _basicValue(self):
