@@ -63,6 +63,10 @@ def unavailable(e, what):
     return RegistryError("UNAVAILABLE", "the upstream registry cannot be reached: %s" % (e,), what)
 
 
+class _Missing(Exception):
+    """Not in storage: from upstream, then."""
+
+
 class MirrorBlobs:
     """A L{txregistry.registry.blobs.BlobStore} that fetches what it lacks."""
 
@@ -76,22 +80,14 @@ class MirrorBlobs:
     def __getattr__(self, attr):
         return getattr(self.inner, attr)
 
-    async def _held(self, name, digest):
-        """Whether C{name} can read C{digest} from storage (linking data
-        another repository holds)."""
-        if await self.inner.isLinked(name, digest):
-            return True
-        if await self.inner.hasData(digest):
-            await self.inner.link(name, digest)
-            return True
-        return False
-
     async def size(self, name, digest):
         route = self.mirror.route(name)
-        if route is None or await self._held(name, digest):
-            if route is not None:
-                self.mirror.metrics.hit(route[0].settings.name, "blob")
+        if route is None:
             return await self.inner.size(name, digest)
+        try:
+            return await self._local(route, self.inner.size, name, digest)
+        except _Missing:
+            pass
         client, remote = route
         f = self.fetches.get(digest)
         try:
@@ -113,13 +109,29 @@ class MirrorBlobs:
             raise unavailable(UpstreamUnavailable("a blob HEAD answered %d" % (response.code,)), {"digest": digest})
         return int(length)
 
+    async def _local(self, route, read, name, digest):
+        """C{read(name, digest)} of the wrapped store (a hit), linking data
+        another repository holds; L{_Missing} when storage has none."""
+        try:
+            found = await read(name, digest)
+        except RegistryError as e:
+            if e.code != "BLOB_UNKNOWN":
+                raise
+            if not await self.inner.hasData(digest):
+                raise _Missing()
+            await self.inner.link(name, digest)
+            found = await read(name, digest)
+        self.mirror.metrics.hit(route[0].settings.name, "blob")
+        return found
+
     async def open(self, name, digest):
         route = self.mirror.route(name)
         if route is None:
             return await self.inner.open(name, digest)
-        if await self._held(name, digest):
-            self.mirror.metrics.hit(route[0].settings.name, "blob")
-            return await self.inner.open(name, digest)
+        try:
+            return await self._local(route, self.inner.open, name, digest)
+        except _Missing:
+            pass
         reader = await self._fromUpstream(name, digest, route)
         self.inner.events.blob(PULL, name, digest, reader.size)
         return reader
@@ -298,13 +310,19 @@ class MirrorManifests:
     async def _tag(self, client, remote, name, tag):
         upstream = client.settings.name
         key = (name, tag)
+        if self._fresh(key, client.settings.tagsTTL):
+            try:
+                found = await self.inner.get(name, tag)
+            except RegistryError as e:
+                if e.code != "MANIFEST_UNKNOWN":
+                    raise
+            else:
+                self.mirror.metrics.hit(upstream, "manifest")
+                return found
         try:
             local = await self.inner.resolve(name, tag)
         except RegistryError:
             local = None
-        if local is not None and self._fresh(key, client.settings.tagsTTL):
-            self.mirror.metrics.hit(upstream, "manifest")
-            return await self.inner.get(name, tag)
         try:
             response = await client.request("HEAD", "/v2/%s/manifests/%s" % (remote, tag), remote, accept=ACCEPT)
             discard(response)
