@@ -147,7 +147,7 @@ class RegistryService(service.MultiService):
         if settings.mirror is not None:
             from txregistry.mirror import Mirror
 
-            self.mirror = Mirror(settings.mirror, self.registry, reactor, self.metrics)
+            self.mirror = Mirror(settings.mirror, self.registry, reactor, self.metrics, self.threadpool)
             self.mirror.install()  # (its stores in the registry's place: web does not know)
         self.updater = None
         if settings.searchBackend == "sqlalchemy":

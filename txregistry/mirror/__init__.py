@@ -25,10 +25,13 @@ PUSHES = {("uploadStart", "POST"), ("upload", "PATCH"), ("upload", "PUT"), ("man
 
 
 class Mirror:
-    def __init__(self, settings: MirrorSettings, registry, reactor, metrics=None):
+    def __init__(self, settings: MirrorSettings, registry, reactor, metrics=None, threadpool=None):
+        """C{threadpool}: where blobs fetched are hashed (else on the
+        reactor's thread)."""
         self.settings = settings
         self.registry = registry
         self.reactor = reactor
+        self.threadpool = threadpool
         self.uploads = registry.uploads
         self.metrics = MirrorMetrics(getattr(metrics, "registry", None))
         self.clients = {u.name: UpstreamClient(u, reactor, self.metrics) for u in settings.upstreams}

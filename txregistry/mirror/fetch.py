@@ -92,7 +92,8 @@ class BlobFetch:
 
     log = Logger()
 
-    def __init__(self, client, blobs, uploads, driver, name, remoteName, digest, metrics=None, reactor=None):
+    def __init__(self, client, blobs, uploads, driver, name, remoteName, digest, metrics=None, reactor=None,
+                 threadpool=None):
         self.client = client
         self.blobs = blobs  # the registry's own BlobStore
         self.uploads = uploads
@@ -102,6 +103,7 @@ class BlobFetch:
         self.digest = digest
         self.metrics = metrics
         self.reactor = reactor
+        self.threadpool = threadpool  # where the digest is computed (else on the reactor's thread)
         self.names = {name}  # local repositories to link the blob into
         self.size = None  # from the upstream's Content-Length
         self.buf = bytearray()
@@ -244,7 +246,17 @@ class BlobFetch:
             if self.written < self.received:
                 start = self.written - self.base
                 data = bytes(self.buf[start:start + WRITE])
-                await writer.write(data)
+                # Hashed as it is written (in order: one piece at a time),
+                # both in threads when there is a pool.
+                if self.threadpool is not None:
+                    from twisted.internet.defer import gatherResults
+                    from twisted.internet.threads import deferToThreadPool
+
+                    hashed = deferToThreadPool(self.reactor, self.threadpool, self._hasher.update, data)
+                    await gatherResults([writer.write(data), hashed], consumeErrors=True)
+                else:
+                    self._hasher.update(data)
+                    await writer.write(data)
                 self.written += len(data)
                 self._prune()
                 continue
@@ -260,7 +272,6 @@ class BlobFetch:
             return
         self.buf += data
         self.received += len(data)
-        self._hasher.update(data)
         if self.metrics is not None:
             self.metrics.upstreamBytes(self.client.settings.name, len(data))
         if self.size is not None and self.received > self.size:

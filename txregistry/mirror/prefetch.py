@@ -129,7 +129,7 @@ async def run(settings, driver, reactor, io, db, images, stream=None):
         from txregistry.search.updater import IndexUpdater
 
         updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
-    mirror = Mirror(settings.mirror, registry, reactor)
+    mirror = Mirror(settings.mirror, registry, reactor, threadpool=io)
     mirror.install()
     p = Prefetcher(mirror, _Lines(stream) if stream is not None else None)
     try:

@@ -175,7 +175,8 @@ class MirrorBlobs:
             return f
         client, remote = route
         m = self.mirror
-        f = BlobFetch(client, self.inner, m.uploads, self.inner.driver, name, remote, digest, m.metrics, m.reactor)
+        f = BlobFetch(client, self.inner, m.uploads, self.inner.driver, name, remote, digest, m.metrics, m.reactor,
+                      m.threadpool)
         self.fetches[digest] = f
 
         def over(result):
