@@ -140,11 +140,14 @@ class UpstreamClient:
 
     log = Logger()
 
-    def __init__(self, settings, reactor, metrics=None, agent=None):
+    def __init__(self, settings, reactor, metrics=None, agent=None, clock=None):
+        """C{clock}: what tells the time of token expiries and of a
+        C{Retry-After} (default: C{reactor})."""
         import treq.client
 
         self.settings = settings
         self.reactor = reactor
+        self.clock = clock or reactor
         self.metrics = metrics  # a L{txregistry.mirror.metrics.MirrorMetrics}, or None
         if agent is None:
             pool = HTTPConnectionPool(reactor, persistent=True)
@@ -177,7 +180,7 @@ class UpstreamClient:
         for repository C{remoteName} (its pull scope), authenticated; see the
         module's description of what is raised.  The caller reads (or
         L{discard}s) the body."""
-        wait = self._blockedUntil - self.reactor.seconds()
+        wait = self._blockedUntil - self.clock.seconds()
         if wait > 0:
             # Rate-limited: the upstream's Retry-After is honoured, not
             # hammered.
@@ -197,7 +200,6 @@ class UpstreamClient:
             if response.code != 401 or attempt == 1:
                 break
             challenge = response.headers.getRawHeaders(b"www-authenticate", [""])[0]
-            discard(response)
             if isinstance(challenge, bytes):
                 challenge = challenge.decode("latin-1")
             scheme, params = parseChallenge(challenge)
@@ -213,6 +215,7 @@ class UpstreamClient:
                 auth = self._basicValue()
             else:
                 break
+            discard(response)  # (asked again)
         return self._checked(response, method, path)
 
     def _checked(self, response, method, path):
@@ -222,7 +225,7 @@ class UpstreamClient:
             self._failed("ratelimited")
             after = retryAfter(response.headers)
             if after:
-                self._blockedUntil = self.reactor.seconds() + min(after, MAX_BLOCK)
+                self._blockedUntil = self.clock.seconds() + min(after, MAX_BLOCK)
             self.log.warn("upstream {upstream} rate-limits {method} {path} (Retry-After: {after})",
                           upstream=self.settings.name, method=method, path=path, after=after)
             raise RegistryError("TOOMANYREQUESTS", "the upstream registry rate-limits this registry",
@@ -232,7 +235,7 @@ class UpstreamClient:
             self._failed("5xx")
             raise UpstreamUnavailable("%s answered %d to %s %s" % (self.settings.name, code, method, path))
         if code in (401, 403):
-            discard(response)
+            # (The caller reads or discards the body of what it takes for a 404.)
             self.log.warn("upstream {upstream} refused {method} {path} ({code}): answered as not found",
                           upstream=self.settings.name, method=method, path=path, code=code)
             response.code = 404  # (what the caller answers)
@@ -262,7 +265,7 @@ class UpstreamClient:
         if self._basic:
             return self._basicValue()
         token = self._tokens.get(scope)
-        if token is not None and token[1] > self.reactor.seconds():
+        if token is not None and token[1] > self.clock.seconds():
             return b"Bearer " + token[0].encode("ascii")
         if self._challenge is not None:
             # The upstream wants tokens: ask for this scope's before asking.
@@ -308,7 +311,7 @@ class UpstreamClient:
         if not isinstance(token, str) or not token.isascii():
             self._failed("token")
             raise UpstreamUnavailable("the token service %s answered no token" % (realm,))
-        self._tokens[key] = (token, self.reactor.seconds() + max(0.0, lifetime - TOKEN_MARGIN))
+        self._tokens[key] = (token, self.clock.seconds() + max(0.0, lifetime - TOKEN_MARGIN))
         if len(self._tokens) > 10000:
             self._tokens.pop(next(iter(self._tokens)))
         return token
