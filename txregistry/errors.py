@@ -27,6 +27,12 @@ MESSAGES = {
 }
 
 
+class StreamCut(Exception):
+    """A body could not be sent whole for a reason that was logged where it
+    arose (an upstream sent wrong bytes, or stopped): the response is cut
+    short, and no traceback is logged for it as a server fault."""
+
+
 class RegistryError(Exception):
     """An error the client caused (or a well-defined unavailability), with
     the spec's C{code}, C{message} and C{detail}, and plain fields:

@@ -27,7 +27,7 @@ from twisted.web.client import ResponseDone
 from zope.interface import implementer
 
 from txregistry import digest as digests
-from txregistry.errors import RegistryError
+from txregistry.errors import RegistryError, StreamCut
 from txregistry.registry import layout
 from txregistry.storage.interface import IReader
 
@@ -48,7 +48,7 @@ def _fire(d, result):
         d.callback(result)
 
 
-class BlobMismatch(Exception):
+class BlobMismatch(StreamCut):
     """The upstream's bytes do not have the digest asked for."""
 
 
@@ -228,6 +228,9 @@ class BlobFetch:
                 self.log.error("mirror: {error}; refused, not stored", error=str(e))
                 if self.metrics is not None:
                     self.metrics.upstreamError(self.client.settings.name, "digest")
+            elif isinstance(e, StreamCut):
+                self.log.warn("mirror: fetch of {digest} failed: {error}; not stored",
+                              digest=self.digest, error=str(e))
             self._notify()
             return
         finally:

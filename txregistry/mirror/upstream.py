@@ -32,7 +32,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-from txregistry.errors import RegistryError
+from txregistry.errors import RegistryError, StreamCut
 
 MAX_SMALL_BODY = 64 * 1024  # a token or error answer, at most
 TOKEN_MARGIN = 10.0  # seconds before its expiry a token is no longer used
@@ -42,7 +42,7 @@ _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
-class UpstreamUnavailable(Exception):
+class UpstreamUnavailable(StreamCut):
     """No usable answer: connection refused or lost, a timeout, a 5xx."""
 
 

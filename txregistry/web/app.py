@@ -19,6 +19,7 @@ from txregistry.storage import StorageUnavailable
 from txregistry.web import admin, eventinfo, routes, token, v1
 from txregistry.web.caller import Access
 from txregistry.web.accesslog import safePath
+from txregistry.web.blobs import ResponseCut
 from txregistry.web.common import body, setCommon, shield
 from txregistry.web.errors import ANSWERED, HTTPError, writeError
 from txregistry.web.uploads import discardBody
@@ -54,6 +55,8 @@ class _V2Resource(Resource):
                 if not failure.check(CancelledError):
                     self.app.log.failure("request failed after it ended", failure)
                 return
+            if failure.check(ResponseCut):
+                return  # the connection was ended: logged where it was cut
             self.app.log.failure("internal error on {method} {uri}", failure, method=request.method, uri=request.uri)
             request.processingFailed(failure)
 
@@ -129,6 +132,8 @@ class RegistryApp:
             if getattr(self.registry, "events", None):  # someone listens: events say who asked
                 eventinfo.bindRequest(request, self.access.baseURL(request))
             return await route.handlers[method](self, request, **args)
+        except ResponseCut:
+            raise  # the headers are out: nothing to answer
         except Exception as e:
             discardBody(request)
             self._logFault(request, e)

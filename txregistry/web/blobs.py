@@ -2,8 +2,10 @@
 conditional, redirected) and delete."""
 
 from twisted.internet.defer import CancelledError
+from twisted.logger import Logger
 
 from txregistry import names
+from txregistry.errors import StreamCut
 from txregistry.web import conditional
 from txregistry.web.common import checkName, emptyAnswer, header, parseDigest
 from txregistry.web.errors import HTTPError
@@ -88,13 +90,23 @@ async def _stream(request, reader, length):
     request.notifyFinish().addErrback(lambda _: producer.stopProducing())
     try:
         await producer.start()
-    except Exception:
+    except Exception as e:
         # Headers (and maybe part of the body) are out: all we can do is
         # end the connection so the client sees a short response.
         if request.channel is not None:
             request.channel.transport.abortConnection()
-        raise CancelledError()
+        if not isinstance(e, StreamCut):
+            _log.failure("the body of {method} {uri} was cut short", method=request.method, uri=request.uri)
+        raise ResponseCut()
     return None
+
+
+_log = Logger()
+
+
+class ResponseCut(CancelledError):
+    """The response was cut short after its headers went out: there is
+    nothing left to answer (and what caused it was logged)."""
 
 
 def _sendfile(request, reader, length):

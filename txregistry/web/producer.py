@@ -5,6 +5,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
 
+from txregistry.errors import StreamCut
+
 # Bytes read from storage at a time: each read is a hop to a thread; 1 MiB
 # costs 0.35 s of CPU per GiB pulled, 256 KiB 0.55 s (2 cores).
 CHUNK = 1024 * 1024
@@ -69,7 +71,8 @@ class ReaderProducer:
         if self._stopped:
             self._reader.close()
             return
-        self.log.failure("reading a stored file failed", failure)
+        if not failure.check(StreamCut):  # (else: logged where it arose)
+            self.log.failure("reading a stored file failed", failure)
         self._finish(failure)
 
     def _finish(self, error):
