@@ -82,7 +82,7 @@ KNOWN_KEYS = (
     "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "public_url",
     "debug_addr", "metrics_main_port", "health_timeout", "notifications", "email_exceptions", "smtp_host",
     "smtp_port", "smtp_login", "smtp_password", "smtp_secure", "from_addr", "to_addr", "email_interval",
-    "upload_purging",
+    "upload_purging", "ui",
 )
 UPLOAD_PURGING_KEYS = ("enabled", "age", "interval", "dryrun")
 
@@ -115,6 +115,7 @@ class Settings:
     notifications: object = None  # txregistry.notify.settings.NotifySettings, or None: no endpoint
     mail: object = None  # txregistry.mail.MailSettings, or None: no error mails
     uploadPurging: object = None  # UploadPurging
+    ui: object = None  # txregistry.ui.UISettings (None: the defaults, pages on at /)
 
 
 @dataclass(frozen=True)
@@ -446,8 +447,15 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         raise ConfigError(str(e))
 
     uploadPurging = _uploadPurging(values.get("upload_purging"), source)
+    from txregistry.ui.settings import UIConfigError, parseUI
+
+    try:
+        ui = parseUI(values.get("ui"), source)
+    except UIConfigError as e:
+        raise ConfigError(str(e))
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
+        ui=ui,
         uploadPurging=uploadPurging,
         notifications=notifications,
         mail=mail,

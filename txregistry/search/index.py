@@ -282,6 +282,19 @@ class SearchIndex:
 
         return self._read(catalog)
 
+    def descriptions(self, names):
+        """{name: description} of those of C{names} (at most a page of
+        them) that the index holds."""
+        sa, t = self._sa, self.repositories
+        names = [storable(name) for name in names]
+
+        def descriptions():
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(t.c.name, t.c.description).where(t.c.name.in_(names)))
+                return {row[0]: row[1] for row in rows}
+
+        return self._read(descriptions)
+
     def search(self, term, limit, offset):
         """C{(total, [(name, description)])}: repositories whose name (whole,
         prefix, a path component, or a substring) or description contains
