@@ -82,11 +82,12 @@ def repository(ctx, name, rows, total, sort, pageNo, size, mayDelete, deleted=No
                                   **{"aria-label": "Delete tag " + row.tag}))
         body.append(tags.tr(
             tags.th(tags.a(row.tag, href=ctx.image(name, d.digest)), scope="row"),
-            tags.td(shortDigest(d.digest), tags.br(), tags.span(kind, class_="muted")),
-            tags.td(fmt.size(d.size)),
-            tags.td(when(d.created, ctx.now)),
-            tags.td(when(row.pushed, ctx.now)),
-            tags.td(platforms(ctx, name, d) if d.children else tags.span("–", class_="muted")),
+            tags.td(shortDigest(d.digest), " ", tags.span(kind, class_="muted"), **{"data-label": "Digest"}),
+            tags.td(fmt.size(d.size), **{"data-label": "Size"}),
+            tags.td(when(d.created, ctx.now), **{"data-label": "Created"}),
+            tags.td(when(row.pushed, ctx.now), **{"data-label": "Pushed"}),
+            tags.td(platforms(ctx, name, d) if d.children else tags.span("–", class_="muted"),
+                    **{"data-label": "Platforms"}),
             tags.td(*actions, class_="actions"),
         ))
     pages = (total + size - 1) // size
