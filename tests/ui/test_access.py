@@ -111,11 +111,15 @@ class AccessTests(UITestCase):
         self.assertEqual(r.code, 403)
         tags = await self.request("GET", "/v2/team-a/app/tags/list", headers=ROOT)
         self.assertEqual(tags.json()["tags"], ["v1", "v2"])
-        # bob deletes in team-b.
+        # bob deletes in team-b; the event (notifications, the index) says he did.
+        heard = []
+        self.registry.events.add(heard.append, ("delete",))
         await self.as_("bob")
         r = await self.page("/r/team-b/app/-/delete?ref=v2")
         r = await self.page("/r/team-b/app/-/delete", "POST", r.parsed.form("/-/delete")["fields"])
         self.assertEqual(r.code, 303)
+        self.assertEqual([(e.repository, e.tag, e.request.user, e.request.method) for e in heard],
+                         [("team-b/app", "v2", "bob", "POST")])
         tags = await self.request("GET", "/v2/team-b/app/tags/list", headers=ROOT)
         self.assertEqual(tags.json()["tags"], ["v1"])
         self.assertTrue(form)

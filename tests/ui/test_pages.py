@@ -372,3 +372,14 @@ class PagesOffTests(UITestCase):
         r = await self.request("GET", "/")
         self.assertEqual(r.code, 404)
         self.assertEqual(r.error(), "UNSUPPORTED")
+
+
+class NoticeTests(UITestCase):
+    withSearch = False
+
+    @async_test
+    async def test_madeUpNoticeNotShown(self):
+        await self.pushImage("team/app", "v1")
+        r = await self.page("/r/team/app?deleted=your+account%2C+call+us")
+        self.assertEqual(r.code, 200)
+        self.assertNotIn("Deleted", r.parsed.text)

@@ -133,3 +133,13 @@ def test_safeNext():
     assert _safeNext("/ui/", "/ui/r/x") == "/ui/r/x"
     for bad in ("", "//evil.example", "http://evil.example/", "/\\evil", "/ok\r\nSet-Cookie: x", "/v2/"):
         assert _safeNext("/ui/" if bad == "/v2/" else "/", bad) in ("/", "/ui/")
+
+
+def test_deletedNotice():
+    from txregistry.ui.app import _deletedNotice
+
+    d = "sha256:" + "a" * 64
+    assert _deletedNotice("tag v1") == "tag v1"
+    assert _deletedNotice("manifest " + d) == "manifest " + d
+    for made_up in ("", "tag", "everything", "tag not a tag!", "manifest sha256:nope", "repository x"):
+        assert _deletedNotice(made_up) is None

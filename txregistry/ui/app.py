@@ -29,6 +29,7 @@ from txregistry.ui import pages
 from txregistry.ui.data import Browser
 from txregistry.ui.layout import DOCTYPE, Context
 from txregistry.ui.session import COOKIE, Sessions
+from txregistry.web import eventinfo
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 ASSETS = {"ui.css": b"text/css; charset=utf-8", "ui.js": b"text/javascript; charset=utf-8"}
@@ -170,6 +171,9 @@ class WebUI:
     async def _guarded(self, request, handler, *args):
         session = self._session(request)
         identity = self.identityOf(session)
+        request.txrIdentity = identity
+        if identity is not None and identity.name:
+            request.txrUser = identity.name  # (the access log's user)
         try:
             return await handler(request, session, identity, *args)
         except Redirect as r:
@@ -318,12 +322,12 @@ class WebUI:
             if self.api.search is None:
                 return await self._html(request, pages.home(ctx, [], {}, term=term, searchOff=True))
             pageNo = self._pageNumber(fields)
-            total, rows, _ = await self.browser.searchRepositories(term, visible, everything, pageNo, n)
+            total, rows, complete = await self.browser.searchRepositories(term, visible, everything, pageNo, n)
             summaries = await self.browser.summaries([name for name, _ in rows])
             prev = pages.searchLink(ctx, term, pageNo - 1) if pageNo > 1 else None
             nxt = pages.searchLink(ctx, term, pageNo + 1) if pageNo * n < total else None
             return await self._html(request, pages.home(ctx, rows, summaries, nxt, prev, total, term,
-                                                        hiddenHint=hidden))
+                                                        hiddenHint=hidden, incomplete=not complete))
         last = self._one(fields, "last")
         if last and len(last) > 255:
             raise PageError(400, "last is too long.")
@@ -355,7 +359,7 @@ class WebUI:
             raise PageError(404, "No such repository.")
         n = self.settings.pageSize
         total, rows = await self.browser.tags(name, sort, pageNo, n)
-        deleted = self._one(fields, "deleted")[:300] or None
+        deleted = _deletedNotice(self._one(fields, "deleted"))
         ctx = self._context(request, session, identity)
         return await self._html(request, pages.repository(ctx, name, rows, total, sort, pageNo, n,
                                                           self.mayDelete(identity, name), deleted))
@@ -397,7 +401,8 @@ class WebUI:
             tagsToo = None if isTag else await self.browser.tagsOf(name, reference)
             ctx = self._context(request, session, identity)
             return await self._html(request, pages.confirmDelete(ctx, name, reference, isTag, tagsToo))
-        request.txrUser = identity.name if identity is not None else None
+        if self.api.registry.events:  # someone listens: the events say who deleted
+            eventinfo.bindRequest(request, self.api.access.baseURL(request))
         await manifests.delete(name, reference)
         self.browser.tagTimes.forget(name)
         self.log.info("web page: {user} deleted {name} {reference}", user=getattr(identity, "name", None) or "-",
@@ -466,6 +471,20 @@ def _urlencode(**params):
     from urllib.parse import urlencode
 
     return urlencode(params)
+
+
+def _deletedNotice(value):
+    """What the repository page says was deleted ("tag v1", "manifest
+    sha256:..."), only when it is that: never text a link made up."""
+    kind, _, reference = value.partition(" ")
+    if kind == "tag" and _isTag(reference):
+        return value
+    if kind == "manifest":
+        try:
+            return "manifest " + digests.parse(reference)
+        except digests.InvalidDigest:
+            return None
+    return None
 
 
 def _isTag(reference):

@@ -26,6 +26,7 @@ from txregistry.ui.format import parseTime
 
 TTL = 30.0  # seconds a repository's tag times are kept without an event
 MAX_CACHED = 2048  # repositories whose tag times are kept
+MAX_DESCRIBED = 20000  # manifests whose descriptions are kept
 AT_ONCE = 64  # storage reads at once
 MAX_CONFIG = 1024 * 1024
 MAX_FILTERED = 5000  # ranked search matches read and filtered for a caller who sees only some
@@ -156,6 +157,9 @@ class Browser:
         self.search = search
         self.tagTimes = TagTimes(registry)
         self._summaries = OrderedDict()  # name -> (newest (tag, mtime), count, Summary)
+        # A manifest's description never changes (its digest is of its
+        # content): kept by digest, the most recently used ones.
+        self._described = OrderedDict()  # (digest, depth) -> Described
 
     # --- repositories ---
 
@@ -257,7 +261,21 @@ class Browser:
         return doc if isinstance(doc, dict) else None
 
     async def describe(self, name, digest, depth=0):
-        """The L{Described} of manifest C{digest}, or None if unreadable."""
+        """The L{Described} of manifest C{digest} (one C{name} holds), or
+        None if unreadable."""
+        key = (digest, depth)
+        hit = self._described.get(key)
+        if hit is not None:
+            self._described.move_to_end(key)
+            return hit
+        described = await self._describe(name, digest, depth)
+        if described is not None:
+            self._described[key] = described
+            while len(self._described) > MAX_DESCRIBED:
+                self._described.popitem(last=False)
+        return described
+
+    async def _describe(self, name, digest, depth):
         body, doc = await self._manifest(digest)
         if doc is None:
             return None

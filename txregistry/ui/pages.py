@@ -10,8 +10,8 @@ from txregistry.ui import format as fmt
 from txregistry.ui.layout import copyable, notice, page, pager, shortDigest, when
 
 
-def home(ctx, rows, summaries, nxt=None, prev=None, total=None, term="", partial=False, searchOff=False,
-         hiddenHint=False):
+def home(ctx, rows, summaries, nxt=None, prev=None, total=None, term="", searchOff=False, hiddenHint=False,
+         incomplete=False):
     """The repositories (or the search results for C{term}): C{rows} of
     C{(name, description)}, C{summaries} {name: Summary}."""
     if term and total is not None:
@@ -36,6 +36,8 @@ def home(ctx, rows, summaries, nxt=None, prev=None, total=None, term="", partial
             tags.p(*facts, class_="facts"),
             class_="repo"))
     content = [heading, count]
+    if incomplete:
+        content.append(notice("The search index is being rebuilt from storage: some repositories may be missing."))
     if searchOff:
         content.append(notice("Search is turned off on this registry (search_backend: none).", "error"))
     if items:
