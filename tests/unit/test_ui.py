@@ -143,3 +143,11 @@ def test_deletedNotice():
     assert _deletedNotice("manifest " + d) == "manifest " + d
     for made_up in ("", "tag", "everything", "tag not a tag!", "manifest sha256:nope", "repository x"):
         assert _deletedNotice(made_up) is None
+
+
+def test_secretFromEnvironment(tmp_path):
+    p = tmp_path / "config.yml"
+    p.write_text("dev:\n  ui:\n    session_secret: _env:UI_SECRET\n")
+    s = config.load(configFile=str(p), environ={"UI_SECRET": "a-long-secret-from-env"})
+    assert s.ui.secret() == b"a-long-secret-from-env"
+    assert "a-long-secret" not in repr(s.ui) and "a-long-secret" not in repr(s)  # (settings get logged)

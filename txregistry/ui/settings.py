@@ -1,7 +1,7 @@
 """The C{ui:} configuration key: the web pages' settings."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 UI_KEYS = ("enabled", "path", "session_secret", "session_hours", "page_size")
 MIN_SECRET = 16
@@ -18,7 +18,7 @@ class UISettings:
     # Signs the session cookies and CSRF tokens; "" makes a random one at
     # start (sessions then end with the daemon, and worker processes each
     # have their own: set one when running several).
-    sessionSecret: str = ""
+    sessionSecret: str = field(default="", repr=False)
     sessionHours: float = 12.0
     pageSize: int = 50  # repositories or tags per page
 
