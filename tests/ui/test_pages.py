@@ -383,3 +383,41 @@ class NoticeTests(UITestCase):
         r = await self.page("/r/team/app?deleted=your+account%2C+call+us")
         self.assertEqual(r.code, 200)
         self.assertNotIn("Deleted", r.parsed.text)
+
+
+class OddContentTests(ImagesMixin, UITestCase):
+    withSearch = False
+
+    @async_test
+    async def test_oddConfigs(self):
+        """Configs that are not what an image's config should be still give
+        a page (what can be read of them)."""
+        for i, raw in enumerate([b"not json", b"[1, 2]", json.dumps({"config": "string", "history": "x",
+                                                                       "created": 42}).encode(),
+                                 json.dumps({"config": {"Labels": ["a"], "Env": "PATH", "ExposedPorts": [80],
+                                                        "Cmd": "sh"}, "history": [1, None, {}]}).encode()]):
+            name = "odd/c%d" % (i,)
+            cd = await self.pushBlob(name, raw)
+            doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                   "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd,
+                              "size": len(raw)}, "layers": []}
+            r, body = await self.pushManifest(name, "v1", doc)
+            self.assertEqual(r.code, 201, r.body)
+            for path in ("/r/" + name, "/r/%s/-/manifest/%s" % (name, digests.of(body)), "/"):
+                page = await self.page(path)
+                self.assertEqual(page.code, 200, (path, page.html[-500:]))
+
+    @async_test
+    async def test_pushesAndDeletesThroughTheAPIShowAtOnce(self):
+        await self.pushImage("team/app", "v1")
+        r = await self.page("/r/team/app")
+        self.assertIn(">v1</a>", r.html)
+        await self.pushImage("team/app", "v2", layers=(b"new",))
+        r = await self.page("/r/team/app")
+        self.assertIn(">v2</a>", r.html)
+        self.assertIn("2 tags", r.parsed.text)
+        r = await self.request("DELETE", "/v2/team/app/manifests/v1")
+        self.assertEqual(r.code, 202)
+        r = await self.page("/r/team/app")
+        self.assertNotIn(">v1</a>", r.html)
+        self.assertIn("1 tag", r.parsed.text)
