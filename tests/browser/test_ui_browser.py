@@ -9,7 +9,6 @@ One browser and one daemon for the module (they are slow to start); each
 test starts logged out, and no test needs another's changes."""
 
 import base64
-import hashlib
 import json
 import os
 import shutil

@@ -5,7 +5,7 @@ import pytest
 
 from txregistry import config
 from txregistry.ui import format as fmt
-from txregistry.ui.app import _safeNext
+from txregistry.ui.forms import safeNext as _safeNext
 from txregistry.ui.session import Sessions
 from txregistry.ui.settings import UIConfigError, UISettings, parseUI
 
@@ -136,7 +136,7 @@ def test_safeNext():
 
 
 def test_deletedNotice():
-    from txregistry.ui.app import _deletedNotice
+    from txregistry.ui.forms import deletedNotice as _deletedNotice
 
     d = "sha256:" + "a" * 64
     assert _deletedNotice("tag v1") == "tag v1"

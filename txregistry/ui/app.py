@@ -11,7 +11,6 @@ import base64
 import hashlib
 import os
 import time
-from urllib.parse import parse_qs
 
 from klein import Klein
 from twisted.internet.defer import Deferred
@@ -25,7 +24,7 @@ from txregistry.auth import Forbidden, Unauthorized
 from txregistry.auth.authorizer import ANONYMOUS, Identity, LoginThrottled
 from txregistry.errors import RegistryError
 from txregistry.search.index import IndexUnavailable
-from txregistry.ui import pages
+from txregistry.ui import forms, pages
 from txregistry.ui.data import Browser
 from txregistry.ui.layout import DOCTYPE, Context
 from txregistry.ui.session import COOKIE, Sessions
@@ -35,21 +34,7 @@ STATIC = os.path.join(os.path.dirname(__file__), "static")
 ASSETS = {"ui.css": b"text/css; charset=utf-8", "ui.js": b"text/javascript; charset=utf-8"}
 CSP = (b"default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; "
        b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-MAX_FORM = 16 * 1024
 MAX_SUGGEST = 8
-
-
-class PageError(Exception):
-    def __init__(self, status, message):
-        Exception.__init__(self, message)
-        self.status = status
-        self.message = message
-
-
-class Redirect(Exception):
-    def __init__(self, location):
-        Exception.__init__(self, location)
-        self.location = location
 
 
 def _loadAssets():
@@ -176,12 +161,12 @@ class WebUI:
             request.txrUser = identity.name  # (the access log's user)
         try:
             return await handler(request, session, identity, *args)
-        except Redirect as r:
+        except forms.Redirect as r:
             request.setResponseCode(303)
             request.setHeader(b"Location", r.location.encode("ascii"))
             request.setHeader(b"Cache-Control", b"no-store")
             return b""
-        except PageError as e:
+        except forms.PageError as e:
             return await self._html(request, pages.error(self._context(request, session, identity), e.status,
                                                          e.message), e.status)
         except RegistryError as e:
@@ -196,57 +181,22 @@ class WebUI:
             return await self._html(request, pages.error(self._context(request, session, identity), 503,
                                                          "The search index is unavailable; retry later."), 503)
 
-    def _query(self, request):
-        uri = request.uri
-        if b"?" not in uri:
-            return {}
-        try:
-            return parse_qs(uri.split(b"?", 1)[1].decode("utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError:
-            raise PageError(400, "The query string is not UTF-8.")
-
-    @staticmethod
-    def _one(fields, key, default=""):
-        values = fields.get(key)
-        return values[-1] if values else default
-
-    def _pageNumber(self, fields):
-        value = self._one(fields, "page", "1")
-        if not (value.isascii() and value.isdigit()) or len(value) > 6 or int(value) < 1:
-            raise PageError(400, "page must be a whole number from 1.")
-        return int(value)
-
-    def _form(self, request):
-        content = getattr(request, "content", None)
-        if content is None:
-            return {}
-        if getattr(content, "overflow", False):
-            raise PageError(413, "The form is too large.")
-        content.seek(0)
-        data = content.read(MAX_FORM + 1)
-        if len(data) > MAX_FORM:
-            raise PageError(413, "The form is too large.")
-        try:
-            return parse_qs(data.decode("utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError:
-            raise PageError(400, "The form is not UTF-8.")
-
     def _checkPost(self, request, session, form):
         """A form post must carry this session's CSRF token, and come from
         this origin when the browser says where it comes from."""
         origin = request.getHeader(b"origin")
         if origin is not None and origin != self.api.access.baseURL(request):
-            raise PageError(403, "The form came from another site.")
-        if not self.sessions.checkCSRF(session, self._one(form, "csrf")):
-            raise PageError(403, "The form expired or came from another site: reload the page and try again.")
+            raise forms.PageError(403, "The form came from another site.")
+        if not self.sessions.checkCSRF(session, forms.one(form, "csrf")):
+            raise forms.PageError(403, "The form expired or came from another site: reload the page and try again.")
 
     def _requirePull(self, request, identity, name):
         if not names.isValidName(name):
-            raise PageError(404, "No such repository.")
+            raise forms.PageError(404, "No such repository.")
         if not self.mayPull(identity, name):
             if identity is not None and identity.anonymous:
-                raise Redirect(self.base + "-/login?" + _urlencode(next=request.uri.decode("ascii", "replace")))
-            raise PageError(404, "No such repository, or you may not pull it.")
+                raise forms.Redirect(self.base + "-/login?" + forms.encode(next=request.uri.decode("ascii", "replace")))
+            raise forms.PageError(404, "No such repository, or you may not pull it.")
 
     # --- the routes ---
 
@@ -310,8 +260,8 @@ class WebUI:
     # --- pages ---
 
     async def home(self, request, session, identity):
-        fields = self._query(request)
-        term = self._one(fields, "q").strip()[:255]
+        fields = forms.query(request)
+        term = forms.one(fields, "q").strip()[:255]
         access = self.api.access
         visible = (lambda name: True) if identity is None else (lambda name: access.visible(identity, name))
         everything = access.seesEverything(identity) if identity is not None else True
@@ -321,21 +271,21 @@ class WebUI:
         if term:
             if self.api.search is None:
                 return await self._html(request, pages.home(ctx, [], {}, term=term, searchOff=True))
-            pageNo = self._pageNumber(fields)
+            pageNo = forms.pageNumber(fields)
             total, rows, complete = await self.browser.searchRepositories(term, visible, everything, pageNo, n)
             summaries = await self.browser.summaries([name for name, _ in rows])
             prev = pages.searchLink(ctx, term, pageNo - 1) if pageNo > 1 else None
             nxt = pages.searchLink(ctx, term, pageNo + 1) if pageNo * n < total else None
             return await self._html(request, pages.home(ctx, rows, summaries, nxt, prev, total, term,
                                                         hiddenHint=hidden, incomplete=not complete))
-        last = self._one(fields, "last")
+        last = forms.one(fields, "last")
         if last and len(last) > 255:
-            raise PageError(400, "last is too long.")
+            raise forms.PageError(400, "last is too long.")
         found, more = await self.browser.repositories(visible, last, n)
         descriptions = await self._descriptions(found)
         summaries = await self.browser.summaries(found)
         rows = [(name, descriptions.get(name, "")) for name in found]
-        nxt = self.base + "?" + _urlencode(last=found[-1]) if more and found else None
+        nxt = self.base + "?" + forms.encode(last=found[-1]) if more and found else None
         prev = self.base if last else None
         return await self._html(request, pages.home(ctx, rows, summaries, nxt, prev, hiddenHint=hidden))
 
@@ -350,16 +300,16 @@ class WebUI:
 
     async def repository(self, request, session, identity, name):
         self._requirePull(request, identity, name)
-        fields = self._query(request)
-        sort = self._one(fields, "sort", "pushed")
+        fields = forms.query(request)
+        sort = forms.one(fields, "sort", "pushed")
         if sort not in ("pushed", "name"):
-            raise PageError(400, "sort is pushed or name.")
-        pageNo = self._pageNumber(fields)
+            raise forms.PageError(400, "sort is pushed or name.")
+        pageNo = forms.pageNumber(fields)
         if not await self.api.registry.manifests.repositoryExists(name):
-            raise PageError(404, "No such repository.")
+            raise forms.PageError(404, "No such repository.")
         n = self.settings.pageSize
         total, rows = await self.browser.tags(name, sort, pageNo, n)
-        deleted = _deletedNotice(self._one(fields, "deleted"))
+        deleted = forms.deletedNotice(forms.one(fields, "deleted"))
         ctx = self._context(request, session, identity)
         return await self._html(request, pages.repository(ctx, name, rows, total, sort, pageNo, n,
                                                           self.mayDelete(identity, name), deleted))
@@ -369,7 +319,7 @@ class WebUI:
         try:
             digest = digests.parse(digest)
         except digests.InvalidDigest:
-            raise PageError(404, "No such manifest.")
+            raise forms.PageError(404, "No such manifest.")
         img = await self.browser.image(name, digest)
         tagNames = await self.browser.tagsOf(name, img.digest)
         ctx = self._context(request, session, identity)
@@ -378,23 +328,23 @@ class WebUI:
     async def delete(self, request, session, identity, name):
         self._requirePull(request, identity, name)
         if self.api.readonly:
-            raise PageError(403, "The registry is read-only: nothing can be deleted.")
+            raise forms.PageError(403, "The registry is read-only: nothing can be deleted.")
         if not self.mayDelete(identity, name):
             if identity is not None and identity.anonymous:
-                raise Redirect(self.base + "-/login?" + _urlencode(next=request.uri.decode("ascii", "replace")))
-            raise PageError(403, "You may not delete in this repository.")
+                raise forms.Redirect(self.base + "-/login?" + forms.encode(next=request.uri.decode("ascii", "replace")))
+            raise forms.PageError(403, "You may not delete in this repository.")
         if request.method == b"POST":
-            form = self._form(request)
+            form = forms.form(request)
             self._checkPost(request, session, form)
-            reference = self._one(form, "ref")
+            reference = forms.one(form, "ref")
         else:
-            reference = self._one(self._query(request), "ref")
-        isTag = _isTag(reference)
+            reference = forms.one(forms.query(request), "ref")
+        isTag = forms.isTag(reference)
         if not isTag:
             try:
                 reference = digests.parse(reference)
             except digests.InvalidDigest:
-                raise PageError(400, "ref must be a tag or a digest.")
+                raise forms.PageError(400, "ref must be a tag or a digest.")
         manifests = self.api.registry.manifests
         if request.method != b"POST":
             await manifests.resolve(name, reference)  # (MANIFEST_UNKNOWN: 404)
@@ -407,26 +357,26 @@ class WebUI:
         self.browser.tagTimes.forget(name)
         self.log.info("web page: {user} deleted {name} {reference}", user=getattr(identity, "name", None) or "-",
                       name=name, reference=reference)
-        raise Redirect(self.base + "r/" + name + "?" + _urlencode(deleted="%s %s" % (
+        raise forms.Redirect(self.base + "r/" + name + "?" + forms.encode(deleted="%s %s" % (
             "tag" if isTag else "manifest", reference)))
 
     async def login(self, request, session, identity):
         auth = self.auth
         ctx = self._context(request, session, identity)
         if auth is None:
-            raise Redirect(self.base)
+            raise forms.Redirect(self.base)
         available = bool(auth.settings.users)
-        fields = self._query(request)
+        fields = forms.query(request)
         if request.method != b"POST":
-            return await self._html(request, pages.login(ctx, _safeNext(self.base, self._one(fields, "next")),
+            return await self._html(request, pages.login(ctx, forms.safeNext(self.base, forms.one(fields, "next")),
                                                          available=available))
-        form = self._form(request)
+        form = forms.form(request)
         self._checkPost(request, session, form)
-        nextURL = _safeNext(self.base, self._one(form, "next"))
-        user = self._one(form, "user")[:256]
-        password = self._one(form, "password")[:1024]
+        nextURL = forms.safeNext(self.base, forms.one(form, "next"))
+        user = forms.one(form, "user")[:256]
+        password = forms.one(form, "password")[:1024]
         if not available:
-            raise PageError(400, "Logging in with a password is not possible here.")
+            raise forms.PageError(400, "Logging in with a password is not possible here.")
         credentials = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8"))
         try:
             found = await auth.authenticate(b"Basic " + credentials, passwords=True,
@@ -440,20 +390,20 @@ class WebUI:
             return await self._html(request, pages.login(ctx, nextURL, "Wrong user name or password.", user), 401)
         self._setCookie(request, self.sessions.new(found.name))  # a new session id: no fixation
         request.txrUser = found.name
-        raise Redirect(nextURL)
+        raise forms.Redirect(nextURL)
 
     async def logout(self, request, session, identity):
-        form = self._form(request)
+        form = forms.form(request)
         self._checkPost(request, session, form)
         self._setCookie(request, self.sessions.new())
-        raise Redirect(self.base)
+        raise forms.Redirect(self.base)
 
     async def suggest(self, request, session, identity):
         """Names for the search box as one types (JSON): the first ranked
         matches the caller may see."""
         import json
 
-        term = self._one(self._query(request), "q").strip()[:255]
+        term = forms.one(forms.query(request), "q").strip()[:255]
         out = []
         if term and self.api.search is not None:
             access = self.api.access
@@ -467,34 +417,3 @@ class WebUI:
         return json.dumps(out).encode("utf-8")
 
 
-def _urlencode(**params):
-    from urllib.parse import urlencode
-
-    return urlencode(params)
-
-
-def _deletedNotice(value):
-    """What the repository page says was deleted ("tag v1", "manifest
-    sha256:..."), only when it is that: never text a link made up."""
-    kind, _, reference = value.partition(" ")
-    if kind == "tag" and _isTag(reference):
-        return value
-    if kind == "manifest":
-        try:
-            return "manifest " + digests.parse(reference)
-        except digests.InvalidDigest:
-            return None
-    return None
-
-
-def _isTag(reference):
-    return bool(reference) and ":" not in reference and names.isValidTag(reference)
-
-
-def _safeNext(base, value):
-    """Where to go after logging in: a path of these pages, never another
-    site (no scheme, no //, no backslash)."""
-    if (not value or not value.startswith(base) or value.startswith("//") or "\\" in value
-            or any(ord(c) < 0x20 for c in value)):
-        return base
-    return value

@@ -21,6 +21,7 @@ from txregistry.errors import RegistryError
 from txregistry.events import DELETE, PUSH
 from txregistry.registry import layout
 from txregistry.registry.manifests import INDEX_TYPES, mediaTypeOf
+from txregistry.search.index import IndexUnavailable
 from txregistry.storage import ContentTooLarge, PathNotFound
 from txregistry.ui.format import parseTime
 
@@ -169,7 +170,7 @@ class Browser:
         if self.search is not None and self.search.listingCurrent:
             try:
                 return await self._fromIndex(visible, last, n)
-            except Exception:  # the index failed meanwhile: storage
+            except IndexUnavailable:  # the index failed meanwhile: storage
                 pass
         names = [name for name in await self.registry.catalog() if (not last or name > last) and visible(name)]
         return names[:n], len(names) > n
