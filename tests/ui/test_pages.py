@@ -421,3 +421,21 @@ class OddContentTests(ImagesMixin, UITestCase):
         r = await self.page("/r/team/app")
         self.assertNotIn(">v1</a>", r.html)
         self.assertIn("1 tag", r.parsed.text)
+
+
+class IndexDownTests(UITestCase):
+    @async_test
+    async def test_indexUnavailable(self):
+        """The index cannot answer: search is a 503 page, the home page
+        lists from storage."""
+        await self.started()
+        await self.pushImage("team/app", "v1")
+        await self.settled()
+        self.updater.healthy = False  # (as after a failed write: the repair loop would retry)
+        r = await self.page("/?q=team")
+        self.assertEqual(r.code, 503)
+        self.assertIn("The search index is unavailable; retry later.", r.parsed.text)
+        r = await self.page("/")
+        self.assertEqual(r.code, 200)
+        self.assertIn("/r/team/app", r.parsed.links)
+        self.updater.healthy = True
