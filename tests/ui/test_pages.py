@@ -439,3 +439,21 @@ class IndexDownTests(UITestCase):
         self.assertEqual(r.code, 200)
         self.assertIn("/r/team/app", r.parsed.links)
         self.updater.healthy = True
+
+
+class BadInputTests(UITestCase):
+    @async_test
+    async def test_badQueries(self):
+        await self.started()
+        await self.pushImage("team/app", "v1")
+        for path, status in [("/?q=x&page=0", 400), ("/?q=x&page=abc", 400), ("/?last=" + "a" * 300, 400),
+                             ("/?q=%ff", 200), ("/r/team/app?page=-1", 400), ("/r/" + "a" * 300, 404),
+                             ("/r/team/app/-/manifest/" + "x" * 5000, 404), ("/-/nothing", 404),
+                             ("/?last=%00%ed%a0%80", 200), ("/?q=" + "%25" * 300, 200)]:
+            r = await self.page(path)
+            self.assertEqual(r.code, status, path)
+            self.assertTrue(r.header("content-security-policy"), path)
+        r = await self.page("/-/logout")  # GET: the route takes POST only
+        self.assertEqual(r.code, 405)
+        r = await self.page("/-/logout", "POST", {"csrf": "x" * 100000})  # beyond what a form may be
+        self.assertEqual(r.code, 413)
