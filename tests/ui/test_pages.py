@@ -457,3 +457,43 @@ class BadInputTests(UITestCase):
         self.assertEqual(r.code, 405)
         r = await self.page("/-/logout", "POST", {"csrf": "x" * 100000})  # beyond what a form may be
         self.assertEqual(r.code, 413)
+
+
+class ManyTagsTests(UITestCase):
+    @async_test
+    async def test_homeDoesNotWaitForManyTags(self):
+        """A repository of more tags than the home page reads at once: its
+        tag count and last push (the index's) now, its size once its tags
+        were read in the background."""
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        from txregistry.ui import data
+
+        self.patch(data, "QUICK_TAGS", 2)
+        await self.started()
+        for i in range(4):
+            await self.pushImage("many/tags", "t%d" % (i,), layers=(b"x" * 2000,))
+        await self.settled()
+        browser = self.app.ui.browser
+        browser.tagTimes.forget("many/tags")
+        r = await self.page("/")
+        facts = r.parsed.text
+        self.assertIn("4 tags", facts)
+        self.assertIn("pushed just now", facts)
+        self.assertNotIn("kB", facts)
+        for _ in range(500):  # the background read: polled
+            if browser.tagTimes.cached("many/tags") is not None:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        r = await self.page("/")
+        self.assertIn("2.0 kB", r.parsed.text)  # (2000 bytes of layer, and the config)
+        # By name, a page of them without reading the others' push times.
+        browser.tagTimes.forget("many/tags")
+        self.app.ui.settings = type(self.app.ui.settings)(pageSize=2)
+        r = await self.page("/r/many/tags?sort=name&page=2")
+        self.assertIn(">t2</a>", r.html)
+        self.assertIn(">t3</a>", r.html)
+        self.assertNotIn(">t1</a>", r.html)
+        self.assertIn("4 tags", r.parsed.text)
+        self.assertIsNone(browser.tagTimes.cached("many/tags"))

@@ -273,7 +273,8 @@ class WebUI:
                 return await self._html(request, pages.home(ctx, [], {}, term=term, searchOff=True))
             pageNo = forms.pageNumber(fields)
             total, rows, complete = await self.browser.searchRepositories(term, visible, everything, pageNo, n)
-            summaries = await self.browser.summaries([name for name, _ in rows])
+            found = [name for name, _ in rows]
+            summaries = await self.browser.summaries(found, {k: v[1] for k, v in (await self._indexRows(found)).items()})
             prev = pages.searchLink(ctx, term, pageNo - 1) if pageNo > 1 else None
             nxt = pages.searchLink(ctx, term, pageNo + 1) if pageNo * n < total else None
             return await self._html(request, pages.home(ctx, rows, summaries, nxt, prev, total, term,
@@ -282,19 +283,20 @@ class WebUI:
         if last and len(last) > 255:
             raise forms.PageError(400, "last is too long.")
         found, more = await self.browser.repositories(visible, last, n)
-        descriptions = await self._descriptions(found)
-        summaries = await self.browser.summaries(found)
-        rows = [(name, descriptions.get(name, "")) for name in found]
+        indexed = await self._indexRows(found)
+        summaries = await self.browser.summaries(found, {k: v[1] for k, v in indexed.items()})
+        rows = [(name, indexed.get(name, ("", 0))[0]) for name in found]
         nxt = self.base + "?" + forms.encode(last=found[-1]) if more and found else None
         prev = self.base if last else None
         return await self._html(request, pages.home(ctx, rows, summaries, nxt, prev, hiddenHint=hidden))
 
-    async def _descriptions(self, found):
+    async def _indexRows(self, found):
+        """{name: (description, last push)} of the index (empty without)."""
         search = self.api.search
         if search is None or not found:
             return {}
         try:
-            return await search.index.descriptions(found)
+            return await search.index.rows(found)
         except IndexUnavailable:
             return {}
 

@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from txregistry import digest as digests
 from txregistry.errors import RegistryError
 from txregistry.events import DELETE, PUSH
+from txregistry.observe import OneShot
 from txregistry.registry import layout
 from txregistry.registry.manifests import INDEX_TYPES, mediaTypeOf
 from txregistry.search.index import IndexUnavailable
@@ -30,7 +33,11 @@ MAX_CACHED = 2048  # repositories whose tag times are kept
 MAX_DESCRIBED = 20000  # manifests whose descriptions are kept
 AT_ONCE = 64  # storage reads at once
 MAX_CONFIG = 1024 * 1024
+QUICK_TAGS = 500  # tags of a repository the home page reads the push times of at once
 MAX_FILTERED = 5000  # ranked search matches read and filtered for a caller who sees only some
+
+
+log = Logger()
 
 
 def _gather(coroutines):
@@ -110,6 +117,7 @@ class TagTimes:
         self.registry = registry
         self._clock = clock
         self._cache = OrderedDict()  # name -> (when, [(tag, mtime)])
+        self._reading = {}  # name -> OneShot of the read under way
         events = getattr(registry, "events", None)
         if events is not None:
             events.add(self.heard, (PUSH, DELETE))
@@ -124,29 +132,59 @@ class TagTimes:
     def forget(self, name):
         self._cache.pop(name, None)
 
-    async def get(self, name):
+    def cached(self, name):
+        """C{[(tag, pushed)]} of C{name} if known and fresh, else None."""
         hit = self._cache.get(name)
         if hit is not None and self._clock() - hit[0] < TTL:
             return hit[1]
-        driver = self.registry.driver
+        return None
+
+    async def names(self, name):
+        """The tags of C{name}, sorted (one listing: no stat)."""
         try:
-            paths = await driver.list(layout.tagsDir(name))
+            paths = await self.registry.driver.list(layout.tagsDir(name))
         except PathNotFound:
-            paths = []
-        tags = sorted(layout.baseName(p) for p in paths)
+            return []
+        return sorted(layout.baseName(p) for p in paths)
 
-        async def stat(tag):
-            try:
-                return tag, (await driver.stat(layout.tagCurrentLink(name, tag))).modTime
-            except PathNotFound:
-                return None
+    async def stat(self, name, tag):
+        """C{(tag, pushed)}, or None when the tag is gone."""
+        try:
+            return tag, (await self.registry.driver.stat(layout.tagCurrentLink(name, tag))).modTime
+        except PathNotFound:
+            return None
 
-        times = [t for t in await _batched(tags, stat) if t is not None]
+    async def get(self, name):
+        """C{[(tag, pushed)]} of C{name}, sorted by tag (read once for all
+        who ask meanwhile)."""
+        hit = self.cached(name)
+        if hit is not None:
+            return hit
+        reading = self._reading.get(name)
+        if reading is not None:
+            return await reading.wait()
+        reading = self._reading[name] = OneShot()
+        try:
+            tags = await self.names(name)
+            times = [t for t in await _batched(tags, lambda tag: self.stat(name, tag)) if t is not None]
+        except BaseException as e:
+            reading.fire(Failure(e))
+            raise
+        finally:
+            del self._reading[name]
+        reading.fire(times)
         self._cache[name] = (self._clock(), times)
         self._cache.move_to_end(name)
         while len(self._cache) > MAX_CACHED:
             self._cache.popitem(last=False)
         return times
+
+    def fill(self, name):
+        """Read C{name}'s tag times in the background (for the next page)."""
+        if name in self._reading:
+            return
+        Deferred.fromCoroutine(self.get(name)).addErrback(
+            lambda f: log.failure("reading the tags of {name} failed", f, name=name))
 
 
 class Browser:
@@ -195,10 +233,19 @@ class Browser:
         rows = [row for row in rows if visible(row[0])]
         return len(rows), rows[(page - 1) * n:page * n], complete
 
-    async def summary(self, name):
+    async def summary(self, name, pushed=0.0):
         """The L{Summary} of a repository: tag count, size of the most
-        recently pushed tag's image, its push time."""
-        times = await self.tagTimes.get(name)
+        recently pushed tag's image, its push time.  For a repository of
+        more than L{QUICK_TAGS} tags whose push times were not read yet,
+        the tag count and C{pushed} (the index's last push) only, while
+        they are read in the background: a page stays fast."""
+        times = self.tagTimes.cached(name)
+        if times is None:
+            tags = await self.tagTimes.names(name)
+            if len(tags) > QUICK_TAGS:
+                self.tagTimes.fill(name)
+                return Summary(len(tags), None, pushed)
+            times = await self.tagTimes.get(name)
         if not times:
             return Summary(0, None, 0.0)
         newest = max(times, key=lambda t: t[1])
@@ -212,25 +259,32 @@ class Browser:
             self._summaries.popitem(last=False)
         return summary
 
-    async def summaries(self, names):
-        return dict(zip(names, await _batched(names, self.summary)))
+    async def summaries(self, names, pushed=None):
+        """{name: Summary}; C{pushed}: {name: last push} of the index."""
+        pushed = pushed or {}
+        return dict(zip(names, await _batched(names, lambda name: self.summary(name, pushed.get(name) or 0.0))))
 
     # --- a repository's tags ---
 
     async def tags(self, name, sort, page, n):
         """C{(total, [TagRow])}: page C{page} (from 1) of C{n} tags of
         C{name}, by push time (newest first) or by name."""
-        times = await self.tagTimes.get(name)
-        if sort == "name":
-            ordered = times  # (sorted by name already)
+        times = self.tagTimes.cached(name)
+        if sort == "name" and times is None:
+            # By name: one listing, and the push times of this page only.
+            tags = await self.tagTimes.names(name)
+            chosen = [t for t in await _batched(tags[(page - 1) * n:page * n],
+                                                lambda tag: self.tagTimes.stat(name, tag)) if t is not None]
+            total = len(tags)
         else:
-            ordered = sorted(times, key=lambda t: (-t[1], t[0]))
-        chosen = ordered[(page - 1) * n:page * n]
+            times = times if times is not None else await self.tagTimes.get(name)
+            ordered = times if sort == "name" else sorted(times, key=lambda t: (-t[1], t[0]))
+            chosen, total = ordered[(page - 1) * n:page * n], len(times)
 
         async def row(item):
             return TagRow(item[0], item[1], await self.describeTag(name, item[0]))
 
-        return len(times), await _batched(chosen, row)
+        return total, await _batched(chosen, row)
 
     async def describeTag(self, name, tag):
         try:
