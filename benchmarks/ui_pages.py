@@ -130,24 +130,26 @@ def main():
         daemon = procs.startTxregistry(storage, work, env={"LOGLEVEL": "warn"})
         try:
             middle = sorted(names)[len(names) // 2]
+            # (the big repository first: its first request is then one
+            # that finds nothing of it read yet)
             rows = [
+                ("repository of %d tags, by name, page 30" % (args.tags,), "/r/%s?sort=name&page=30" % (BIG,)),
+                ("  ... by push time", "/r/%s" % (BIG,)),
+                ("  ... by push time, page 60", "/r/%s?page=60" % (BIG,)),
                 ("home, first page", "/"),
                 ("home, a middle page", "/?last=" + middle),
                 ("search 'ubuntu'", "/?q=ubuntu"),
                 ("search 'team42', page 2", "/?q=team42&page=2"),
-                ("repository of %d tags, by push time" % (args.tags,), "/r/%s" % (BIG,)),
-                ("  ... page 60", "/r/%s?page=60" % (BIG,)),
-                ("  ... by name, page 30", "/r/%s?sort=name&page=30" % (BIG,)),
                 ("a repository of one tag", "/r/%s" % (names[0],)),
                 ("image page", "/r/%s/-/manifest/%s" % (BIG, digest)),
                 ("search as you type 'ngi'", "/-/suggest?q=ngi"),
             ]
-            print("%-40s %10s %10s %10s" % ("page", "first ms", "median ms", "p95 ms"))
+            print("%-44s %10s %10s %10s" % ("page", "first ms", "median ms", "p95 ms"))
             worst = 0.0
             for label, path in rows:
                 first, med, p95 = timeit(daemon.url + path, args.requests)
                 worst = max(worst, med)
-                print("%-40s %10.1f %10.1f %10.1f" % (label, first, med, p95))
+                print("%-44s %10.1f %10.1f %10.1f" % (label, first, med, p95))
             print("slowest median: %.1f ms (target: under %.0f ms)" % (worst, TARGET_MS))
         finally:
             daemon.stop()

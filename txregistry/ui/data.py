@@ -22,10 +22,10 @@ from txregistry import digest as digests
 from txregistry.errors import RegistryError
 from txregistry.events import DELETE, PUSH
 from txregistry.observe import OneShot
-from txregistry.registry import layout
+from txregistry.registry import tagtimes
 from txregistry.registry.manifests import INDEX_TYPES, mediaTypeOf
 from txregistry.search.index import IndexUnavailable
-from txregistry.storage import ContentTooLarge, PathNotFound
+from txregistry.storage import ContentTooLarge
 from txregistry.ui.format import parseTime
 
 TTL = 30.0  # seconds a repository's tag times are kept without an event
@@ -139,20 +139,14 @@ class TagTimes:
             return hit[1]
         return None
 
-    async def names(self, name):
+    def names(self, name):
         """The tags of C{name}, sorted (one listing: no stat)."""
-        try:
-            paths = await self.registry.driver.list(layout.tagsDir(name))
-        except PathNotFound:
-            return []
-        return sorted(layout.baseName(p) for p in paths)
+        return tagtimes.tagNames(self.registry.driver, name)
 
     async def stat(self, name, tag):
         """C{(tag, pushed)}, or None when the tag is gone."""
-        try:
-            return tag, (await self.registry.driver.stat(layout.tagCurrentLink(name, tag))).modTime
-        except PathNotFound:
-            return None
+        pushed = await tagtimes.pushedAt(self.registry.driver, name, tag)
+        return None if pushed is None else (tag, pushed)
 
     async def get(self, name):
         """C{[(tag, pushed)]} of C{name}, sorted by tag (read once for all
