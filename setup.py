@@ -19,7 +19,7 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/txregistry.py"]},
+    package_data={"twisted": ["plugins/txregistry.py"], "txregistry.ui": ["static/*"]},
     install_requires=[
         "twisted[tls]>=23.10",
         "klein>=23.5",
@@ -42,6 +42,7 @@ setup(
             "psycopg2-binary>=2.9",
             "moto[server]>=5",
             "build>=1",
+            "selenium>=4.10",
         ],
         "postgresql": ["psycopg2-binary>=2.9"],
     },

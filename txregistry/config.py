@@ -82,7 +82,7 @@ KNOWN_KEYS = (
     "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "public_url",
     "debug_addr", "metrics_main_port", "health_timeout", "notifications", "email_exceptions", "smtp_host",
     "smtp_port", "smtp_login", "smtp_password", "smtp_secure", "from_addr", "to_addr", "email_interval",
-    "upload_purging", "mirroring", "mirrors",
+    "upload_purging", "mirroring", "mirrors", "ui",
 )
 UPLOAD_PURGING_KEYS = ("enabled", "age", "interval", "dryrun")
 
@@ -116,6 +116,7 @@ class Settings:
     mail: object = None  # txregistry.mail.MailSettings, or None: no error mails
     uploadPurging: object = None  # UploadPurging
     mirror: object = None  # txregistry.mirror.settings.MirrorSettings, or None: no upstream
+    ui: object = None  # txregistry.ui.UISettings (None: the defaults, pages on at /)
 
 
 @dataclass(frozen=True)
@@ -453,9 +454,16 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         mirror = parseMirror(values.get("mirrors"), values.get("mirroring"), source, baseDir)
     except MirrorConfigError as e:
         raise ConfigError(str(e))
+    from txregistry.ui.settings import UIConfigError, parseUI
+
+    try:
+        ui = parseUI(values.get("ui"), source)
+    except UIConfigError as e:
+        raise ConfigError(str(e))
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
         mirror=mirror,
+        ui=ui,
         uploadPurging=uploadPurging,
         notifications=notifications,
         mail=mail,

@@ -21,6 +21,8 @@ from txregistry.storage import PathNotFound, StorageError
 from txregistry.storage.filesystem import FilesystemDriver
 from txregistry.logs import LEVELS, STARTUP_NAMESPACE
 from txregistry.web.app import RegistryApp
+from txregistry.ui import UISettings
+from txregistry.ui.app import WebUI
 from txregistry.metrics import Metrics
 from txregistry.metrics.health import HealthChecks
 from txregistry.metrics.resources import DebugRoot, WithHealth
@@ -185,6 +187,9 @@ class RegistryService(service.MultiService):
         )
         if self.mirror is not None:
             self.app.pushRefusal = self.mirror.refusal
+        ui = settings.ui or UISettings()
+        if ui.enabled:
+            self.app.ui = WebUI(self.app, ui)  # the web pages, on the main port
         self.bodies = BodyRouter(self.app, BodyBudget(limits.http.maxBodyMemory))
         metricsSettings = settings.metrics or config.MetricsSettings()
         self.health = self._healthChecks(metricsSettings.healthTimeout)

@@ -282,6 +282,19 @@ class SearchIndex:
 
         return self._read(catalog)
 
+    def rows(self, names):
+        """{name: (description, pushedAt)} of those of C{names} (at most a
+        page of them) that the index holds."""
+        sa, t = self._sa, self.repositories
+        names = [storable(name) for name in names]
+
+        def rows():
+            with self.engine.connect() as conn:
+                found = conn.execute(sa.select(t.c.name, t.c.description, t.c.pushed_at).where(t.c.name.in_(names)))
+                return {row[0]: (row[1], row[2]) for row in found}
+
+        return self._read(rows)
+
     def search(self, term, limit, offset):
         """C{(total, [(name, description)])}: repositories whose name (whole,
         prefix, a path component, or a substring) or description contains

@@ -38,6 +38,8 @@ class _V2Resource(Resource):
 
     def render(self, request):
         if not routes.isV2(request.path):
+            if self.app.ui is not None and self.app.ui.handles(request.path):
+                return self.app.ui.render(request)  # the web pages (txregistry.ui)
             return self.klein.render(request)
         gone = []
         request.notifyFinish().addBoth(gone.append)
@@ -75,6 +77,7 @@ class RegistryApp:
 
     app = Klein()
     log = Logger()
+    ui = None  # the web pages (a txregistry.ui.app.WebUI), or None
 
     def __init__(self, registry, search=None, maxManifestSize=None, readonly=False, authorizer=None,
                  publicURL=None):

@@ -45,6 +45,8 @@ class BodyRouter:
         if not routes.isV2(path):
             if app.tokenPath is not None and path == app.tokenPath and method == b"POST":
                 return self._inMemory(TOKEN_FORM_LIMIT, length)
+            if app.ui is not None and method == b"POST" and app.ui.handles(path):
+                return self._inMemory(TOKEN_FORM_LIMIT, length)  # a web page's form
             return DiscardBody()  # no handler out there reads a body
         try:
             route, method, args = routes.match(path, method)
