@@ -82,7 +82,7 @@ KNOWN_KEYS = (
     "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "public_url",
     "debug_addr", "metrics_main_port", "health_timeout", "notifications", "email_exceptions", "smtp_host",
     "smtp_port", "smtp_login", "smtp_password", "smtp_secure", "from_addr", "to_addr", "email_interval",
-    "upload_purging",
+    "upload_purging", "gc", "retention",
 )
 UPLOAD_PURGING_KEYS = ("enabled", "age", "interval", "dryrun")
 
@@ -115,6 +115,7 @@ class Settings:
     notifications: object = None  # txregistry.notify.settings.NotifySettings, or None: no endpoint
     mail: object = None  # txregistry.mail.MailSettings, or None: no error mails
     uploadPurging: object = None  # UploadPurging
+    gc: object = None  # txregistry.maintenance.settings.GCSettings
 
 
 @dataclass(frozen=True)
@@ -446,9 +447,16 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         raise ConfigError(str(e))
 
     uploadPurging = _uploadPurging(values.get("upload_purging"), source)
+    from txregistry.maintenance.settings import GCConfigError, parseGC
+
+    try:
+        gc = parseGC(values.get("gc"), values.get("retention"), source)
+    except GCConfigError as e:
+        raise ConfigError(str(e))
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
         uploadPurging=uploadPurging,
+        gc=gc,
         notifications=notifications,
         mail=mail,
         metrics=metrics,

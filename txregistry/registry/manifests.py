@@ -19,7 +19,7 @@ from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.events import PULL, PUSH, Announcer
 from txregistry.limits import RegistryLimits
-from txregistry.registry import layout
+from txregistry.registry import layout, touch
 from txregistry.registry.blobs import MAX_LINK_SIZE, deleteQuietly, exists, linkDigest, listQuietly, readLink
 from txregistry.storage import ContentTooLarge, PathNotFound
 
@@ -212,6 +212,7 @@ class Manifests:
         self.blobs = blobs
         self.maxSize = maxSize
         self.events = Announcer()  # txregistry.events
+        self.clock = None  # the reactor (Registry sets it): a push held by a collection waits on it
         # Manifests are immutable by digest: a bounded cache of their bytes.
         self._cache = {}
         self._cacheBytes = 0
@@ -307,12 +308,44 @@ class Manifests:
                 "manifest digest does not match the reference",
                 {"expected": refDigest, "actual": digest},
             )
+        # Touch what the manifest relies on before checking it is there, and
+        # commit in time (txregistry.registry.touch; the argument is
+        # txregistry.registry.gc's): a collection running meanwhile keeps it.
+        for _ in range(touch.ATTEMPTS):
+            claim = await touch.claim(self.driver, [digest] + manifest.blobs + manifest.children, self.clock)
+            await self._check(name, manifest, claim)
+            if claim.inTime():
+                break
+        else:
+            raise RegistryError("UNAVAILABLE", "storage too slow to store the manifest safely", retryAfter=5)
+        if digest not in claim.present:
+            await self.driver.putContent(layout.blobData(digest), body)
+        if manifest.subject is not None:
+            await self.driver.putContent(
+                layout.referrerLink(name, manifest.subject, digest), digest.encode("ascii")
+            )
+        await self.driver.putContent(layout.revisionLink(name, digest), digest.encode("ascii"))
+        if tag is not None:
+            # The current link first: a new tag's directory appears with it
+            # (the drivers make a path's directories appear with its
+            # content), so a crash in between never leaves a tag that names
+            # nothing.  The index (Distribution writes it; nobody reads it)
+            # after.
+            await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
+            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
+        self.events.manifest(PUSH, name, digest, manifest.mediaType, body, tag)
+        return digest, manifest
+
+    async def _check(self, name, manifest, claim):
+        """MANIFEST_BLOB_UNKNOWN unless every blob and manifest C{manifest}
+        requires is in repository C{name} with its data (C{claim}); the
+        declared sizes must be the stored ones."""
         missing = []
         for d in manifest.blobs:
-            if not await self.blobs.isLinked(name, d):
+            if d not in claim.present or not await self.blobs.isLinked(name, d):
                 missing.append(d)
         for d in manifest.children:
-            if not await self._isRevision(name, d):
+            if d not in claim.present or not await self._isRevision(name, d):
                 missing.append(d)
         if missing:
             raise RegistryError(
@@ -329,22 +362,6 @@ class Manifests:
                     "%s is %d bytes, not %d as its descriptor says" % (d, stored, size),
                     {"digest": d, "size": size, "stored": stored},
                 )
-        await self.blobs.putContent(digest, body)
-        if manifest.subject is not None:
-            await self.driver.putContent(
-                layout.referrerLink(name, manifest.subject, digest), digest.encode("ascii")
-            )
-        await self.driver.putContent(layout.revisionLink(name, digest), digest.encode("ascii"))
-        if tag is not None:
-            # The current link first: a new tag's directory appears with it
-            # (the drivers make a path's directories appear with its
-            # content), so a crash in between never leaves a tag that names
-            # nothing.  The index (Distribution writes it; nobody reads it)
-            # after.
-            await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
-            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
-        self.events.manifest(PUSH, name, digest, manifest.mediaType, body, tag)
-        return digest, manifest
 
     # --- delete ---
 
