@@ -84,7 +84,7 @@ def test_gc_command_on_s3(s3, bucket, tmp_path):
         clients.push("oci:%s:v1" % (tmp_path / "gone"), d, "team/app:gone")
         clients.delete(d, "team/app@%s" % (gone.manifestDigest,))
         r = subprocess.run(
-            [os.path.join(procs.BIN, "txregistry"), "gc", "--min-age", "0"],
+            [os.path.join(procs.BIN, "txregistry"), "gc", "--min-age", "0", "--grace", "0"],
             capture_output=True, text=True, timeout=120,
             env=procs.twistdEnv(procs.s3env(s3, bucket, SQLALCHEMY_INDEX_DATABASE="sqlite:///%s" % (tmp_path / "i.db"))),
         )

@@ -116,7 +116,7 @@ class Report:
     tags: list = field(default_factory=list)  # (name, tag) deleted by the retention policies (or that would be)
 
 
-async def _linkDirs(driver, base):
+async def linkDirs(driver, base):
     """C{(digest, path)} of each ``base/<algorithm>/<hex>`` directory."""
     found = []
     for algorithmDir in await listQuietly(driver, base):
@@ -153,7 +153,7 @@ async def _mark(driver, report, maxManifestSize, deleteUntagged=False, since=0, 
             marked.update(manifest.blobs)
             marked.update(manifest.foreign)  # not required, but kept when pushed
             marked.update(manifest.children)
-        for digest, path in await _linkDirs(driver, layout.layersDir(name)):
+        for digest, path in await linkDirs(driver, layout.layersDir(name)):
             links.setdefault(digest, []).append(path)
     return marked, links, untagged
 
@@ -161,7 +161,7 @@ async def _mark(driver, report, maxManifestSize, deleteUntagged=False, since=0, 
 async def _manifests(driver, name, maxManifestSize):
     """C{{digest: Manifest}} of the revisions of repository C{name}."""
     found = {}
-    for digest, path in await _linkDirs(driver, layout.revisionsDir(name)):
+    for digest, path in await linkDirs(driver, layout.revisionsDir(name)):
         if await readLink(driver, layout.linkIn(path)) != digest:
             continue  # a broken revision link names nothing
         try:
@@ -225,7 +225,7 @@ async def _deleteManifest(driver, name, digest, manifest, run):
         await touch.release(driver, digest, run.id)
 
 
-async def _blobs(driver):
+async def blobDigests(driver):
     """Every stored blob's digest."""
     found = []
     for algorithmDir in await listQuietly(driver, layout.blobsRoot()):
@@ -311,7 +311,7 @@ async def _collect(driver, report, run, dryRun, log, maxManifestSize, deleteUnta
         else:  # pushed again meanwhile: what it refers to stays
             marked.add(digest)
             marked.update(manifest.blobs + manifest.foreign + manifest.children)
-    found = await _blobs(driver)
+    found = await blobDigests(driver)
     if progress is not None:
         progress.stage("sweeping", len(found), "blobs")
     for d in found:
