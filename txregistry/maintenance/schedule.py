@@ -71,13 +71,15 @@ class ScheduledCollection:
     def __call__(self):
         if self.running is not None:
             return self.running
-        self.running = Deferred.fromCoroutine(self.run())
-        self.running.addBoth(self._over)
-        return self.running
+        d = self.running = Deferred.fromCoroutine(self.run())
+        d.addBoth(self._over)
+        if d.called:
+            self.running = None
+        return d
 
     def _over(self, result):
         self.running = None
-        return None
+        return result
 
     async def run(self):
         s = self.settings

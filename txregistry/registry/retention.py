@@ -89,6 +89,8 @@ def parseAge(value) -> Optional[float]:
     if not isinstance(value, str) or not value.strip():
         return None
     text, pos, total = value.strip(), 0, 0.0
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
     for m in _PART.finditer(text):
         if m.start() != pos:
             return None
