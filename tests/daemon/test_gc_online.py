@@ -172,46 +172,59 @@ def collections(log):
         r"garbage collection in [\d.]+s: deleted (\d+) tag\(s\), (\d+) untagged manifest\(s\), (\d+) blob\(s\)", log)]
 
 
+GC_CONFIG = "dev:\n  loglevel: info\n  gc: {interval: 1s, min_age: 0, delete_untagged: true}\n"
+
+
+def exercise(d):
+    """Run the workload against daemon C{d} (configured with L{GC_CONFIG})
+    and check the outcome."""
+    assert "garbage collection every 1s, min_age 0s, untagged manifests deleted" in d.log()
+    client = Client(d.url)
+    work = Workload(client)
+    threads = [threading.Thread(target=work.pusher, args=(n,)) for n in range(PUSHERS)]
+    threads.append(threading.Thread(target=work.deleter))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DURATION + 120)
+    assert not work.errors, work.errors
+    # One more collection after the last push and delete.
+    runs = len(collections(d.log()))
+    deadline = time.monotonic() + 60
+    while len(collections(d.log())) < runs + 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling interval
+    assert len(collections(d.log())) >= runs + 2, d.log()[-3000:]
+
+    expected = {k: v for k, v in work.pushed.items() if v not in work.deleted}
+    found = {}
+    for repo in REPOSITORIES:
+        _, _, body = client.call("GET", "/v2/%s/tags/list" % (repo,))
+        for tag in json.loads(body)["tags"] or []:
+            found[(repo, tag)] = pullWhole(client, repo, tag)
+    assert found == expected
+    done = collections(d.log())
+    deletedBlobs = sum(blobs for _, _, blobs in done)
+    print("%d pushes, %d deletes, %d collections deleted %d untagged manifests and %d blobs; retries %s"
+          % (len(work.pushed), len(work.deleted), len(done), sum(m for _, m, _ in done), deletedBlobs,
+             work.retries))
+    assert len(work.pushed) > 30 and len(work.deleted) > 10
+    assert deletedBlobs > 0 and sum(m for _, m, _ in done) > 0 and "Traceback" not in d.log()
+
+
+def checkCommand(*args, env=None):
+    return subprocess.run([os.path.join(procs.BIN, "txregistry"), "check"] + list(args),
+                          capture_output=True, text=True, timeout=120, env=procs.twistdEnv(env))
+
+
 def test_collect_while_pushing_and_deleting(tmp_path):
     data = str(tmp_path / "data")
     cfg = tmp_path / "config.yml"
-    cfg.write_text("dev:\n  loglevel: info\n  gc: {interval: 1s, min_age: 0, delete_untagged: true}\n")
+    cfg.write_text(GC_CONFIG)
     d = procs.startTxregistry(data, str(tmp_path), env={"DOCKER_REGISTRY_CONFIG": str(cfg)})
     try:
-        assert "garbage collection every 1s, min_age 0s, untagged manifests deleted" in d.log()
-        client = Client(d.url)
-        work = Workload(client)
-        threads = [threading.Thread(target=work.pusher, args=(n,)) for n in range(PUSHERS)]
-        threads.append(threading.Thread(target=work.deleter))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(DURATION + 120)
-        assert not work.errors, work.errors
-        # One more collection after the last push and delete.
-        runs = len(collections(d.log()))
-        deadline = time.monotonic() + 60
-        while len(collections(d.log())) < runs + 2 and time.monotonic() < deadline:
-            time.sleep(0.1)  # polling interval
-        assert len(collections(d.log())) >= runs + 2, d.log()[-3000:]
-
-        expected = {k: v for k, v in work.pushed.items() if v not in work.deleted}
-        found = {}
-        for repo in REPOSITORIES:
-            _, _, body = client.call("GET", "/v2/%s/tags/list" % (repo,))
-            for tag in json.loads(body)["tags"] or []:
-                found[(repo, tag)] = pullWhole(client, repo, tag)
-        assert found == expected
-        done = collections(d.log())
-        deletedBlobs = sum(blobs for _, _, blobs in done)
-        print("%d pushes, %d deletes, %d collections deleted %d untagged manifests and %d blobs; retries %s"
-              % (len(work.pushed), len(work.deleted), len(done), sum(m for _, m, _ in done), deletedBlobs,
-                 work.retries))
-        assert len(work.pushed) > 30 and len(work.deleted) > 10
-        assert deletedBlobs > 0 and sum(m for _, m, _ in done) > 0 and "Traceback" not in d.log()
+        exercise(d)
     finally:
         d.stop()
-    r = subprocess.run([os.path.join(procs.BIN, "txregistry"), "check", "--storage-path", data],
-                       capture_output=True, text=True, timeout=120, env=procs.twistdEnv())
+    r = checkCommand("--storage-path", data)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 corrupt, 0 missing, 0 unreadable" in r.stdout
