@@ -401,6 +401,8 @@ class RegistryService(service.MultiService):
 
     def stopService(self):
         self.health.stopping = True
+        if self.collection is not None:
+            self.collection.stop()  # a collection under way ends at its next step
         if self.mailer is not None:
             self.mailer.stop()
         d = service.MultiService.stopService(self)

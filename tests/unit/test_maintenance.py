@@ -153,3 +153,31 @@ class ScheduleTests(unittest.TestCase):
         self.assertEqual(run.describe(), "garbage collection every 600s, min_age 60s, untagged manifests deleted, "
                                          "retention: a/*: keep the newest 2")
 
+
+
+class StopTests(unittest.TestCase):
+    @async_test
+    async def test_stopEndsARunBetweenSteps(self):
+        registry = memoryRegistry()
+        for i in range(3):
+            await pushBlob(registry, NAME, b"loose %d" % (i,))
+        from txregistry.registry import gc
+
+        asked = []
+
+        def stop():
+            asked.append(1)
+            return len(asked) > 3  # after the mark, during the sweep
+
+        with self.assertRaises(gc.CollectionStopped):
+            await gc.collect(registry.driver, minAge=0, grace=0, stop=stop)
+        # Stopped, not broken: the next run finishes the work.
+        report = await gc.collect(registry.driver, minAge=0, grace=0)
+        self.assertEqual(len(report.deleted), 3 - 1)
+
+    @async_test
+    async def test_aStoppedScheduleRunsNoMore(self):
+        run = ScheduledCollection(memoryRegistry().driver, GCSettings(interval=60), 4 * 1024 * 1024)
+        run.stop()
+        self.assertIsNone(run())
+        self.assertEqual(run.runs, 0)

@@ -9,7 +9,7 @@ import time
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from txregistry.registry.gc import CollectionError, collect
+from txregistry.registry.gc import CollectionError, CollectionStopped, collect
 
 
 class GCMetrics:
@@ -56,6 +56,11 @@ class ScheduledCollection:
         self.metrics = GCMetrics(metrics.registry) if metrics is not None else None
         self.running = None
         self.runs = 0
+        self.stopping = False
+
+    def stop(self):
+        """Ask a run under way to stop at its next step (the daemon stops)."""
+        self.stopping = True
 
     def describe(self):
         s = self.settings
@@ -69,6 +74,8 @@ class ScheduledCollection:
         return ", ".join(parts)
 
     def __call__(self):
+        if self.stopping:
+            return None
         if self.running is not None:
             return self.running
         d = self.running = Deferred.fromCoroutine(self.run())
@@ -86,7 +93,11 @@ class ScheduledCollection:
         started = time.monotonic()
         try:
             report = await collect(self.driver, s.minAge, s.dryRun, maxManifestSize=self.maxManifestSize,
-                                   deleteUntagged=s.deleteUntagged, retention=s.retention)
+                                   deleteUntagged=s.deleteUntagged, retention=s.retention,
+                                   stop=lambda: self.stopping)
+        except CollectionStopped:
+            self.log.info("garbage collection stopped: the daemon stops")
+            return None
         except CollectionError as e:
             self._count("failed")
             self.log.error("garbage collection stopped: {problem}", problem=str(e))

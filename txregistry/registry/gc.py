@@ -103,6 +103,11 @@ class CollectionError(Exception):
     """The collection stopped before deleting anything."""
 
 
+class CollectionStopped(Exception):
+    """The collection was asked to stop (C{stop()} said so) and did, between
+    two blobs (or repositories): what it did so far stays done."""
+
+
 @dataclass
 class Report:
     repositories: int = 0
@@ -128,7 +133,8 @@ async def linkDirs(driver, base):
     return found
 
 
-async def _mark(driver, report, maxManifestSize, deleteUntagged=False, since=0, ignoredTags=(), progress=None):
+async def _mark(driver, report, maxManifestSize, deleteUntagged=False, since=0, ignoredTags=(), progress=None,
+                stop=lambda: False):
     """The set of digests in use, C{{digest: [layer link dirs]}}, and (with
     C{deleteUntagged}) C{[(name, digest, Manifest)]} of the manifests to
     delete: their references are not marked."""
@@ -139,6 +145,8 @@ async def _mark(driver, report, maxManifestSize, deleteUntagged=False, since=0, 
     if progress is not None:
         progress.stage("marking", len(repositories), "repositories")
     for name in repositories:
+        if stop():
+            raise CollectionStopped()
         if progress is not None:
             progress.advance(1)
         report.repositories += 1
@@ -266,7 +274,7 @@ async def _start(driver, dryRun, now, minAge, grace):
 
 async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=None,
                   maxManifestSize=RegistryLimits.maxManifestSize, deleteUntagged=False, logManifest=None,
-                  retention=(), progress=None, grace=touch.GRACE, logTag=None):
+                  retention=(), progress=None, grace=touch.GRACE, logTag=None, stop=None):
     """Delete (with C{dryRun}: only count) the blobs of C{driver}'s storage
     that no manifest refers to and that are older than C{minAge} seconds;
     with C{deleteUntagged}, first the manifests nothing keeps, and before
@@ -280,12 +288,13 @@ async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=No
     L{txregistry.maintenance.progress.Progress}, or C{None}) is told of
     the repositories marked and the blobs swept.  C{grace}: keep what a
     push touched less than this many seconds before the start (lower it
-    only with the registry read-only)."""
+    only with the registry read-only).  C{stop()}, if given, is asked
+    between steps: true ends the collection (L{CollectionStopped})."""
     report = Report()
     run = await _start(driver, dryRun, now, minAge, grace)
     try:
         await _collect(driver, report, run, dryRun, log, maxManifestSize, deleteUntagged, logManifest,
-                       retention, progress, logTag)
+                       retention, progress, logTag, stop or (lambda: False))
     finally:
         if not dryRun and now is None:
             await deleteQuietly(driver, layout.gcRunMarker(run.id))
@@ -293,7 +302,7 @@ async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=No
 
 
 async def _collect(driver, report, run, dryRun, log, maxManifestSize, deleteUntagged, logManifest,
-                   retention, progress, logTag):
+                   retention, progress, logTag, stop):
     ignoredTags = set()
     if retention:
         from txregistry.registry.retention import apply
@@ -301,9 +310,13 @@ async def _collect(driver, report, run, dryRun, log, maxManifestSize, deleteUnta
         report.tags = await apply(driver, retention, run.start, dryRun, log=logTag)
         if dryRun:
             ignoredTags = set(report.tags)  # as if gone: what their going frees is reported
+    if stop():
+        raise CollectionStopped()
     marked, links, untagged = await _mark(driver, report, maxManifestSize, deleteUntagged, run.young,
-                                          ignoredTags, progress)
+                                          ignoredTags, progress, stop)
     for name, digest, manifest in untagged:
+        if stop():
+            raise CollectionStopped()
         if dryRun or await _deleteManifest(driver, name, digest, manifest, run):
             report.untagged.append((name, digest))
             if logManifest is not None and not dryRun:
@@ -315,6 +328,8 @@ async def _collect(driver, report, run, dryRun, log, maxManifestSize, deleteUnta
     if progress is not None:
         progress.stage("sweeping", len(found), "blobs")
     for d in found:
+        if stop():
+            raise CollectionStopped()
         size = await _sweep(driver, report, run, d, marked, links, dryRun, log)
         if progress is not None:
             progress.advance(1, size)
