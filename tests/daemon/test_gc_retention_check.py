@@ -3,7 +3,7 @@
 whole) and through the schedule (a dry run only logs); a bad ``gc:`` or
 ``retention:`` value stops the start with one line; ``txregistry check``
 finds a corrupted and a missing blob on disk, with progress lines on
-stderr and exit status 1."""
+stderr and exit status 1, and a bar when stderr is a terminal."""
 
 import json
 import os
@@ -160,3 +160,42 @@ def test_check_finds_corrupt_and_missing_blobs(tmp_path):
                                                          % (config,)), missing
     assert "checked 5 blob(s)" in r.stdout and "1 corrupt, 1 missing, 0 unreadable" in r.stdout
     assert r.stderr == ""  # --quiet: no progress
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    """stderr a terminal (a pty): the bar, redrawn in place, then a newline;
+    stdout (a pipe) has the plain report."""
+    import pty
+
+    data = str(tmp_path / "data")
+    d = procs.startTxregistry(data, str(tmp_path))
+    try:
+        client = Client(d.url)
+        for tag in ("a", "b"):
+            pushImage(client, "team/app", tag)
+    finally:
+        d.stop()
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([os.path.join(procs.BIN, "txregistry"), "check", "--storage-path", data],
+                           stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120, env=procs.twistdEnv())
+        os.close(slave)
+        slave = None
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the other end is closed, all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert r.returncode == 0, r.stdout
+    text = shown.decode()
+    assert "\r[" in text and "] checking: 6/6 blobs, 4.7 KiB of 4.7 KiB" in text, text
+    assert text.rstrip("\r\n").count("\n") == 0  # one line, redrawn
+    assert "checked 6 blob(s)" in r.stdout and "[" not in r.stdout
