@@ -34,7 +34,7 @@ from __future__ import annotations
 import time
 from typing import Iterable, Optional
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.task import deferLater
 
 from txregistry.errors import RegistryError
@@ -75,8 +75,13 @@ class Claim:
         return time.monotonic() - self.started <= TOUCH_DEADLINE
 
 
-def _gather(coroutines):
-    return gatherResults([Deferred.fromCoroutine(c) for c in coroutines], consumeErrors=True)
+async def _gather(coroutines):
+    """The results of C{coroutines}, run at once; the first failure as it
+    is (a storage error must reach the web layer as itself)."""
+    try:
+        return await gatherResults([Deferred.fromCoroutine(c) for c in coroutines], consumeErrors=True)
+    except FirstError as e:
+        e.subFailure.raiseException()
 
 
 async def _mtime(driver, path) -> Optional[float]:
