@@ -113,7 +113,7 @@ class Report:
     repositories: int = 0
     manifests: int = 0
     kept: int = 0  # blobs in use
-    young: int = 0  # blobs in use by none, but younger than minAge
+    young: int = 0  # blobs in use by none, but younger than minAge or relied on by a push lately (kept)
     deleted: list = field(default_factory=list)  # digests deleted (or that would be, dry run)
     freed: int = 0  # bytes of those
     links: int = 0  # repository links to them removed (or that would be)
