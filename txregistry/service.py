@@ -218,7 +218,7 @@ class RegistryService(service.MultiService):
             from txregistry.maintenance.schedule import ScheduledCollection
 
             self.collection = ScheduledCollection(self.driver, settings.gc, limits.registry.maxManifestSize,
-                                                  self.metrics)
+                                                  self.metrics, paused=lambda: self.app.readonly)
             collector = internet.TimerService(settings.gc.interval, self.collection)
             collector.clock = reactor
             collector.setServiceParent(self)

@@ -181,3 +181,18 @@ class StopTests(unittest.TestCase):
         run.stop()
         self.assertIsNone(run())
         self.assertEqual(run.runs, 0)
+
+    @async_test
+    async def test_readOnlySkipsRuns(self):
+        registry = memoryRegistry()
+        await pushBlob(registry, NAME, b"loose")
+        readonly = [True]
+        logged = []
+        run = ScheduledCollection(registry.driver, GCSettings(interval=60, minAge=0), 4 * 1024 * 1024,
+                                  paused=lambda: readonly[0])
+        run.log = type(run.log)(observer=logged.append)
+        self.assertIsNone(run())
+        self.assertEqual((run.runs, logged[-1]["log_format"]), (0, "garbage collection skipped: read-only mode"))
+        readonly[0] = False
+        await run()
+        self.assertEqual(run.runs, 1)

@@ -49,8 +49,10 @@ class ScheduledCollection:
 
     log = Logger()
 
-    def __init__(self, driver, settings, maxManifestSize, metrics=None):
+    def __init__(self, driver, settings, maxManifestSize, metrics=None, paused=lambda: False):
+        """C{paused()}: whether runs are skipped for now (read-only mode)."""
         self.driver = driver
+        self.paused = paused
         self.settings = settings
         self.maxManifestSize = maxManifestSize
         self.metrics = GCMetrics(metrics.registry) if metrics is not None else None
@@ -75,6 +77,9 @@ class ScheduledCollection:
 
     def __call__(self):
         if self.stopping:
+            return None
+        if self.paused():
+            self.log.info("garbage collection skipped: read-only mode")
             return None
         if self.running is not None:
             return self.running
