@@ -311,19 +311,16 @@ class Manifests:
         # Touch what the manifest relies on before checking it is there, and
         # commit in time (txregistry.registry.touch; the argument is
         # txregistry.registry.gc's): a collection running meanwhile keeps it.
-        for _ in range(touch.ATTEMPTS):
-            claim = await touch.claim(self.driver, [digest] + manifest.blobs + manifest.children, self.clock)
-            await self._check(name, manifest, claim)
-            if claim.inTime():
-                break
-        else:
-            raise RegistryError("UNAVAILABLE", "storage too slow to store the manifest safely", retryAfter=5)
+        relied = [digest] + manifest.blobs + manifest.children
+        claim = await self._claim(name, manifest, relied)
         if digest not in claim.present:
             await self.driver.putContent(layout.blobData(digest), body)
         if manifest.subject is not None:
             await self.driver.putContent(
                 layout.referrerLink(name, manifest.subject, digest), digest.encode("ascii")
             )
+        if not claim.inTime():  # the revision link is what a collection's mark sees
+            claim = await self._claim(name, manifest, relied)
         await self.driver.putContent(layout.revisionLink(name, digest), digest.encode("ascii"))
         if tag is not None:
             # The current link first: a new tag's directory appears with it
@@ -335,6 +332,16 @@ class Manifests:
             await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
         self.events.manifest(PUSH, name, digest, manifest.mediaType, body, tag)
         return digest, manifest
+
+    async def _claim(self, name, manifest, relied):
+        """Touch C{relied} and check C{manifest} can be stored in C{name}
+        (L{_check}), in time to commit (a L{touch.Claim})."""
+        for _ in range(touch.ATTEMPTS):
+            claim = await touch.claim(self.driver, relied, self.clock)
+            await self._check(name, manifest, claim)
+            if claim.inTime():
+                return claim
+        raise RegistryError("UNAVAILABLE", "storage too slow to store the manifest safely", retryAfter=5)
 
     async def _check(self, name, manifest, claim):
         """MANIFEST_BLOB_UNKNOWN unless every blob and manifest C{manifest}
