@@ -43,7 +43,7 @@ since the mark began" lives there (L{txregistry.registry.touch}):
   within L{touch.TOUCH_DEADLINE} seconds of touching (it touches again if
   it is later).
 - For each blob it would delete, the collection writes its sweeping mark
-  *then* reads the touch record: a touch at or after C{S - GRACE} keeps the
+  *then* reads the touch record: a touch after C{S - GRACE} keeps the
   blob (the mark is removed); otherwise it deletes the repository links,
   then the blob's directory (mark included), within
   L{touch.COLLECTOR_DEADLINE} of marking (else it gives the blob up).
@@ -51,11 +51,11 @@ since the mark began" lives there (L{txregistry.registry.touch}):
 Take a manifest M of repository R naming blob B that the mark did not
 mark, and the push of M touching B at storage time C{t}:
 
-1. C{t < S - GRACE}: M's revision link was written before
+1. C{t <= S - GRACE}: M's revision link was written before
    C{t + TOUCH_DEADLINE} plus the time a write takes to land, which
    L{touch.GRACE} bounds with margin: before C{S}, so before the mark
    listed R's revisions.  The mark saw M and marked B: a contradiction.
-2. C{t >= S - GRACE}, and the collection read the touch record after the
+2. C{t > S - GRACE}, and the collection read the touch record after the
    push wrote it: it sees the touch and keeps B.
 3. The collection read the touch record before the push wrote it.  Then
    the collection's mark was written before the push's touch, so before

@@ -138,13 +138,16 @@ async def claim(driver, digests: Iterable, clock) -> Claim:
 
 async def holdForSweep(driver, digest, runID: str, since: float) -> Optional[float]:
     """The collector's side: mark C{digest}, then read its touch record.
-    C{None} when a push touched it at or after C{since} (storage time; the
-    mark is removed again: the blob stays), else the monotonic time of the
-    mark, for L{inHold}."""
+    C{None} when a push touched it after C{since} (storage time; the mark
+    is removed again: the blob stays), else the monotonic time of the mark,
+    for L{inHold}.  (After, not at: with mtimes of a second (S3) a blob
+    touched in the second a collection without grace began is
+    collectable, as its other ages say; the grace's margin is for such
+    rounding.)"""
     started = time.monotonic()
     await driver.putContent(layout.blobSweeping(digest, runID), b"")
     touched = await _mtime(driver, layout.blobTouched(digest))
-    if touched is not None and touched >= since:
+    if touched is not None and touched > since:
         await release(driver, digest, runID)
         return None
     return started
@@ -161,4 +164,4 @@ async def release(driver, digest, runID: str) -> None:
 
 async def touchedSince(driver, digest, since: float) -> bool:
     touched = await _mtime(driver, layout.blobTouched(digest))
-    return touched is not None and touched >= since
+    return touched is not None and touched > since
