@@ -4,9 +4,14 @@
 
 rebuilds the search index from storage (safe while the registry serves).
 
-    txregistry gc [--dry-run] [--delete-untagged] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]
+    txregistry gc [--dry-run] [--delete-untagged] [--retention] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]
 
-deletes the blobs no manifest refers to (see L{txregistry.registry.gc}).
+deletes the blobs no manifest refers to (see L{txregistry.registry.gc}),
+safe while the registry serves.
+
+    txregistry check [--config FILE] [--flavor NAME] [--storage-path DIR]
+
+verifies every blob's digest (see L{txregistry.registry.check}).
 
     txregistry delete [--config FILE] [--flavor NAME] [--storage-path DIR] REPOSITORY
 
@@ -40,31 +45,49 @@ class ReindexOptions(usage.Options):
     ]
 
 
+def _seconds(options, key, default):
+    value = options[key]
+    if value is None:
+        options[key] = default
+    elif not (value.isascii() and value.isdigit()):
+        raise usage.UsageError("--%s must be a whole number of seconds, not %r" % (key, value))
+    else:
+        options[key] = int(value)
+
+
 class GCOptions(usage.Options):
-    synopsis = "[--dry-run] [--delete-untagged] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]"
+    synopsis = ("[--dry-run] [--delete-untagged] [--retention] [--min-age SECONDS] [--config FILE] [--flavor NAME] "
+                "[--storage-path DIR]")
     longdesc = (
         "Delete the blobs that no manifest of any repository refers to (untagged manifests count), "
-        "if older than --min-age.  For no risk to pushes under way, put the registry in read-only mode "
-        "while it runs (kill -USR1 the daemon, -USR2 after)."
+        "if older than --min-age and not pushed in the last --grace seconds; safe while the registry serves."
     )
     optFlags = [
         ["dry-run", "n", "Only say what would be deleted."],
         ["delete-untagged", "m", "Delete first the manifests no tag, kept index or kept subject refers to."],
+        ["retention", "r", "Apply the configuration's retention: policies first (the tags they delete)."],
+        ["quiet", "q", "No progress."],
     ]
     optParameters = ReindexOptions.optParameters + [
         ["min-age", None, None, "Keep unreferenced blobs younger than this many seconds (default 3600)."],
+        ["grace", None, None, "Keep blobs a push relied on in the last SECONDS (default 15; lower it only "
+                              "with no push running: read-only mode, or no daemon)."],
     ]
 
     def postOptions(self):
-        value = self["min-age"]
-        if value is None:
-            from txregistry.registry.gc import DEFAULT_MIN_AGE
+        from txregistry.registry.gc import DEFAULT_MIN_AGE
+        from txregistry.registry.touch import GRACE
 
-            self["min-age"] = DEFAULT_MIN_AGE
-            return
-        if not (value.isascii() and value.isdigit()):
-            raise usage.UsageError("--min-age must be a whole number of seconds, not %r" % (value,))
-        self["min-age"] = int(value)
+        _seconds(self, "min-age", DEFAULT_MIN_AGE)
+        _seconds(self, "grace", GRACE)
+
+
+class CheckOptions(usage.Options):
+    synopsis = "[--quiet] [--config FILE] [--flavor NAME] [--storage-path DIR]"
+    longdesc = ("Verify every blob's digest, and that every blob a repository links or a manifest names is there; "
+                "exit status 1 if any is corrupt or missing.  Changes nothing.")
+    optFlags = [["quiet", "q", "No progress."]]
+    optParameters = ReindexOptions.optParameters
 
 
 class DeleteOptions(usage.Options):
@@ -127,24 +150,12 @@ class Options(usage.Options):
         ["delete", None, DeleteOptions, "Delete a repository."],
         ["import-v1", None, ImportV1Options, "Import a classic docker-registry (V1) store."],
         ["mirror", None, MirrorOptions, "Pull-through mirror tasks (prefetch)."],
+        ["check", None, CheckOptions, "Verify every blob's digest."],
     ]
 
     def postOptions(self):
         if self.subCommand is None:
-            raise usage.UsageError("a command is needed (reindex, gc, delete, import-v1 or mirror)")
-
-
-class ProgressBar:
-    def __init__(self, stream, width=40):
-        self.stream = stream
-        self.width = width
-
-    def __call__(self, done, total):
-        filled = self.width * done // total if total else self.width
-        self.stream.write("\r[%s%s] %d/%d repositories" % ("#" * filled, " " * (self.width - filled), done, total))
-        if done == total:
-            self.stream.write("\n")
-        self.stream.flush()
+            raise usage.UsageError("a command is needed (reindex, gc, check, delete, import-v1 or mirror)")
 
 
 async def driverOffReactor(settings, reactor, threadpool):
@@ -209,66 +220,46 @@ def reindex(reactor, options):
         driver = await driverOffReactor(settings, reactor, io)
         registry = Registry(driver, reactor, io, settings.limits.registry)
         updater = IndexUpdater(SearchIndex(settings.searchDatabase, reactor, db), registry, reactor)
-        return await updater.rebuild(None if options["quiet"] else ProgressBar(sys.stderr))
+        from txregistry.maintenance.progress import Progress
+
+        return await updater.rebuild(None if options["quiet"] else Progress(sys.stderr))
 
     d = _runWithPools("reindex", run)
     d.addCallback(lambda count: print("indexed %d repositories into %s" % (count, settings.searchDatabase)))
     return d
 
 
-def gc(reactor, options):
-    from twisted.internet.defer import Deferred
-    from twisted.python.threadpool import ThreadPool
+def _storageCommand(command, work):
+    """Run C{work(settings, driver, io)} with the storage of the command's
+    settings, in a storage thread pool."""
 
-    from txregistry.registry.gc import CollectionError, collect
-
-    settings = config.load(
-        configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
-    )
-    io = ThreadPool(1, 8, name="gc-io")
-    io.start()
-    dryRun = options["dry-run"]
-
-    def deleted(digest, size):
-        print("deleted %s (%d bytes)" % (digest, size))
-
-    def deletedManifest(name, digest):
-        print("deleted manifest %s@%s" % (name, digest))
-
-    def report(r):
-        verb = "would delete" if dryRun else "deleted"
-        if dryRun:
-            for name, digest in r.untagged:
-                print("would delete manifest %s@%s" % (name, digest))
-            for d in r.deleted:
-                print("would delete %s" % (d,))
-        if options["delete-untagged"]:
-            print("%s %d untagged manifest(s)" % (verb, len(r.untagged)))
-        print(
-            "%d manifest(s) in %d repositories; %d blob(s) in use, %s %d (%d bytes) and %d repository link(s) "
-            "to them; %d unused blob(s) younger than %d s kept"
-            % (r.manifests, r.repositories, r.kept, verb, len(r.deleted), r.freed, r.links, r.young,
-               options["min-age"])
+    def run(reactor, options):
+        settings = config.load(
+            configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"]
         )
 
-    def failed(f):
-        f.trap(CollectionError)
-        raise SystemExit("txregistry gc: %s" % (f.value,))
+        async def go(io, db):
+            return await work(settings, options, await driverOffReactor(settings, reactor, io), reactor, io)
 
-    def done(result):
-        io.stop()
-        return result
+        return _runWithPools(command, go)
 
-    async def run():
-        driver = await driverOffReactor(settings, reactor, io)
-        return await collect(driver, options["min-age"], dryRun, log=None if dryRun else deleted,
-                             maxManifestSize=settings.limits.registry.maxManifestSize,
-                             deleteUntagged=options["delete-untagged"],
-                             logManifest=None if dryRun else deletedManifest)
+    return run
 
-    d = Deferred.fromCoroutine(run())
-    d.addCallbacks(report, failed)
-    return d.addBoth(done)
+
+async def _gc(settings, options, driver, reactor, io):
+    from txregistry.maintenance import commands
+
+    await commands.gc(settings, options, driver)
+
+
+async def _check(settings, options, driver, reactor, io):
+    from txregistry.maintenance import commands
+
+    await commands.check(settings, options, driver, reactor, io)
+
+
+gc = _storageCommand("gc", _gc)
+check = _storageCommand("check", _check)
 
 
 def delete(reactor, options):
@@ -322,7 +313,7 @@ def importV1(reactor, options):
     return _runWithPools("import-v1", lambda io, db: run(reactor, options, io, db))
 
 
-COMMANDS = {"reindex": reindex, "gc": gc, "delete": delete, "import-v1": importV1, "mirror": mirror}
+COMMANDS = {"reindex": reindex, "gc": gc, "check": check, "delete": delete, "import-v1": importV1, "mirror": mirror}
 
 
 def main(argv=None):

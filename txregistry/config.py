@@ -82,7 +82,7 @@ KNOWN_KEYS = (
     "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "public_url",
     "debug_addr", "metrics_main_port", "health_timeout", "notifications", "email_exceptions", "smtp_host",
     "smtp_port", "smtp_login", "smtp_password", "smtp_secure", "from_addr", "to_addr", "email_interval",
-    "upload_purging", "mirroring", "mirrors", "ui",
+    "upload_purging", "mirroring", "mirrors", "ui", "gc", "retention",
 )
 UPLOAD_PURGING_KEYS = ("enabled", "age", "interval", "dryrun")
 
@@ -117,6 +117,7 @@ class Settings:
     uploadPurging: object = None  # UploadPurging
     mirror: object = None  # txregistry.mirror.settings.MirrorSettings, or None: no upstream
     ui: object = None  # txregistry.ui.UISettings (None: the defaults, pages on at /)
+    gc: object = None  # txregistry.maintenance.settings.GCSettings
 
 
 @dataclass(frozen=True)
@@ -460,11 +461,18 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         ui = parseUI(values.get("ui"), source)
     except UIConfigError as e:
         raise ConfigError(str(e))
+    from txregistry.maintenance.settings import GCConfigError, parseGC
+
+    try:
+        gc = parseGC(values.get("gc"), values.get("retention"), source)
+    except GCConfigError as e:
+        raise ConfigError(str(e))
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
         mirror=mirror,
         ui=ui,
         uploadPurging=uploadPurging,
+        gc=gc,
         notifications=notifications,
         mail=mail,
         metrics=metrics,

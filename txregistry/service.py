@@ -227,6 +227,15 @@ class RegistryService(service.MultiService):
             purger = internet.TimerService(self.uploadPurging.interval, self.purgeUploads)
             purger.clock = reactor
             purger.setServiceParent(self)
+        self.collection = None
+        if settings.gc is not None and settings.gc.scheduled:
+            from txregistry.maintenance.schedule import ScheduledCollection
+
+            self.collection = ScheduledCollection(self.driver, settings.gc, limits.registry.maxManifestSize,
+                                                  self.metrics, paused=lambda: self.app.readonly)
+            collector = internet.TimerService(settings.gc.interval, self.collection)
+            collector.clock = reactor
+            collector.setServiceParent(self)
         if settings.s3 is not None:
             refresher = internet.TimerService(
                 CREDENTIALS_REFRESH_INTERVAL, lambda: self.driver.refreshCredentials(self.threadpool)
@@ -373,6 +382,8 @@ class RegistryService(service.MultiService):
             self.log.info("mirroring {upstreams}", upstreams=self.mirror.describe())
         if self.mailer is not None:
             self.log.info("{what}", what=self.mailer.describe())
+        if self.collection is not None:
+            self.log.info("{what}", what=self.collection.describe())
         if s.ignoredKeys:
             self.log.info("configuration keys not used by txregistry: {keys}", keys=", ".join(s.ignoredKeys))
         self.log.debug(
@@ -407,6 +418,8 @@ class RegistryService(service.MultiService):
 
     def stopService(self):
         self.health.stopping = True
+        if self.collection is not None:
+            self.collection.stop()  # a collection under way ends at its next step
         if self.mailer is not None:
             self.mailer.stop()
         d = service.MultiService.stopService(self)

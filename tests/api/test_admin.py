@@ -44,7 +44,7 @@ class AdminDeleteTests(RegistryTestCase):
                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
         self.assertEqual(r.code, 200)
         self.assertTrue(await self.registry.blobs.hasData(digests.of(b"app only")))
-        report = await gc.collect(self.driver, minAge=0)
+        report = await gc.collect(self.driver, minAge=0, grace=0)
         self.assertIn(digests.of(b"app only"), report.deleted)
         self.assertIn(self.app_, report.deleted)
         self.assertNotIn(digests.of(b"shared"), report.deleted)

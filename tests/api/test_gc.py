@@ -36,11 +36,11 @@ class GCTests(RegistryTestCase):
     @async_test
     async def test_collect(self):
         await self.fill()
-        dry = await gc.collect(self.driver, minAge=0, dryRun=True)
+        dry = await gc.collect(self.driver, minAge=0, dryRun=True, grace=0)
         expected = {self.gone, digests.of(b"gone-only"), self.stray}
         self.assertEqual(set(dry.deleted), expected)
         self.assertTrue(await self.exists("team/app", self.stray))  # a dry run deletes nothing
-        report = await gc.collect(self.driver, minAge=0)
+        report = await gc.collect(self.driver, minAge=0, grace=0)
         self.assertEqual(set(report.deleted), expected)
         self.assertEqual((report.repositories, report.manifests), (2, 3))
         self.assertEqual(report.freed, len(b"gone-only") + len(b"never used") + len(self.goneBody))
@@ -61,7 +61,7 @@ class GCTests(RegistryTestCase):
         self.assertEqual(r.code, 200)
         self.assertTrue(await self.exists("team/lib", digests.of(b"child-layer")))
         # Nothing left to do, and the same layer can be pushed again.
-        self.assertEqual((await gc.collect(self.driver, minAge=0)).deleted, [])
+        self.assertEqual((await gc.collect(self.driver, minAge=0, grace=0)).deleted, [])
         self.assertEqual(await self.pushBlob("team/app", b"gone-only"), digests.of(b"gone-only"))
         self.assertTrue(await self.exists("team/app", digests.of(b"gone-only")))
 
@@ -86,6 +86,7 @@ class GCTests(RegistryTestCase):
             os.utime(os.path.join(self.root, path.lstrip("/")), (when, when))
 
         age(layout.blobData(self.stray), 7200)
+        age(layout.blobTouched(self.stray), 7200)  # no push relied on it lately either
         age(layout.layerLink("team/app", self.stray), 7200)
         await self.registry.blobs.link("team/other", self.stray)
         report = await gc.collect(self.driver, minAge=3600, dryRun=True)
@@ -102,7 +103,7 @@ class GCTests(RegistryTestCase):
         with open(path, "wb") as f:
             f.write(b"not json")
         with self.assertRaises(gc.CollectionError) as caught:
-            await gc.collect(self.driver, minAge=0)
+            await gc.collect(self.driver, minAge=0, grace=0)
         self.assertIn(self.keep, str(caught.exception))
         self.assertTrue(await self.exists("team/app", self.stray))
 
@@ -114,7 +115,7 @@ class GCTests(RegistryTestCase):
         await self.fill()
         await self.driver.putContent(layout.blobData(self.keep), b" " * 4096 + b"{}")
         with self.assertRaises(gc.CollectionError) as caught:
-            await gc.collect(self.driver, minAge=0, maxManifestSize=4096)
+            await gc.collect(self.driver, minAge=0, maxManifestSize=4096, grace=0)
         self.assertIn("larger than max_manifest_size (4096 bytes)", str(caught.exception))
         self.assertIn(self.keep, str(caught.exception))
         self.assertTrue(await self.exists("team/app", self.stray))
@@ -141,7 +142,7 @@ class GCTests(RegistryTestCase):
                "layers": layers}
         r, _ = await self.pushManifest("team/win", "ltsc", doc)
         self.assertEqual(r.code, 201, r.body)
-        report = await gc.collect(self.driver, minAge=0)
+        report = await gc.collect(self.driver, minAge=0, grace=0)
         self.assertEqual(report.deleted, [])
         for d in foreign.values():
             self.assertTrue(await self.exists("team/win", d), d)
@@ -149,7 +150,7 @@ class GCTests(RegistryTestCase):
 
     @async_test
     async def test_emptyStorage(self):
-        report = await gc.collect(self.driver, minAge=0)
+        report = await gc.collect(self.driver, minAge=0, grace=0)
         self.assertEqual((report.repositories, report.manifests, report.kept, report.deleted), (0, 0, 0, []))
 
 

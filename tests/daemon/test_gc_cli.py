@@ -36,7 +36,7 @@ def test_gc_beside_the_daemon(tmp_path):
         clients.delete(d, "team/app@%s" % (gone.manifestDigest,))
         expected = set(gone.blobDigests) | {gone.manifestDigest}
 
-        r = gcCommand(data, "--min-age", "0", "--dry-run")
+        r = gcCommand(data, "--min-age", "0", "--grace", "0", "--dry-run")
         assert r.returncode == 0, r.stderr
         assert {line.split()[-1] for line in r.stdout.splitlines() if line.startswith("would delete ")} == expected
         assert "would delete 4 (" in r.stdout, r.stdout
@@ -45,10 +45,10 @@ def test_gc_beside_the_daemon(tmp_path):
         r = gcCommand(data)  # the default minimum age: all of it is too young
         assert r.returncode == 0 and "deleted 0 (0 bytes)" in r.stdout and "4 unused blob(s) younger" in r.stdout
 
-        # As the README says: read-only while it runs.
+        # --grace 0 (no wait for what pushes relied on lately): read-only while it runs.
         d.proc.send_signal(signal.SIGUSR1)
         waitForLog(d, "read-only mode on")
-        r = gcCommand(data, "--min-age", "0")
+        r = gcCommand(data, "--min-age", "0", "--grace", "0")
         d.proc.send_signal(signal.SIGUSR2)
         waitForLog(d, "read-only mode off")
         assert r.returncode == 0, r.stderr

@@ -39,10 +39,10 @@ def test_delete_and_untagged_beside_the_daemon(tmp_path):
         r = command("delete", "--storage-path", data, "team/app")
         assert r.returncode != 0 and "no such repository" in r.stderr
 
-        r = command("gc", "--storage-path", data, "--min-age", "0", "--delete-untagged", "--dry-run")
+        r = command("gc", "--storage-path", data, "--min-age", "0", "--grace", "0", "--delete-untagged", "--dry-run")
         assert r.returncode == 0, r.stderr
         assert "would delete manifest team/keep@%s" % (two.manifestDigest,) in r.stdout, r.stdout
-        r = command("gc", "--storage-path", data, "--min-age", "0", "--delete-untagged")
+        r = command("gc", "--storage-path", data, "--min-age", "0", "--grace", "0", "--delete-untagged")
         assert r.returncode == 0, r.stderr
         assert "deleted manifest team/keep@%s" % (two.manifestDigest,) in r.stdout, r.stdout
         deleted = {line.split()[1] for line in r.stdout.splitlines() if line.startswith("deleted sha256:")}

@@ -84,7 +84,7 @@ def test_gc_command_on_s3(s3, bucket, tmp_path):
         clients.push("oci:%s:v1" % (tmp_path / "gone"), d, "team/app:gone")
         clients.delete(d, "team/app@%s" % (gone.manifestDigest,))
         r = subprocess.run(
-            [os.path.join(procs.BIN, "txregistry"), "gc", "--min-age", "0"],
+            [os.path.join(procs.BIN, "txregistry"), "gc", "--min-age", "0", "--grace", "0"],
             capture_output=True, text=True, timeout=120,
             env=procs.twistdEnv(procs.s3env(s3, bucket, SQLALCHEMY_INDEX_DATABASE="sqlite:///%s" % (tmp_path / "i.db"))),
         )
@@ -97,3 +97,27 @@ def test_gc_command_on_s3(s3, bucket, tmp_path):
         assert set(keep.blobDigests) <= oci.verifyBlobs(str(tmp_path / "pulled"))
     finally:
         d.stop()
+
+
+def test_online_collection_on_s3(motoServer, tmp_path):
+    """The daemon test of tests/daemon/test_gc_online.py on S3 (moto): the
+    collection on its schedule beside pushes and deletes, then every tagged
+    image pulls whole and ``txregistry check`` is clean."""
+    from tests.daemon import test_gc_online as online
+    from tests.support import procs
+
+    bucket = "gco-" + uuid.uuid4().hex[:16]
+    motoServer.createBucket(bucket)
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(online.GC_CONFIG.replace("dev:", "s3:\n  storage: s3"))
+    index = "sqlite:///%s" % (tmp_path / "i.db")
+    d = procs.startTxregistryOnS3(motoServer, bucket, str(tmp_path), DOCKER_REGISTRY_CONFIG=str(cfg),
+                                  SQLALCHEMY_INDEX_DATABASE=index)
+    try:
+        online.exercise(d)
+    finally:
+        d.stop()
+    r = online.checkCommand(env=procs.s3env(motoServer, bucket, DOCKER_REGISTRY_CONFIG=str(cfg),
+                                            SQLALCHEMY_INDEX_DATABASE=index))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 corrupt, 0 missing, 0 unreadable" in r.stdout

@@ -42,6 +42,23 @@ class FilesystemDriverTests(ContractMixin, unittest.TestCase):
         return FilesystemDriver(self.root, reactor, self.pool)
 
     @async_test
+    async def test_touch(self):
+        """ITouch: a missing file is made empty; an existing one keeps its
+        content and gets a new mtime."""
+        from txregistry.storage.interface import ITouch
+
+        d = self.makeDriver()
+        self.assertTrue(ITouch.providedBy(d))
+        await d.touch("/a/new/record")
+        self.assertEqual(await d.getContent("/a/new/record"), b"")
+        await d.putContent("/a/file", b"kept")
+        local = os.path.join(self.root, "a", "file")
+        os.utime(local, (1000, 1000))
+        await d.touch("/a/file")
+        self.assertEqual(await d.getContent("/a/file"), b"kept")
+        self.assertGreater((await d.stat("/a/file")).modTime, 1000 + 3600)
+
+    @async_test
     async def test_readerOffersItsFile(self):
         """ISendfileSource: the descriptor, the offset and the length of a
         reader's bytes, which the descriptor really holds there; nothing

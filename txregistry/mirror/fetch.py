@@ -28,7 +28,7 @@ from zope.interface import implementer
 
 from txregistry import digest as digests
 from txregistry.errors import RegistryError, StreamCut
-from txregistry.registry import layout
+from txregistry.registry import layout, touch
 from txregistry.storage.interface import IReader
 
 HIGH = 8 * 1024 * 1024  # buffered bytes above which the upstream is paused
@@ -203,7 +203,10 @@ class BlobFetch:
             await writer.commit()
             await writer.close()
             writer = None
-            if not await self.blobs.hasData(self.digest):
+            # Touched before looking (txregistry.registry.touch): a
+            # collection sweeping the blob meanwhile keeps it, or is done.
+            claim = await touch.claim(self.driver, [self.digest], self.blobs.clock)
+            if self.digest not in claim.present:
                 await self.driver.move(layout.uploadData(self.name, uploadID), layout.blobData(self.digest))
             for name in sorted(self.names):
                 await self.blobs.link(name, self.digest)

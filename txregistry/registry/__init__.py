@@ -39,6 +39,7 @@ class Registry:
         # its listener interface (search, notifications).
         self.events = self.blobs.events
         self.uploads.events = self.manifests.events = self.events
+        self.blobs.clock = self.manifests.clock = reactor
 
     async def catalog(self) -> list[str]:
         """Every repository name of storage, sorted (a walk of it)."""

@@ -64,6 +64,7 @@ class BlobStore:
     def __init__(self, driver: IStorageDriver) -> None:
         self.driver = driver
         self.events = Announcer()
+        self.clock = None  # the reactor (Registry sets it): a push held by a collection waits on it
 
     async def size(self, name: str, digest: str) -> int:
         """Size of a blob readable through repository C{name}, else
@@ -117,6 +118,10 @@ class BlobStore:
     async def mount(self, name: str, digest: str, fromName: str) -> bool:
         """Link a blob of C{fromName} into C{name}; C{False} when C{fromName}
         cannot read it."""
+        from txregistry.registry import touch
+
+        # Touched before checking it is there (see txregistry.registry.touch).
+        await touch.claim(self.driver, [digest], self.clock)
         try:
             size = await self._size(fromName, digest)
         except RegistryError:

@@ -20,6 +20,35 @@ def blobDir(digest):
     return "%s/blobs/%s/%s/%s" % (ROOT, digest.algorithm, digest.hex[:2], digest.hex)
 
 
+# Ours, beside a blob's data (Distribution reads only ``data`` there): the
+# record pushes write before relying on a blob, and the mark a collector
+# writes before deleting one (see txregistry.registry.touch).
+BLOB_TOUCHED = "_touched"
+BLOB_SWEEPING = "_sweeping-"
+
+
+def blobTouched(digest):
+    return "%s/%s" % (blobDir(digest), BLOB_TOUCHED)
+
+
+def blobSweeping(digest, runID):
+    return "%s/%s%s" % (blobDir(digest), BLOB_SWEEPING, runID)
+
+
+def isSweepingMark(path):
+    return baseName(path).startswith(BLOB_SWEEPING)
+
+
+def gcRunsDir():
+    """Ours: where each collection writes its start marker (its storage
+    mtime is the storage's clock at the start)."""
+    return ROOT + "/_txregistry/gc"
+
+
+def gcRunMarker(runID):
+    return "%s/%s" % (gcRunsDir(), runID)
+
+
 def blobsRoot():
     return ROOT + "/blobs"
 

@@ -19,7 +19,7 @@ from txregistry import names
 from txregistry.errors import RegistryError
 from txregistry.events import PULL, PUSH, Announcer
 from txregistry.limits import RegistryLimits
-from txregistry.registry import layout
+from txregistry.registry import layout, touch
 from txregistry.registry.blobs import MAX_LINK_SIZE, deleteQuietly, exists, linkDigest, listQuietly, readLink
 from txregistry.storage import ContentTooLarge, PathNotFound
 
@@ -212,6 +212,7 @@ class Manifests:
         self.blobs = blobs
         self.maxSize = maxSize
         self.events = Announcer()  # txregistry.events
+        self.clock = None  # the reactor (Registry sets it): a push held by a collection waits on it
         # Manifests are immutable by digest: a bounded cache of their bytes.
         self._cache = {}
         self._cacheBytes = 0
@@ -307,12 +308,72 @@ class Manifests:
                 "manifest digest does not match the reference",
                 {"expected": refDigest, "actual": digest},
             )
+        # Touch what the manifest relies on before checking it is there, and
+        # commit in time (txregistry.registry.touch; the argument is
+        # txregistry.registry.gc's): a collection running meanwhile keeps it.
+        relied = [digest] + manifest.blobs + manifest.children
+        claim = await self._claim(name, manifest, relied)
+        await self._store(name, digest, manifest, body, tag, claim,
+                          lambda: self._claim(name, manifest, relied))
+        return digest, manifest
+
+    async def adopt(self, name: str, body: bytes, contentType: Optional[str],
+                    tag: Optional[str] = None, algorithm: str = "sha256") -> tuple[digests.Digest, Manifest]:
+        """Store a manifest fetched from elsewhere (a mirror's upstream)
+        as a push would, without requiring its blobs and children to be
+        here: they come on demand.  Announced as a push."""
+        manifest = parseManifest(body, contentType, self.maxSize)
+        digest = digests.of(body, algorithm)
+        relied = [digest] + manifest.blobs + manifest.children
+
+        def reclaim():
+            return touch.claim(self.driver, relied, self.clock)
+
+        await self._store(name, digest, manifest, body, tag, await reclaim(), reclaim)
+        return digest, manifest
+
+    async def _store(self, name, digest, manifest, body, tag, claim, reclaim):
+        """Write a manifest whose blobs C{claim} touched (L{touch.Claim});
+        C{reclaim()} touches them again when the claim is out of time."""
+        if digest not in claim.present:
+            await self.driver.putContent(layout.blobData(digest), body)
+        if manifest.subject is not None:
+            await self.driver.putContent(
+                layout.referrerLink(name, manifest.subject, digest), digest.encode("ascii")
+            )
+        if not claim.inTime():  # the revision link is what a collection's mark sees
+            claim = await reclaim()
+        await self.driver.putContent(layout.revisionLink(name, digest), digest.encode("ascii"))
+        if tag is not None:
+            # The current link first: a new tag's directory appears with it
+            # (the drivers make a path's directories appear with its
+            # content), so a crash in between never leaves a tag that names
+            # nothing.  The index (Distribution writes it; nobody reads it)
+            # after.
+            await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
+            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
+        self.events.manifest(PUSH, name, digest, manifest.mediaType, body, tag)
+
+    async def _claim(self, name, manifest, relied):
+        """Touch C{relied} and check C{manifest} can be stored in C{name}
+        (L{_check}), in time to commit (a L{touch.Claim})."""
+        for _ in range(touch.ATTEMPTS):
+            claim = await touch.claim(self.driver, relied, self.clock)
+            await self._check(name, manifest, claim)
+            if claim.inTime():
+                return claim
+        raise RegistryError("UNAVAILABLE", "storage too slow to store the manifest safely", retryAfter=5)
+
+    async def _check(self, name, manifest, claim):
+        """MANIFEST_BLOB_UNKNOWN unless every blob and manifest C{manifest}
+        requires is in repository C{name} with its data (C{claim}); the
+        declared sizes must be the stored ones."""
         missing = []
         for d in manifest.blobs:
-            if not await self.blobs.isLinked(name, d):
+            if d not in claim.present or not await self.blobs.isLinked(name, d):
                 missing.append(d)
         for d in manifest.children:
-            if not await self._isRevision(name, d):
+            if d not in claim.present or not await self._isRevision(name, d):
                 missing.append(d)
         if missing:
             raise RegistryError(
@@ -329,35 +390,6 @@ class Manifests:
                     "%s is %d bytes, not %d as its descriptor says" % (d, stored, size),
                     {"digest": d, "size": size, "stored": stored},
                 )
-        await self._store(name, digest, manifest, body, tag)
-        return digest, manifest
-
-    async def adopt(self, name: str, body: bytes, contentType: Optional[str],
-                    tag: Optional[str] = None, algorithm: str = "sha256") -> tuple[digests.Digest, Manifest]:
-        """Store a manifest fetched from elsewhere (a mirror's upstream)
-        as a push would, without requiring its blobs and children to be
-        here: they come on demand.  Announced as a push."""
-        manifest = parseManifest(body, contentType, self.maxSize)
-        digest = digests.of(body, algorithm)
-        await self._store(name, digest, manifest, body, tag)
-        return digest, manifest
-
-    async def _store(self, name, digest, manifest, body, tag):
-        await self.blobs.putContent(digest, body)
-        if manifest.subject is not None:
-            await self.driver.putContent(
-                layout.referrerLink(name, manifest.subject, digest), digest.encode("ascii")
-            )
-        await self.driver.putContent(layout.revisionLink(name, digest), digest.encode("ascii"))
-        if tag is not None:
-            # The current link first: a new tag's directory appears with it
-            # (the drivers make a path's directories appear with its
-            # content), so a crash in between never leaves a tag that names
-            # nothing.  The index (Distribution writes it; nobody reads it)
-            # after.
-            await self.driver.putContent(layout.tagCurrentLink(name, tag), digest.encode("ascii"))
-            await self.driver.putContent(layout.tagIndexLink(name, tag, digest), digest.encode("ascii"))
-        self.events.manifest(PUSH, name, digest, manifest.mediaType, body, tag)
 
     # --- delete ---
 

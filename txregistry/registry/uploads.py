@@ -19,7 +19,7 @@ from twisted.python.threadpool import ThreadPool
 from txregistry import digest as digests
 from txregistry.events import PUSH, Announcer
 from txregistry.errors import RegistryError
-from txregistry.registry import layout
+from txregistry.registry import layout, touch
 from txregistry.registry.catalog import repositoryDirs
 from txregistry.registry.appender import READ_CHUNK, Appender
 from txregistry.registry.blobs import BlobStore
@@ -219,7 +219,11 @@ class Uploads:
                     "DIGEST_INVALID",
                     detail={"expected": expected, "actual": actual},
                 )
-            if await self.blobs.hasData(expected):
+            # Touched before looking whether it is stored (see
+            # txregistry.registry.touch): a collection does not take the
+            # content stored already from under the new link.
+            claim = await touch.claim(self.driver, [expected], self.blobs.clock)
+            if expected in claim.present:
                 pass  # same content already stored (a concurrent push): keep it
             else:
                 await self.driver.move(dataPath, layout.blobData(expected))

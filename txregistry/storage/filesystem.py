@@ -18,6 +18,7 @@ from txregistry.storage.interface import (
     IReader,
     ISendfileSource,
     IStorageDriver,
+    ITouch,
     IWriter,
     MAX_CHAIN,
     PathNotFound,
@@ -142,7 +143,7 @@ class _FileWriter:
         return self._driver._run(f.close)
 
 
-@implementer(IStorageDriver)
+@implementer(IStorageDriver, ITouch)
 class FilesystemDriver:
     name = "filesystem"
 
@@ -216,6 +217,20 @@ class FilesystemDriver:
 
     def putContent(self, path, data):
         return self._call(path, self._tree.put, data)
+
+    def touch(self, path):
+        """L{txregistry.storage.interface.ITouch}: the file's mtime set to
+        now (not fsynced: a touch need be seen, not survive a crash), or,
+        when there is none, an empty file put as any other (durably: the
+        directories it makes may hold data later)."""
+
+        def touch(local):
+            try:
+                os.utime(local)
+            except FileNotFoundError:
+                self._tree.put(local, b"")
+
+        return self._call(path, touch, lookup=True)
 
     # --- streams ---
 

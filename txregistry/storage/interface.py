@@ -102,6 +102,18 @@ class ISendfileSource(Interface):
         offer one after all (already read from, or closed)."""
 
 
+class ITouch(Interface):
+    """Optional extension of an L{IStorageDriver}: a cheaper way than
+    L{IStorageDriver.putContent} to bring a small file's mtime to now (the
+    filesystem driver sets it in place).  Callers fall back to putContent
+    on drivers without it (S3: an object's mtime changes only by a PUT)."""
+
+    def touch(path: str) -> Deferred[None]:
+        """Deferred firing once C{path}'s mtime is now (an empty file made
+        if there is none there).  Seen at once by every reader, as a
+        putContent is; it need not be durable."""
+
+
 class IWriter(Interface):
     """Appends to one stored file.  Calls must not overlap: wait for each
     Deferred before the next call.  A file being written (closed but not
