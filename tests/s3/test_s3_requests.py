@@ -37,7 +37,7 @@ BOUNDS = {
     "get-range": 3,
     "head-redirect": 2,
     "get-redirect": 2,
-    "manifest-put": 9,
+    "manifest-put": 13,  # 9, and a touch per blob it relies on (txregistry.registry.touch)
     "manifest-get": 3,
 }
 
@@ -119,7 +119,8 @@ class S3RequestCounts(RegistryTestCase):
         await flow()
         sent = self.sent[before:]
         logged = await self.served(before)
-        self.assertEqual([(m, unquote(t)) for m, t, _ in logged], [(m, unquote(t)) for m, t in sent])
+        # (as a set of requests: some are sent at once, and may reach moto in any order)
+        self.assertEqual(sorted((m, unquote(t)) for m, t, _ in logged), sorted((m, unquote(t)) for m, t in sent))
         seq = [pattern(m, t) for m, t in sent]
         print("\n%s: %d S3 requests" % (label, len(seq)))
         for line in seq:
@@ -213,7 +214,8 @@ class S3RequestCounts(RegistryTestCase):
 
         seq = await self.measure("manifest PUT (config + 1 layer)", put)
         self.assertAtMost(seq, BOUNDS["manifest-put"])
-        self.assertEqual(len([p for p in seq if p.startswith("HEAD /blobs/")]), 2, seq)  # config size, manifest's data
+        # the config's size (whether each blob has data: the listing after its touch)
+        self.assertEqual(len([p for p in seq if p.startswith("HEAD /blobs/")]), 1, seq)
         self.app.registry.manifests.forgetCached()  # from storage, not the cache
         seq = await self.measure("manifest GET by tag", get)
         self.assertAtMost(seq, BOUNDS["manifest-get"])
