@@ -449,24 +449,13 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         raise ConfigError(str(e))
 
     uploadPurging = _uploadPurging(values.get("upload_purging"), source)
+    from txregistry.maintenance.settings import GCConfigError, parseGC
     from txregistry.mirror.settings import MirrorConfigError, parseMirror
-
-    try:
-        mirror = parseMirror(values.get("mirrors"), values.get("mirroring"), source, baseDir)
-    except MirrorConfigError as e:
-        raise ConfigError(str(e))
     from txregistry.ui.settings import UIConfigError, parseUI
 
-    try:
-        ui = parseUI(values.get("ui"), source)
-    except UIConfigError as e:
-        raise ConfigError(str(e))
-    from txregistry.maintenance.settings import GCConfigError, parseGC
-
-    try:
-        gc = parseGC(values.get("gc"), values.get("retention"), source)
-    except GCConfigError as e:
-        raise ConfigError(str(e))
+    mirror = _section(parseMirror, MirrorConfigError, values.get("mirrors"), values.get("mirroring"), source, baseDir)
+    ui = _section(parseUI, UIConfigError, values.get("ui"), source)
+    gc = _section(parseGC, GCConfigError, values.get("gc"), values.get("retention"), source)
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
         mirror=mirror,
@@ -492,3 +481,12 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
         ignoredKeys=ignored,
         serverHeader=serverHeader,
     )
+
+
+def _section(parse, error, *args):
+    """C{parse(*args)}, a capability's own section of the configuration;
+    its C{error} (one line naming the key) becomes a L{ConfigError}."""
+    try:
+        return parse(*args)
+    except error as e:
+        raise ConfigError(str(e))

@@ -6,6 +6,8 @@ from urllib.parse import parse_qs, urlencode
 
 from txregistry import digest as digests
 from txregistry import names
+from txregistry.web import common
+from txregistry.web.errors import HTTPError
 
 MAX_FORM = 16 * 1024
 
@@ -29,12 +31,9 @@ class Redirect(Exception):
 
 def query(request):
     """The query string as {str: [str]}; a 400 page for one not UTF-8."""
-    uri = request.uri
-    if b"?" not in uri:
-        return {}
     try:
-        return parse_qs(uri.split(b"?", 1)[1].decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError:
+        return common.query(request)
+    except HTTPError:
         raise PageError(400, "The query string is not UTF-8.")
 
 
