@@ -82,7 +82,7 @@ KNOWN_KEYS = (
     "boto_port", "s3_secure", "s3_encrypt", "readonly", "limits", "auth", "server_header", "public_url",
     "debug_addr", "metrics_main_port", "health_timeout", "notifications", "email_exceptions", "smtp_host",
     "smtp_port", "smtp_login", "smtp_password", "smtp_secure", "from_addr", "to_addr", "email_interval",
-    "upload_purging", "mirroring", "mirrors", "ui", "gc", "retention",
+    "upload_purging", "mirroring", "mirrors", "ui", "gc", "retention", "workers",
 )
 UPLOAD_PURGING_KEYS = ("enabled", "age", "interval", "dryrun")
 
@@ -118,6 +118,7 @@ class Settings:
     mirror: object = None  # txregistry.mirror.settings.MirrorSettings, or None: no upstream
     ui: object = None  # txregistry.ui.UISettings (None: the defaults, pages on at /)
     gc: object = None  # txregistry.maintenance.settings.GCSettings
+    workers: int = None  # worker processes asked for; None: auto (txregistry.workers)
 
 
 @dataclass(frozen=True)
@@ -456,12 +457,17 @@ def load(configFile=None, flavor=None, storagePath=None, environ=None, logFormat
     mirror = _section(parseMirror, MirrorConfigError, values.get("mirrors"), values.get("mirroring"), source, baseDir)
     ui = _section(parseUI, UIConfigError, values.get("ui"), source)
     gc = _section(parseGC, GCConfigError, values.get("gc"), values.get("retention"), source)
+    from txregistry.workers.settings import WorkersConfigError, parseWorkers
+
+    workers = _section(parseWorkers, WorkersConfigError, environ.get("WORKERS") or values.get("workers"),
+                       "WORKERS" if environ.get("WORKERS") else source)
     ignored = tuple(sorted(str(k) for k in values if k not in KNOWN_KEYS))
     return Settings(
         mirror=mirror,
         ui=ui,
         uploadPurging=uploadPurging,
         gc=gc,
+        workers=workers,
         notifications=notifications,
         mail=mail,
         metrics=metrics,

@@ -318,6 +318,19 @@ def destination(serverOptions):
     return ("file", LogFile.fromFullPath(logfile or "twistd.log"))
 
 
+def installObserver(parent, observer):
+    """Make C{observer} (L{makeObserver}'s, or C{None}: twistd's own) the
+    log observer of twistd's application C{parent}: twistd's
+    C{AppLogger.start} uses the application's C{ILogObserver} component
+    when there is one.  The application is only seen when a service is
+    added to it (twistd makes it after C{makeService}; a .tac before)."""
+    from twisted.logger import ILogObserver
+
+    if observer is not None and hasattr(parent, "setComponent"):
+        if parent.getComponent(ILogObserver, None) is None:
+            parent.setComponent(ILogObserver, observer)
+
+
 def makeObserver(logFormat, loglevel, serverOptions, reactor=None):
     """The registry's observer for twistd's C{serverOptions} (a mapping with
     its keys nodaemon, logfile, syslog, prefix, logger), or C{None} if

@@ -8,7 +8,7 @@ import socket
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import ILogObserver, Logger
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
@@ -125,8 +125,13 @@ class RegistryService(service.MultiService):
     # makeService; None leaves twistd's own.
     logObserver = None
 
-    def __init__(self, settings, port, reactor, ioThreads=16):
+    def __init__(self, settings, port, reactor, ioThreads=16, worker=None):
+        """C{worker}: a L{txregistry.workers.worker.Role} when this is one
+        of several worker processes (it then adopts the master's sockets,
+        and runs the schedules, the debug listener and error mails only
+        where the role says), else C{None}: the whole daemon."""
         service.MultiService.__init__(self)
+        self.worker = worker
         self.settings = settings
         # Raises ConfigError for a bad --port, before anything is made.
         self.endpoint = endpointFor(reactor, port)
@@ -162,10 +167,13 @@ class RegistryService(service.MultiService):
             from txregistry.search.marker import LagMarker, markerPath
 
             self.indexMarker = LagMarker(markerPath(settings))
-            try:
-                lagged = self.indexMarker.arm()  # before the reactor runs: a local file
-            except OSError as e:
-                raise StorageError("cannot write %s: %s" % (self.indexMarker.path, e.strerror or e))
+            if worker is not None:
+                lagged = worker.repairIndex  # (the master keeps the marker)
+            else:
+                try:
+                    lagged = self.indexMarker.arm()  # before the reactor runs: a local file
+                except OSError as e:
+                    raise StorageError("cannot write %s: %s" % (self.indexMarker.path, e.strerror or e))
             self.updater = IndexUpdater(self.index, self.registry, reactor, lagged=lagged)
         self.notifier = None
         if settings.notifications is not None:
@@ -209,26 +217,27 @@ class RegistryService(service.MultiService):
         self.port = None
         self.debugDescription = metricsSettings.debugListen
         self.debugEndpoint = None
-        if self.debugDescription:
+        if self.debugDescription and worker is None:  # (with workers, the master's)
             self.debugEndpoint = endpointFor(reactor, self.debugDescription)
             self.debugSite = Site(DebugRoot(self.health, self.metrics), reactor=reactor)
             self.debugSite.noisy = False
             self.debugSite.log = lambda request: None  # scrapes stay out of the access log
         self.debugPort = None
         self.mailer = None
-        if settings.mail is not None:
+        if settings.mail is not None and worker is None:  # (with workers, the master's)
             from txregistry.mail import ErrorMailer
 
             self.mailer = ErrorMailer(settings.mail, reactor)
         from txregistry.config import UploadPurging
 
         self.uploadPurging = settings.uploadPurging or UploadPurging()
-        if self.uploadPurging.enabled:
+        schedules = worker is None or worker.schedules
+        if self.uploadPurging.enabled and schedules:
             purger = internet.TimerService(self.uploadPurging.interval, self.purgeUploads)
             purger.clock = reactor
             purger.setServiceParent(self)
         self.collection = None
-        if settings.gc is not None and settings.gc.scheduled:
+        if settings.gc is not None and settings.gc.scheduled and schedules:
             from txregistry.maintenance.schedule import ScheduledCollection
 
             self.collection = ScheduledCollection(self.driver, settings.gc, limits.registry.maxManifestSize,
@@ -279,14 +288,9 @@ class RegistryService(service.MultiService):
             m.watch(m.indexLag, lambda: self.updater.lag)
 
     def setServiceParent(self, parent):
-        # twistd's AppLogger.start logs to the application's ILogObserver
-        # component when there is one, instead of building its own observer
-        # (see txregistry.logs for why this is the hook).  The application
-        # object itself is only seen here: twistd makes it after
-        # makeService, and a .tac makes it before.
-        if self.logObserver is not None and hasattr(parent, "setComponent"):
-            if parent.getComponent(ILogObserver, None) is None:
-                parent.setComponent(ILogObserver, self.logObserver)
+        from txregistry.logs import installObserver
+
+        installObserver(parent, self.logObserver)  # (see txregistry.logs for why this is the hook)
         service.MultiService.setServiceParent(self, parent)
 
     def purgeUploads(self):
@@ -308,7 +312,11 @@ class RegistryService(service.MultiService):
         line) if that fails.  makeService calls it, so that twistd has not
         forked yet and a failure ends the command with that line on stderr;
         else privilegedStartService does (before twistd drops privileges)."""
-        if self.port is None:
+        if self.port is None and self.worker is not None:
+            from txregistry.workers.sockets import adopt
+
+            self.port = adopt(self._reactor, self.description, self.worker.families, self.site)
+        elif self.port is None:
             self.port = listenNow(self.endpoint, self.site, self.description)
         if self.debugEndpoint is not None and self.debugPort is None:
             self.debugPort = listenNow(self.debugEndpoint, self.debugSite, "%s (debug_addr)" % (self.debugDescription,))
@@ -426,6 +434,8 @@ class RegistryService(service.MultiService):
         port, self.port = self.port, None
         if port is not None:
             d.addCallback(lambda _: port.stopListening())
+        if self.worker is not None:
+            d.addCallback(lambda _: self._drain(self.worker.drainSeconds))
         debugPort, self.debugPort = self.debugPort, None
         if debugPort is not None:
             d.addCallback(lambda _: debugPort.stopListening())
@@ -444,9 +454,24 @@ class RegistryService(service.MultiService):
             d.addCallback(lambda _: self.notifier.close())
         return d
 
+    def _drain(self, bound):
+        """Wait (at most C{bound} seconds) for the requests under way."""
+        inFlight = self.site.inFlight
+        if inFlight.count:
+            self.log.info("stopping: waiting for {count} request(s) under way", count=inFlight.count)
+
+        def done(left):
+            if left:
+                self.log.warn("stopping: {count} request(s) cut after {bound} s", count=left, bound=bound)
+
+        return inFlight.idle(self._reactor, bound).addCallback(done)
+
     def _disarmIndexMarker(self):
         """Every update in the index: the next start need not repair it."""
         u = self.updater
+        if self.worker is not None:  # the master keeps the marker: tell it
+            self.worker.indexCurrent = not (u.lag or not (u.ready and u.healthy))
+            return None
         if u.lag or not (u.ready and u.healthy):
             self.log.warn("search index behind storage at shutdown ({lag} repositories): repaired at next start",
                           lag=u.lag)

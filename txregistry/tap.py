@@ -58,6 +58,14 @@ class Options(usage.Options):
             "HOST:PORT, or a strports description.  Default: $DEBUG_ADDR, else the config file's "
             "debug_addr, else none (/health and /ready are on the main port anyway).",
         ],
+        [
+            "workers",
+            "w",
+            None,
+            "Worker processes serving the port (a number, or auto: one per core, at most 8; 1 when "
+            "notifications are on).  1: a single process, no master.  Default: $WORKERS, else the "
+            "config file's workers, else auto.",
+        ],
     ]
 
     def opt_version(self):
@@ -91,13 +99,25 @@ def makeService(options, reactor=None, environ=None, serverOptions=None):
     if problem:
         raise SystemExit("txregistry: configuration error: %s" % (problem,))
     port = options["port"] or environ.get("REGISTRY_PORT") or "5000"
+    from txregistry.workers import WorkersConfigError, choose, parseWorkers
+
+    try:
+        requested = settings.workers if options["workers"] is None else parseWorkers(options["workers"], "--workers")
+        count, reason = choose(requested, os.cpu_count(), settings)
+    except WorkersConfigError as e:
+        raise SystemExit("txregistry: configuration error: %s" % (e,))
     if reactor is None:
         from twisted.internet import reactor
     from txregistry.listen import CannotListen
     from txregistry.storage import StorageError
 
     try:
-        registry = RegistryService(settings, port, reactor)
+        if count > 1:
+            from txregistry.workers.start import makeMaster
+
+            registry = makeMaster(settings, _loadArguments(options), port, count, reason, reactor, environ)
+        else:
+            registry = RegistryService(settings, port, reactor)
     except (StorageError, config.ConfigError) as e:  # no S3 credentials anywhere, a bad --port
         raise SystemExit("txregistry: configuration error: %s" % (e,))
     try:
@@ -126,6 +146,17 @@ def makeService(options, reactor=None, environ=None, serverOptions=None):
             raise SystemExit("txregistry: cannot open log file %s: %s" % (
                 e.filename or serverOptions.get("logfile"), e.strerror or e))
     return registry
+
+
+def _loadArguments(options):
+    """config.load's arguments from the command line, for worker processes
+    (paths absolute: a daemon may change directory)."""
+
+    def absolute(path):
+        return os.path.abspath(path) if path else path
+
+    return {"configFile": absolute(options["config"]), "flavor": options["flavor"],
+            "storagePath": absolute(options["storage-path"]), "logFormat": options["log-format"]}
 
 
 def _checkPidfile(serverOptions):

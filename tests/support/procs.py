@@ -115,6 +115,9 @@ def twistdEnv(extra=None):
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for key in ("STORAGE_PATH", "SETTINGS_FLAVOR", "DOCKER_REGISTRY_CONFIG", "REGISTRY_PORT", "LOGLEVEL", "LOG_FORMAT"):
         env.pop(key, None)
+    # One process unless the test (or $TXREGISTRY_TEST_WORKERS) asks for
+    # more: tests/daemon/test_workers.py and the end-to-end tests run several.
+    env["WORKERS"] = os.environ.get("TXREGISTRY_TEST_WORKERS", "1")
     env.update(extra or {})
     return env
 

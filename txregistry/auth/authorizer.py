@@ -144,7 +144,8 @@ class Authorizer:
         self._cache = OrderedDict()  # hmac(credentials) -> (user, expires)
         self._pending = {}  # hmac(credentials) -> OneShot of the check under way
         self._tokenCache = OrderedDict()  # sha256(token) -> (valid until, identity parts)
-        self._throttle = LoginThrottle(settings.loginFailures, settings.loginFailureWindow)
+        # The failed-login counts (shared with other workers: txregistry.workers).
+        self.throttle = LoginThrottle(settings.loginFailures, settings.loginFailureWindow)
         costs = [bcryptCost(h) for h in settings.users.values()]
         cost = max(set(costs), key=costs.count) if costs else 10
         # Unknown users cost a bcrypt check too, so timing does not tell
@@ -172,12 +173,12 @@ class Authorizer:
     def throttledClients(self) -> int:
         """How many client addresses have failed logins counted (bounded by
         MAX_THROTTLED_CLIENTS)."""
-        return self._throttle.clients
+        return self.throttle.clients
 
     def forgetFailures(self) -> None:
         """Forget every failed login counted so far (as if each client's
         window had passed)."""
-        self._throttle.forget()
+        self.throttle.forget()
 
     def _tokenRealm(self, baseURL):
         realm = self.settings.token.realm
@@ -288,7 +289,7 @@ class Authorizer:
 
     def _mayTry(self, client, now):
         """Raise L{LoginThrottled} if C{client} may not try a password now."""
-        wait = self._throttle.wait(client, now)
+        wait = self.throttle.wait(client, now)
         if wait is not None:
             if self.metrics is not None:
                 self.metrics.loginThrottled()
@@ -298,7 +299,7 @@ class Authorizer:
         """Count a failed password check of C{client}."""
         if self.metrics is not None:
             self.metrics.loginFailed()
-        self._throttle.failed(client, now)
+        self.throttle.failed(client, now)
 
     async def _checkBasic(self, credentials, client=None):
         """The user name if C{credentials} (base64 of ``user:password``)
@@ -332,7 +333,7 @@ class Authorizer:
         self._mayTry(client, now)
         checking = self._pending[key] = OneShot()
         stored = self.settings.users.get(name)
-        self._throttle.started(client)
+        self.throttle.started(client)
         try:
             ok = await deferToThreadPool(
                 self._reactor, self._threadpool, _checkPassword, password, stored or self._dummyHash
@@ -343,7 +344,7 @@ class Authorizer:
             checking.fire(False)
             raise
         finally:
-            self._throttle.ended(client)
+            self.throttle.ended(client)
         del self._pending[key]
         if not ok:
             self._failed(client, self._clock.seconds())

@@ -21,6 +21,9 @@ class LoginThrottle:
         self.window = window
         self._failures = OrderedDict()  # client address -> deque of failure times, most recent last
         self._checking = {}  # client address -> password checks under way
+        # Told of each failure counted here (client, time): the other
+        # worker processes count it too (txregistry.workers).
+        self.listeners = []
 
     @property
     def clients(self) -> int:
@@ -57,10 +60,14 @@ class LoginThrottle:
         if left:
             self._checking[client] = left
 
-    def failed(self, client: Optional[str], now: float) -> None:
-        """Count a failed password check of C{client}."""
+    def failed(self, client: Optional[str], now: float, elsewhere: bool = False) -> None:
+        """Count a failed password check of C{client} (C{elsewhere}: one
+        another process counted and told of)."""
         if not self.limit or client is None:
             return
+        if not elsewhere:
+            for listener in self.listeners:
+                listener(client, now)
         failures = self._failures.pop(client, None)
         if failures is None:
             failures = deque(maxlen=self.limit)
@@ -68,7 +75,7 @@ class LoginThrottle:
         self._failures[client] = failures
         while len(self._failures) > MAX_THROTTLED_CLIENTS:
             self._failures.popitem(last=False)
-        if len(failures) == self.limit:
+        if len(failures) == self.limit and not elsewhere:
             self.log.warn(
                 "login throttled: {count} failed logins from {client} within {window} s",
                 count=len(failures), client=client, window=self.window,

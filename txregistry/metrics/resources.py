@@ -30,6 +30,20 @@ class MetricsPage(Resource):
 
     def render_GET(self, request):
         body = self.metrics.render()
+        if not isinstance(body, bytes):  # a Deferred (several workers: txregistry.workers.debug)
+            gone = []
+            request.notifyFinish().addErrback(gone.append)
+
+            def answer(body):
+                if not gone:
+                    request.write(self._answer(request, body))
+                    request.finish()
+
+            body.addCallback(answer)
+            return NOT_DONE_YET
+        return self._answer(request, body)
+
+    def _answer(self, request, body):
         request.setHeader(b"Content-Type", CONTENT_TYPE.encode("ascii"))
         request.setHeader(b"Cache-Control", b"no-store")
         request.setHeader(b"Content-Length", b"%d" % (len(body),))

@@ -76,6 +76,14 @@ def _escapeLike(term):
     return re.sub(r"([\\%_])", r"\\\1", term)
 
 
+def _writeAheadLog(connection, record):
+    cursor = connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
 class SearchIndex:
     log = Logger()
 
@@ -94,6 +102,10 @@ class SearchIndex:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine = sa.create_engine(url, **kwargs)
+        if self.sqlite:
+            # Readers never wait for the writer, and several processes (the
+            # daemon's workers, the admin commands) share the file safely.
+            sa.event.listen(self.engine, "connect", _writeAheadLog)
         self.metadata = sa.MetaData()
         self.repositories = sa.Table(
             TABLE,
@@ -108,7 +120,12 @@ class SearchIndex:
         self.fts = False
 
     def _ensureSchema(self):
-        self.metadata.create_all(self.engine)
+        try:
+            self.metadata.create_all(self.engine)
+        except self._sa.exc.OperationalError:
+            # Another process (a worker starting too) made it between the
+            # check and the create: check again.
+            self.metadata.create_all(self.engine)
         if self.sqlite:
             try:
                 with self.engine.begin() as conn:

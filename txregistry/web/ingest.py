@@ -33,6 +33,7 @@ from txregistry.web.accesslog import logAccess, logRefusal
 from txregistry.web.bodies import BoundedBody, PendingBody, UploadBody
 from txregistry.web.errors import HTTPError, rawErrorResponse, statusOf
 from txregistry.web.guard import URLGuard, hostProblem
+from txregistry.web.drain import InFlight
 from txregistry.web.overload import ConnectionLimit, Overloaded
 from txregistry.web.twistedprivate import TwistedPrivate
 
@@ -100,6 +101,9 @@ class IngestRequest(server.Request):
     def gotLength(self, length):
         channel = self.channel
         site = channel.site
+        inFlight = getattr(site, "inFlight", None)
+        if inFlight is not None:
+            inFlight.started(self)
         clock = getattr(site, "reactor", None)
         if clock is not None:
             # The head is in: the access log's duration counts from here.
@@ -442,6 +446,7 @@ class RegistrySite(server.Site):
         self.bodyRateWindow = limits.bodyRateWindow
         self.sendTimeout = limits.sendTimeout
         self.connectionLimit = ConnectionLimit(limits.maxConnections, self.reactor)
+        self.inFlight = InFlight()  # for a graceful stop
         self.serverHeader = serverHeader  # the Server header; None or b"": none
 
     def buildProtocol(self, addr):

@@ -1,0 +1,93 @@
+"""What a worker and its master say to each other: lines of JSON.
+
+Worker to master (its standard output, L{Messages}): C{{"log": EVENT}}
+(a log event as Twisted's own JSON form), C{{"ready": PID}},
+C{{"failed": CLIENT, "at": TIME}} (a failed login here), C{{"reply": N,
+...}} (an answer to request N).  Master to worker (its standard input,
+L{Control}): C{{"failed": CLIENT, "at": TIME}} (one elsewhere), C{{"scrape":
+N}} (the metrics, as text), C{{"ready?": N}} (the readiness checks)."""
+
+import json
+import os
+import threading
+
+from twisted.internet.protocol import Protocol
+
+
+class Messages:
+    """Writes whole lines to a descriptor, from any thread, one at a time
+    (the pipe to the master is read promptly, so a write rarely waits)."""
+
+    def __init__(self, fd):
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    def send(self, message):
+        data = (json.dumps(message, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(self._fd, view):]
+                except BrokenPipeError:
+                    return  # the master is gone; this worker stops soon
+
+
+def startLogging(messages, loglevel):
+    """Send every log event at C{loglevel} or above (and the start-up line)
+    to the master, which writes it where and as its log is configured,
+    saying which worker it came from."""
+    from twisted.logger import eventAsJSON, globalLogBeginner
+
+    from txregistry.logs import filtered
+
+    def forward(event):
+        messages.send({"log": json.loads(eventAsJSON(event))})
+
+    globalLogBeginner.beginLoggingTo([filtered(forward, loglevel)], redirectStandardIO=False)
+
+
+class Control(Protocol):
+    """The master's requests, read from the worker's standard input."""
+
+    def __init__(self, service, messages):
+        self.service = service
+        self.messages = messages
+        self._buffer = b""
+        authorizer = service.authorizer
+        if authorizer is not None:
+            authorizer.throttle.listeners.append(self._failedHere)
+
+    def attach(self, reactor, fd):
+        from twisted.internet import stdio
+
+        self._reactor = reactor
+        self._null = os.open(os.devnull, os.O_WRONLY)  # (stdio's writer; nothing is written there)
+        stdio.StandardIO(self, stdin=fd, stdout=self._null, reactor=reactor)
+
+    def _failedHere(self, client, now):
+        self.messages.send({"failed": client, "at": now})
+
+    def dataReceived(self, data):
+        lines = (self._buffer + data).split(b"\n")
+        self._buffer = lines.pop()
+        for line in lines:
+            if line.strip():
+                self.heard(json.loads(line))
+
+    def heard(self, message):
+        if "failed" in message:
+            authorizer = self.service.authorizer
+            if authorizer is not None:
+                authorizer.throttle.failed(message["failed"], message["at"], elsewhere=True)
+        elif "scrape" in message:
+            text = self.service.metrics.render().decode("utf-8")
+            self.messages.send({"reply": message["scrape"], "text": text})
+        elif "ready?" in message:
+            self.service.health.readiness().addCallback(
+                lambda result: self.messages.send({"reply": message["ready?"], "ready": result[0], "doc": result[1]}))
+
+    def connectionLost(self, reason):
+        # The master is gone (killed with -9): do not serve on alone.
+        if self._reactor.running:
+            self._reactor.stop()
