@@ -456,15 +456,16 @@ class RegistryService(service.MultiService):
 
     def _drain(self, bound):
         """Wait (at most C{bound} seconds) for the requests under way."""
-        inFlight = self.site.inFlight
-        if inFlight.count:
-            self.log.info("stopping: waiting for {count} request(s) under way", count=inFlight.count)
+        channels = self.site.openChannels
+        busy = channels.busy()
+        if busy:
+            self.log.info("stopping: waiting for {count} request(s) under way", count=busy)
 
         def done(left):
             if left:
                 self.log.warn("stopping: {count} request(s) cut after {bound} s", count=left, bound=bound)
 
-        return inFlight.idle(self._reactor, bound).addCallback(done)
+        return channels.drain(self._reactor, bound).addCallback(done)
 
     def _disarmIndexMarker(self):
         """Every update in the index: the next start need not repair it."""

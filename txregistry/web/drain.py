@@ -1,44 +1,48 @@
-"""Requests under way, and waiting for them to end (a graceful stop)."""
+"""A graceful stop: once the port no longer accepts, the connections a
+site has are let finish what they began.
 
-from twisted.internet.defer import Deferred, succeed
+A connection answering a request (or streaming its response) is waited
+for; one between requests (keep-alive, idle) is closed; one just accepted
+that has not sent its first request yet is waited for too, since its
+client already counts on an answer.  All within a bound."""
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+
+CHECK_INTERVAL = 0.05
 
 
-class InFlight:
-    """How many requests a site has begun (their heads are in) and not yet
-    answered or lost."""
+class OpenChannels:
+    """The HTTP channels (connections) of a site that are open."""
 
     def __init__(self):
-        self.count = 0
-        self._waiting = []
+        self.channels = set()
 
-    def started(self, request):
-        self.count += 1
-        request.notifyFinish().addBoth(self._ended)
+    def opened(self, channel):
+        self.channels.add(channel)
 
-    def _ended(self, _):
-        self.count -= 1
-        if not self.count:
-            waiting, self._waiting = self._waiting, []
-            for d in waiting:
-                d.callback(0)
+    def closed(self, channel):
+        self.channels.discard(channel)
 
-    def idle(self, clock, bound):
-        """A Deferred firing with 0 once no request is under way, or after
-        C{bound} seconds with how many still are."""
-        if not self.count:
-            return succeed(0)
+    def busy(self):
+        """The connections with a request under way or yet to come."""
+        return sum(1 for c in self.channels if c.requests or not getattr(c, "txrRequests", 0))
+
+    def drain(self, clock, bound):
+        """A Deferred firing with 0 once every connection closed, or after
+        C{bound} seconds with how many were still busy."""
         d = Deferred()
-        self._waiting.append(d)
+        deadline = clock.seconds() + bound
 
-        def timeUp():
-            self._waiting.remove(d)
-            d.callback(self.count)
+        def check():
+            for channel in list(self.channels):
+                if not channel.requests and getattr(channel, "txrRequests", 0):
+                    channel.transport.loseConnection()  # idle between requests
+            if not self.channels or clock.seconds() >= deadline:
+                loop.stop()
+                d.callback(self.busy())
 
-        timer = clock.callLater(bound, timeUp)
-
-        def done(left):
-            if timer.active():
-                timer.cancel()
-            return left
-
-        return d.addCallback(done)
+        loop = LoopingCall(check)
+        loop.clock = clock
+        loop.start(CHECK_INTERVAL)
+        return d

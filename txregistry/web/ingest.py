@@ -33,7 +33,7 @@ from txregistry.web.accesslog import logAccess, logRefusal
 from txregistry.web.bodies import BoundedBody, PendingBody, UploadBody
 from txregistry.web.errors import HTTPError, rawErrorResponse, statusOf
 from txregistry.web.guard import URLGuard, hostProblem
-from txregistry.web.drain import InFlight
+from txregistry.web.drain import OpenChannels
 from txregistry.web.overload import ConnectionLimit, Overloaded
 from txregistry.web.twistedprivate import TwistedPrivate
 
@@ -101,9 +101,7 @@ class IngestRequest(server.Request):
     def gotLength(self, length):
         channel = self.channel
         site = channel.site
-        inFlight = getattr(site, "inFlight", None)
-        if inFlight is not None:
-            inFlight.started(self)
+        channel.txrRequests = getattr(channel, "txrRequests", 0) + 1  # (see web.drain)
         clock = getattr(site, "reactor", None)
         if clock is not None:
             # The head is in: the access log's duration counts from here.
@@ -415,6 +413,7 @@ class RegistryChannel(http.HTTPChannel):
         if self.connectionLimit is not None:
             self.connectionLimit.closed()
             self.connectionLimit = None
+            self.site.openChannels.closed(self)
         self._stopHead()
         self._stopStall()
         if self._lingerCall is not None:
@@ -446,7 +445,7 @@ class RegistrySite(server.Site):
         self.bodyRateWindow = limits.bodyRateWindow
         self.sendTimeout = limits.sendTimeout
         self.connectionLimit = ConnectionLimit(limits.maxConnections, self.reactor)
-        self.inFlight = InFlight()  # for a graceful stop
+        self.openChannels = OpenChannels()  # for a graceful stop
         self.serverHeader = serverHeader  # the Server header; None or b"": none
 
     def buildProtocol(self, addr):
@@ -459,6 +458,7 @@ class RegistrySite(server.Site):
         channel.MAX_LENGTH = self._maxHeaderBytes
         channel.headerTimeout = self.headerTimeout
         channel.sendTimeout = self.sendTimeout
+        self.openChannels.opened(channel)
         return channel
 
     metrics = None  # a txregistry.metrics.Metrics, told of every request answered

@@ -3,9 +3,11 @@ says, asks it questions, and hears it end."""
 
 import itertools
 import json
+import signal
 import sys
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
@@ -55,10 +57,11 @@ class WorkerProcess(ProcessProtocol):
             self.transport.writeToChild(0, (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8"))
 
     def signal(self, name):
+        """Send the signal C{name} ("TERM", "USR1"...) unless it ended."""
         if not self.ended.called:
             try:
-                self.transport.signalProcess(name)
-            except Exception:  # ended meanwhile
+                self.transport.signalProcess(getattr(signal, "SIG" + name))
+            except ProcessExitedAlready:
                 pass
 
     def childDataReceived(self, fd, data):
@@ -81,7 +84,11 @@ class WorkerProcess(ProcessProtocol):
                            log_system="worker-%d" % (self.index,))
 
     def _heard(self, message):
-        if "log" in message:
+        if "reply" in message:
+            d = self._asked.pop(message["reply"], None)
+            if d is not None:
+                d.callback(message)
+        elif "log" in message:
             self.master.relayLog(self, message["log"])
         elif "ready" in message:
             self.readyAt = self._reactor.seconds()
@@ -89,10 +96,6 @@ class WorkerProcess(ProcessProtocol):
                 self.serving.callback(True)
         elif "failed" in message:
             self.master.failedLogin(self, message["failed"], message["at"])
-        elif "reply" in message:
-            d = self._asked.pop(message["reply"], None)
-            if d is not None:
-                d.callback(message)
 
     def ask(self, key):
         """Ask C{key} (C{"scrape"}, C{"ready?"}); a Deferred of the reply
@@ -111,11 +114,11 @@ class WorkerProcess(ProcessProtocol):
         if self._err:
             self._stderr(self._err)
         code = getattr(reason.value, "exitCode", None)
-        signal = getattr(reason.value, "signal", None)
+        sig = getattr(reason.value, "signal", None)
         asked, self._asked = self._asked, {}
         for d in asked.values():
             d.errback(RuntimeError("worker %d ended" % (self.index,)))
         if not self.serving.called:
             self.serving.callback(False)
-        self.ended.callback((code, signal))
-        self.master.workerEnded(self, code, signal)
+        self.ended.callback((code, sig))
+        self.master.workerEnded(self, code, sig)

@@ -1,0 +1,278 @@
+"""A daemon of several worker processes (``--workers 2``), real sockets and
+signals: the shared port, uploads and logins across workers, a worker
+killed mid-pull, SIGHUP under load, SIGTERM with requests under way, and
+the master's merged metrics."""
+
+import base64
+import os
+import re
+import signal
+import socket
+import threading
+import time
+
+from tests.support import procs, secure
+from tests.workers.pool import children, connect, only, pushBlob, pushImage, request, start, waitForWorkers
+
+
+def test_the_port_is_shared_and_each_line_says_which_worker(tmp_path):
+    d = start(tmp_path)
+    try:
+        pids = children(d.pid)
+        assert len(pids) == 2
+        for pid in pids:  # each serves on the one port
+            with only(d, pid):
+                assert request(d, "GET", "/v2/")[0] == 200
+        log = d.syncLog()
+        assert re.search(r"txregistry master \(pid %d\) listening on 127\.0\.0\.1:%d: 2 worker process\(es\)"
+                         % (d.pid, d.port), log), log
+        for index in (0, 1):
+            assert re.search(r"\[worker-%d\] txregistry listening on 127\.0\.0\.1:%d" % (index, d.port), log)
+            assert re.search(r'\[worker-%d\] "127\.0\.0\.1" .*"GET /v2/ HTTP/1\.1" 200' % (index,), log)
+    finally:
+        d.stop()
+    assert d.proc.returncode == -signal.SIGTERM  # (as twistd with one process: it ends by the signal)
+    assert not any(os.path.exists("/proc/%d" % p) and open("/proc/%d/stat" % p).read().split()[2] != "Z"
+                   for p in pids)
+
+
+def test_a_chunked_upload_whose_requests_reach_different_workers(tmp_path):
+    d = start(tmp_path)
+    try:
+        first, second = children(d.pid)
+        chunks = [os.urandom(300 * 1024 + i) for i in range(6)]
+        data = b"".join(chunks)
+        with only(d, first):
+            status, headers, _ = request(d, "POST", "/v2/team/app/blobs/uploads/")
+        assert status == 202
+        location, offset = headers["Location"], 0
+        for i, chunk in enumerate(chunks):
+            with only(d, first if i % 2 else second):
+                status, headers, body = request(d, "PATCH", location, body=chunk, headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": "%d-%d" % (offset, offset + len(chunk) - 1)})
+            assert status == 202, body
+            offset += len(chunk)
+            assert headers["Range"] == "0-%d" % (offset - 1,)
+            location = headers["Location"]
+        from tests.workers.pool import digestOf
+
+        with only(d, second):
+            status, _, body = request(d, "PUT", location + ("&" if "?" in location else "?") + "digest=" + digestOf(data))
+        assert status == 201, body
+        for pid in (first, second):
+            with only(d, pid):
+                status, _, body = request(d, "GET", "/v2/team/app/blobs/" + digestOf(data))
+            assert status == 200 and body == data
+    finally:
+        d.stop()
+
+
+def test_a_worker_killed_mid_pull_is_replaced(tmp_path):
+    d = start(tmp_path)
+    try:
+        data = os.urandom(64 * 1024 * 1024)
+        digest = pushBlob(d, "team/big", data)
+        victim, other = children(d.pid)
+        with only(d, victim):
+            conn = connect(d)
+            conn.request("GET", "/v2/team/big/blobs/" + digest)
+            response = conn.getresponse()
+            assert response.status == 200
+            response.read(1024 * 1024)
+        os.kill(victim, signal.SIGKILL)
+        got = 1024 * 1024
+        try:
+            while True:
+                chunk = response.read(1024 * 1024)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except Exception:
+            pass  # (http.client's IncompleteRead, or a reset)
+        conn.close()
+        assert got < len(data), "the client saw the whole blob from a killed worker"
+        # The next request is served (by the other worker), and the master
+        # starts a new one.
+        status, _, body = request(d, "GET", "/v2/team/big/blobs/" + digest)
+        assert status == 200 and body == data
+        pids = waitForWorkers(d, 2)
+        assert victim not in pids and other in pids
+        assert re.search(r"worker \d \(pid %d\) killed by signal 9 .*: starting another" % (victim,), d.log())
+    finally:
+        d.stop()
+
+
+def test_sighup_replaces_every_worker_without_a_failed_request(tmp_path):
+    d = start(tmp_path)
+    try:
+        digest = pushImage(d, "team/app", "1.0", os.urandom(256 * 1024))
+        before = children(d.pid)
+        failures, done, count = [], threading.Event(), [0]
+
+        def pulls():
+            while not done.is_set():
+                try:
+                    status, _, _ = request(d, "GET", "/v2/team/app/manifests/1.0",
+                                           headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+                    if status != 200:
+                        failures.append(status)
+                except Exception as e:
+                    failures.append(repr(e))
+                count[0] += 1
+
+        threads = [threading.Thread(target=pulls) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            os.kill(d.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 90
+            while "reload done" not in d.log() and time.monotonic() < deadline:
+                time.sleep(0.05)  # polling interval
+            after = waitForWorkers(d, 2, exclude=before)
+        finally:
+            done.set()
+            for t in threads:
+                t.join()
+        assert "reload done: 2 new worker(s)" in d.log()
+        assert failures == [] and count[0] > 20, (failures[:5], count[0])
+        deadline = time.monotonic() + 60
+        while children(d.pid) != after and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval: the old workers end
+        assert children(d.pid) == after
+        assert digest  # (the image pulled throughout)
+    finally:
+        d.stop()
+
+
+def test_sighup_rereads_htpasswd(tmp_path):
+    conf = tmp_path / "conf"
+    path = secure.writeConfig(str(conf), "basic")
+    d = start(tmp_path, args=("--config", path, "--flavor", "secure"))
+    try:
+        def login(user, password):
+            auth = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+            return request(d, "GET", "/v2/", headers={"Authorization": auth})[0]
+
+        assert login("carol", "new-password") == 401
+        secure.htpasswd(str(conf / "users.htpasswd"), dict(secure.PASSWORDS, carol="new-password"), "-B")
+        before = children(d.pid)
+        os.kill(d.pid, signal.SIGHUP)
+        for pid in waitForWorkers(d, 2, exclude=before):
+            with only(d, pid):
+                assert login("carol", "new-password") == 200
+    finally:
+        d.stop()
+
+
+def test_failed_logins_are_counted_across_workers(tmp_path):
+    conf = tmp_path / "conf"
+    path = secure.writeConfig(str(conf), "basic", config=secure.CONFIG.replace(
+        "        mode: %(mode)s\n", "        mode: %(mode)s\n        login_failures: 3\n        login_failure_window: 30\n"))
+    d = start(tmp_path, args=("--config", path, "--flavor", "secure"))
+    try:
+        first, second = children(d.pid)
+        wrong = "Basic " + base64.b64encode(b"alice:wrong").decode()
+        # (a password never checked before: a right one checked is remembered a while)
+        right = "Basic " + base64.b64encode(("bob:%s" % secure.PASSWORDS["bob"]).encode()).decode()
+        with only(d, first):
+            for _ in range(3):
+                assert request(d, "GET", "/v2/", headers={"Authorization": wrong})[0] == 401
+        deadline = time.monotonic() + 10
+        while True:  # (the master relays the failures: polled)
+            with only(d, second):
+                status = request(d, "GET", "/v2/", headers={"Authorization": right})[0]
+            if status == 429 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)  # polling interval
+        assert status == 429
+    finally:
+        d.stop()
+
+
+def test_sigusr1_and_sigusr2_reach_every_worker(tmp_path):
+    d = start(tmp_path)
+    try:
+        os.kill(d.pid, signal.SIGUSR1)
+        for pid in children(d.pid):
+            deadline = time.monotonic() + 10
+            while True:
+                with only(d, pid):
+                    status = request(d, "POST", "/v2/team/app/blobs/uploads/")[0]
+                if status != 202 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)  # polling interval
+            assert status == 405
+        os.kill(d.pid, signal.SIGUSR2)
+        deadline = time.monotonic() + 10
+        for pid in children(d.pid):
+            while True:
+                with only(d, pid):
+                    status = request(d, "POST", "/v2/team/app/blobs/uploads/")[0]
+                if status == 202 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)  # polling interval
+            assert status == 202
+    finally:
+        d.stop()
+
+
+def test_sigterm_lets_a_pull_under_way_finish(tmp_path):
+    d = start(tmp_path)
+    data = os.urandom(32 * 1024 * 1024)
+    digest = pushBlob(d, "team/big", data)
+    conn = connect(d)
+    conn.request("GET", "/v2/team/big/blobs/" + digest)
+    response = conn.getresponse()
+    got = response.read(4 * 1024 * 1024)
+    d.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while "waiting for 1 request(s) under way" not in d.log() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling interval
+    # Meanwhile no new connection is accepted... once the workers stopped listening.
+    got += response.read()
+    conn.close()
+    assert got == data
+    d.proc.wait(30)
+    assert d.proc.returncode == -signal.SIGTERM
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", d.port)) != 0
+    d.stop()
+
+
+def test_one_scrape_counts_every_worker(tmp_path):
+    debug = procs.freePort()
+    d = start(tmp_path, args=("--debug-port", str(debug)))
+    try:
+        for pid in children(d.pid):
+            with only(d, pid):
+                for _ in range(5):
+                    assert request(d, "GET", "/v2/")[0] == 200
+        import urllib.request
+
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % (debug,)).read().decode()
+        found = re.search(r'txregistry_http_requests_total\{code="200",method="GET",route="base"\} ([0-9.]+)', text)
+        assert found, text[:3000]
+        assert float(found.group(1)) >= 10
+        import json
+
+        ready = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/ready" % (debug,)).read())
+        assert ready["status"] == "ok"
+        assert {c.get("worker") for c in ready["checks"]} >= {0, 1}
+    finally:
+        d.stop()
+
+
+def test_start_up_failures_end_the_master_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        r = __import__("subprocess").run(
+            [os.path.join(procs.BIN, "twistd"), "-n", "--pidfile=", "txregistry", "--workers", "2", "--port",
+             "tcp:%d:interface=127.0.0.1" % (port,), "--storage-path", str(tmp_path / "data")],
+            capture_output=True, env=procs.twistdEnv(), cwd=procs.REPO, timeout=60)
+    assert r.returncode != 0
+    assert r.stderr.decode().strip().splitlines() == [
+        "txregistry: cannot listen on tcp:%d:interface=127.0.0.1: Couldn't listen on 127.0.0.1:%d: "
+        "[Errno 98] Address already in use." % (port, port)]
