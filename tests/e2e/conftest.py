@@ -44,7 +44,12 @@ class Daemons:
 
     def start(self, kind, storagePath):
         os.makedirs(storagePath, exist_ok=True)
-        daemon = STARTERS[kind](str(storagePath), str(self.logDir))
+        if kind == "txregistry":
+            # Two worker processes: every client's pushes and pulls spread
+            # over both (uploads, tags, search shared through storage).
+            daemon = procs.startTxregistry(str(storagePath), str(self.logDir), env={"WORKERS": "2"})
+        else:
+            daemon = STARTERS[kind](str(storagePath), str(self.logDir))
         daemon.kind = kind
         self.started.append(daemon)
         return daemon

@@ -276,3 +276,57 @@ def test_start_up_failures_end_the_master_with_one_line(tmp_path):
     assert r.stderr.decode().strip().splitlines() == [
         "txregistry: cannot listen on tcp:%d:interface=127.0.0.1: Couldn't listen on 127.0.0.1:%d: "
         "[Errno 98] Address already in use." % (port, port)]
+
+
+def test_tls_with_workers(tmp_path):
+    from tests.support import pki
+
+    d = start(tmp_path, tls=pki.makePKI(str(tmp_path / "pki")))
+    try:
+        for pid in children(d.pid):
+            with only(d, pid):
+                assert request(d, "GET", "/v2/")[0] == 200
+    finally:
+        d.stop()
+
+
+def test_daemonized_master_with_pidfile_and_json_log(tmp_path):
+    import json
+    import subprocess
+
+    port = procs.freePort()
+    pidfile, logfile = tmp_path / "txregistry.pid", tmp_path / "txregistry.log"
+    subprocess.run([os.path.join(procs.BIN, "twistd"), "--pidfile", str(pidfile), "--logfile", str(logfile),
+                    "txregistry", "--workers", "2", "--log-format", "json", "--port",
+                    "tcp:%d:interface=127.0.0.1" % (port,), "--storage-path", str(tmp_path / "data")],
+                   check=True, env=procs.twistdEnv(), cwd=procs.REPO, timeout=60)
+    master = int(pidfile.read_text())
+    try:
+        procs.waitFor("http://127.0.0.1:%d/v2/" % (port,))
+        deadline = time.monotonic() + 60
+        while len(children(master)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval
+        workers = children(master)
+        assert len(workers) == 2
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+            for other in workers:
+                if other != pid:
+                    os.kill(other, signal.SIGCONT)
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(b"GET /v2/ HTTP/1.0\r\n\r\n")
+                    assert s.recv(100).startswith(b"HTTP/1.0 200")
+            finally:
+                os.kill(pid, signal.SIGCONT)
+    finally:
+        os.kill(master, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while os.path.exists("/proc/%d" % (master,)) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval
+    assert not pidfile.exists()
+    for pid in workers:
+        assert not os.path.exists("/proc/%d" % (pid,))
+    events = [json.loads(line) for line in logfile.read_text().splitlines()]
+    assert {e.get("worker") for e in events if e.get("namespace") == "txregistry.access"} == {0, 1}
+    assert any(e["message"].startswith("txregistry master (pid %d)" % (master,)) for e in events)
