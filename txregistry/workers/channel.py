@@ -33,7 +33,7 @@ class Messages:
                     return  # the master is gone; this worker stops soon
 
 
-def startLogging(messages, loglevel):
+def startLogging(messages, loglevel, forked=False):
     """Send every log event at C{loglevel} or above (and the start-up line)
     to the master, which writes it where and as its log is configured,
     saying which worker it came from."""
@@ -44,7 +44,12 @@ def startLogging(messages, loglevel):
     def forward(event):
         messages.send({"log": json.loads(eventAsJSON(event))})
 
-    globalLogBeginner.beginLoggingTo([filtered(forward, loglevel)], redirectStandardIO=False)
+    if forked:  # (the master's log began already; its observers were dropped)
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(filtered(forward, loglevel))
+    else:
+        globalLogBeginner.beginLoggingTo([filtered(forward, loglevel)], redirectStandardIO=False)
 
 
 class Control(Protocol):

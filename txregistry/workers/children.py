@@ -34,14 +34,22 @@ class WorkerProcess(ProcessProtocol):
         self._asked = {}
         self._numbers = itertools.count(1)
 
-    def spawn(self, reactor, descriptors, environ):
+    def spawn(self, reactor, descriptors, environ, fork=True):
+        """Start the worker: forked from this process (see
+        L{txregistry.workers.fork}), or exec'd anew."""
         childFDs = {0: "w", 1: "r", 2: "r"}
         for i, fd in enumerate(descriptors):
             childFDs[FIRST_FD + i] = fd
         self.started = reactor.seconds()
         self._reactor = reactor
-        reactor.spawnProcess(self, sys.executable, [sys.executable, "-m", "txregistry.workers.worker"],
-                             env=environ, childFDs=childFDs)
+        if fork:
+            from txregistry.workers import worker
+            from txregistry.workers.fork import ForkedWorker
+
+            ForkedWorker(reactor, self, childFDs, environ, lambda: worker.main(["--forked"]))
+        else:
+            reactor.spawnProcess(self, sys.executable, [sys.executable, "-m", "txregistry.workers.worker"],
+                                 env=environ, childFDs=childFDs)
         return self
 
     @property

@@ -75,6 +75,7 @@ class Master(service.Service):
         self.debugPort = None
         self.debugEndpoint = None
         self.indexBehind = False  # a worker ended with updates unwritten
+        self.fork = False  # workers forked from this process (else exec'd): see makeMaster
 
     # -- set up, before the reactor runs --------------------------------
 
@@ -119,7 +120,7 @@ class Master(service.Service):
 
     def _spawn(self, index, repair=False):
         worker = WorkerProcess(self, index, self.spec(index, repair))
-        return worker.spawn(self._reactor, descriptors(self.port), self.environ)
+        return worker.spawn(self._reactor, descriptors(self.port), self.environ, self.fork)
 
     def startService(self):
         service.Service.startService(self)

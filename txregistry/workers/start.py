@@ -55,6 +55,10 @@ def makeMaster(settings, load, port, count, reason, reactor, environ):
     problem = check(master.spec(0, False), environ)
     if problem:
         raise config.ConfigError(problem)
+    from txregistry.workers.fork import preload
+
+    preload(settings)  # (before the reactor runs)
+    master.fork = True
     if settings.mail is not None:
         from txregistry.mail import ErrorMailer
 

@@ -58,9 +58,24 @@ def _settings(spec):
     return dataclasses.replace(settings, **changes)
 
 
+def _firstLine(fd):
+    """The first line on C{fd}, read byte by byte: what follows it is the
+    control channel's (L{txregistry.workers.channel.Control}), unbuffered."""
+    out = bytearray()
+    while not out.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        out += byte
+    return bytes(out)
+
+
 def main(argv):
+    """Run the worker the master describes on standard input: exec'd
+    (C{python -m}), or in a copy of the master (C{--forked}:
+    L{txregistry.workers.fork})."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master's signal (a reload), not ours
-    spec = json.loads(sys.stdin.buffer.readline())
+    spec = json.loads(_firstLine(0))
     from txregistry.workers.channel import Messages, startLogging
 
     messages = Messages(1)
@@ -72,7 +87,7 @@ def main(argv):
     except config.ConfigError as e:
         sys.stderr.write("configuration error: %s\n" % (e,))
         return EXIT_CANNOT_START
-    startLogging(messages, settings.loglevel)
+    startLogging(messages, settings.loglevel, forked="--forked" in argv)
     from twisted.internet import reactor
 
     from txregistry.service import RegistryService
