@@ -23,6 +23,10 @@ noise on the machine falls on all of them alike.  In each run:
 - peak memory: the PSS sum sampled every 100 ms during the whole run, and
   the VmHWM of each process.
 
+Distribution is Debian's 2.8, which builds its router (compiling every
+route's regexp) on each request, in App.context; v3 caches it (upstream
+pull request 3683): its small-request rates here are lower than v3's.
+
 ``--workers 1`` starts txregistry without the flag.  MB = 10^6 bytes.
 Then a table: median (min-max over rounds) of each figure per daemon, the
 ratio of medians txregistry/Distribution and the target of issue #11
@@ -179,6 +183,8 @@ def runOnce(daemonSpec, blobs, args, logDir):
         idle = waitIdle(daemon, processes)
         r["idlePss"], r["idleRss"] = proctree.pssSum(idle), proctree.rssSum(idle)
         client = RegistryClient("127.0.0.1", daemon.port, timeout=600)
+        wall, busy, mine = time.monotonic(), bench.systemBusySeconds(), bench.clientSeconds()
+        daemonCPU = proctree.cpuSnapshot(daemon.pid)
         with proctree.PeakSampler(daemon.pid) as sampler:
             for key, (data, digest) in blobs.items():
                 t = time.monotonic()
@@ -211,6 +217,11 @@ def runOnce(daemonSpec, blobs, args, logDir):
         r["peakHwm"] = sum(sampler.hwm.values())
         r["processes"] = len(sampler.hwm)
         r["samples"] = sampler.samples
+        # CPU used meanwhile by processes that are neither the daemon nor this
+        # script and its wrk and curl children: others disturbing the measure.
+        r["wall"] = time.monotonic() - wall
+        daemonCPU = proctree.cpuDelta(daemonCPU, proctree.cpuSnapshot(daemon.pid))
+        r["otherCPU"] = bench.systemBusySeconds() - busy - (bench.clientSeconds() - mine) - daemonCPU
         return r
     except Exception:
         print("  %s failed; its log %s ends with:\n%s" % (label, daemon.logPath, daemon.log()[-3000:]))
@@ -336,7 +347,11 @@ def main(argv=None):
     print(table(results, labels, args))
     print()
     print(cpuSpread(results, labels))
-    print("Load average now: %s" % (" ".join(open("/proc/loadavg").read().split()[:3]),))
+    runs = [r for name in labels for r in results[name]]
+    other, wall = sum(r["otherCPU"] for r in runs), sum(r["wall"] for r in runs)
+    print("Other processes used %.0f CPU s over the %.0f s of the runs (%.0f%% of one core)%s; load average now %s."
+          % (other, wall, 100 * other / wall, ": the machine was NOT quiet" if other > 0.1 * wall else "",
+             " ".join(open("/proc/loadavg").read().split()[:3])))
     shutil.rmtree(logDir, ignore_errors=True)
     return 0
 
