@@ -6,12 +6,12 @@
 # the docker CLI from docker.io unless a docker CLI is already there),
 # headless Chromium and its driver (the web pages' browser tests),
 # Distribution's registry (docker-registry), PostgreSQL and Ceph (the tests
-# start their own servers from their binaries).
+# start their own servers from their binaries), wrk (the benchmarks).
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=""
-    for p in skopeo podman docker-registry postgresql apache2-utils chromium chromium-driver; do
+    for p in skopeo podman docker-registry wrk postgresql apache2-utils chromium chromium-driver; do
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
     # Without recommends: only the docker CLI is used, and Ceph's mon, OSD
