@@ -330,3 +330,28 @@ def test_daemonized_master_with_pidfile_and_json_log(tmp_path):
     events = [json.loads(line) for line in logfile.read_text().splitlines()]
     assert {e.get("worker") for e in events if e.get("namespace") == "txregistry.access"} == {0, 1}
     assert any(e["message"].startswith("txregistry master (pid %d)" % (master,)) for e in events)
+
+
+def test_a_page_session_made_by_one_worker_holds_on_the_other(tmp_path):
+    import urllib.parse
+
+    path = secure.writeConfig(str(tmp_path / "conf"), "basic")
+    d = start(tmp_path, args=("--config", path, "--flavor", "secure"))
+    try:
+        first, second = children(d.pid)
+        with only(d, first):
+            status, headers, body = request(d, "GET", "/-/login")
+            assert status == 200
+            fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', body.decode()))
+            cookie = headers.get("Set-Cookie", "").split(";")[0]
+            form = urllib.parse.urlencode(dict(fields, user="alice", password=secure.PASSWORDS["alice"]))
+            status, headers, body = request(d, "POST", "/-/login", body=form.encode(), headers=dict(
+                {"Content-Type": "application/x-www-form-urlencoded", "Origin": d.url},
+                **({"Cookie": cookie} if cookie else {})))
+            assert status == 303, body
+            session = headers["Set-Cookie"].split(";")[0]
+        with only(d, second):
+            status, _, body = request(d, "GET", "/", headers={"Cookie": session})
+        assert status == 200 and b"/-/logout" in body
+    finally:
+        d.stop()
