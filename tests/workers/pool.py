@@ -92,6 +92,18 @@ def request(d, method, path, body=None, headers=None, timeout=30):
         conn.close()
 
 
+def statusOn(d, pid, wanted, method, path, timeout=10, **kwargs):
+    """The status worker C{pid} answers C{method path} with, asked again
+    (polled) until C{wanted(status)} or C{timeout} seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with only(d, pid):
+            status = request(d, method, path, **kwargs)[0]
+        if wanted(status) or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)  # polling interval
+
+
 def digestOf(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

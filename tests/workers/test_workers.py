@@ -12,7 +12,8 @@ import threading
 import time
 
 from tests.support import procs, secure
-from tests.workers.pool import children, connect, only, pushBlob, pushImage, request, start, waitForWorkers
+from tests.workers.pool import (children, connect, only, pushBlob, pushImage, request, start, statusOn,
+                                waitForWorkers)
 
 
 def test_the_port_is_shared_and_each_line_says_which_worker(tmp_path):
@@ -178,14 +179,8 @@ def test_failed_logins_are_counted_across_workers(tmp_path):
         with only(d, first):
             for _ in range(3):
                 assert request(d, "GET", "/v2/", headers={"Authorization": wrong})[0] == 401
-        deadline = time.monotonic() + 10
-        while True:  # (the master relays the failures: polled)
-            with only(d, second):
-                status = request(d, "GET", "/v2/", headers={"Authorization": right})[0]
-            if status == 429 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)  # polling interval
-        assert status == 429
+        # (the master relays the failures: polled)
+        assert statusOn(d, second, lambda s: s == 429, "GET", "/v2/", headers={"Authorization": right}) == 429
     finally:
         d.stop()
 
@@ -193,26 +188,10 @@ def test_failed_logins_are_counted_across_workers(tmp_path):
 def test_sigusr1_and_sigusr2_reach_every_worker(tmp_path):
     d = start(tmp_path)
     try:
-        os.kill(d.pid, signal.SIGUSR1)
-        for pid in children(d.pid):
-            deadline = time.monotonic() + 10
-            while True:
-                with only(d, pid):
-                    status = request(d, "POST", "/v2/team/app/blobs/uploads/")[0]
-                if status != 202 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)  # polling interval
-            assert status == 405
-        os.kill(d.pid, signal.SIGUSR2)
-        deadline = time.monotonic() + 10
-        for pid in children(d.pid):
-            while True:
-                with only(d, pid):
-                    status = request(d, "POST", "/v2/team/app/blobs/uploads/")[0]
-                if status == 202 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)  # polling interval
-            assert status == 202
+        for sig, expected in ((signal.SIGUSR1, 405), (signal.SIGUSR2, 202)):
+            os.kill(d.pid, sig)
+            for pid in children(d.pid):
+                assert statusOn(d, pid, lambda s: s == expected, "POST", "/v2/team/app/blobs/uploads/") == expected
     finally:
         d.stop()
 
