@@ -246,10 +246,16 @@ def _storageCommand(command, work):
     return run
 
 
-async def _gc(settings, options, driver, reactor, io):
+def gc(reactor, options):
     from txregistry.maintenance import commands
 
-    await commands.gc(settings, options, driver)
+    settings = config.load(configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"])
+
+    async def go(io, db):
+        driver = await driverOffReactor(settings, reactor, io)
+        await commands.gc(settings, options, driver, reactor, io, db)
+
+    return _runWithPools("gc", go)
 
 
 async def _check(settings, options, driver, reactor, io):
@@ -258,7 +264,6 @@ async def _check(settings, options, driver, reactor, io):
     await commands.check(settings, options, driver, reactor, io)
 
 
-gc = _storageCommand("gc", _gc)
 check = _storageCommand("check", _check)
 
 

@@ -1,6 +1,15 @@
 """The bodies of ``txregistry gc`` and ``txregistry check`` (the options
 are L{txregistry.cli}'s): the report on stdout, progress on stderr, a
-summary at the end."""
+summary at the end.
+
+What ``gc`` deletes (tags, untagged manifests) is announced on the events
+of a registry model of its own, as the daemon's collection announces it
+on the daemon's; here the search index listens (the same
+L{txregistry.search.updater.IndexUpdater} the daemon runs, writing the
+touched repositories' rows from storage into the configured database).
+Notifications do not: their queue belongs to the daemon (it holds its
+lock while it runs), so the command says how many delete events no
+endpoint will hear of."""
 
 import sys
 
@@ -11,12 +20,75 @@ def _progress(options):
     return None if options["quiet"] else Progress(sys.stderr)
 
 
-async def gc(settings, options, driver):
-    """Collect; print each deletion (or what would go), then the summary."""
+class _Heard:
+    """The repositories and the count of the delete events a command's
+    collection announced."""
+
+    def __init__(self, events):
+        from txregistry.events import DELETE
+
+        self.repositories = set()
+        self.count = 0
+        events.add(self, (DELETE,))
+
+    def __call__(self, event):
+        self.repositories.add(event.repository)
+        self.count += 1
+
+
+async def _indexUpdater(settings, registry, reactor, db):
+    """An L{IndexUpdater} of the configured search index listening to
+    C{registry}'s events, or C{None} (with a line on stderr saying why the
+    index is left alone)."""
+    if settings.searchBackend != "sqlalchemy" or db is None:
+        return None
+    from txregistry.search.index import IndexUnavailable, SearchIndex
+    from txregistry.search.updater import IndexUpdater
+    from txregistry.service import checkSearchDatabase
+
+    problem = checkSearchDatabase(settings)
+    if problem:
+        print("txregistry gc: the search index will not be updated: %s" % (problem,), file=sys.stderr)
+        return None
+    index = SearchIndex(settings.searchDatabase, reactor, db)
+    try:
+        if not await index.count():
+            # Never built: the daemon builds it whole from storage at its
+            # start, which a few rows written here would make it skip.
+            return None
+    except IndexUnavailable as e:
+        print("txregistry gc: the search index will not be updated (%s): run txregistry reindex after" % (e,),
+              file=sys.stderr)
+        return None
+    return IndexUpdater(index, registry, reactor)
+
+
+async def _settleIndex(updater, heard):
+    """Wait for C{updater} to have written what it heard; say so."""
+    try:
+        await updater.settled()
+    finally:
+        updater.stop()
+        updater.detach()
+    if updater.dirty or not updater.healthy:
+        print("txregistry gc: the search index %s could not be updated for %d repositories: run txregistry reindex"
+              % (updater.index.url, len(updater.dirty) or len(heard.repositories)), file=sys.stderr)
+    elif heard.repositories:
+        print("updated %d repositories in the search index" % (len(heard.repositories),))
+
+
+async def gc(settings, options, driver, reactor=None, io=None, db=None):
+    """Collect; print each deletion (or what would go), then the summary.
+    With C{reactor} and C{db} (the search database's thread pool), the
+    search index hears of the tags and manifests deleted."""
+    from txregistry.registry import Registry
     from txregistry.registry.gc import CollectionError, collect
 
     dryRun = options["dry-run"]
     progress = _progress(options)
+    registry = Registry(driver, reactor, io, settings.limits.registry)
+    heard = _Heard(registry.events)
+    updater = None if dryRun else await _indexUpdater(settings, registry, reactor, db)
     policies = settings.gc.retention if options["retention"] and settings.gc is not None else ()
     if options["retention"] and not policies:
         raise SystemExit("txregistry gc: --retention, but the configuration has no retention: policies")
@@ -35,12 +107,20 @@ async def gc(settings, options, driver):
             log=lambda digest, size: out("deleted %s (%d bytes)" % (digest, size)),
             logManifest=lambda name, digest: out("deleted manifest %s@%s" % (name, digest)),
             logTag=lambda name, tag: out("%s tag %s:%s" % (verb, name, tag)),
+            events=registry.events,
         )
     except CollectionError as e:
         raise SystemExit("txregistry gc: %s" % (e,))
     finally:
         if progress is not None:
             progress.finish()
+        # (Also when the collection failed half-way: what it deleted was heard.)
+        if updater is not None:
+            await _settleIndex(updater, heard)
+        if heard.count and settings.notifications is not None:
+            print("txregistry gc: %d delete event(s) (tags, manifests) not sent to the notification endpoints: "
+                  "only the daemon sends notifications (its scheduled collection, gc.interval, does)"
+                  % (heard.count,), file=sys.stderr)
     if dryRun:
         for name, digest in r.untagged:
             print("would delete manifest %s@%s" % (name, digest))
