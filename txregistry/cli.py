@@ -7,7 +7,9 @@ rebuilds the search index from storage (safe while the registry serves).
     txregistry gc [--dry-run] [--delete-untagged] [--retention] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]
 
 deletes the blobs no manifest refers to (see L{txregistry.registry.gc}),
-safe while the registry serves.
+safe while the registry serves; the search index hears of the tags and
+manifests it deleted (notifications do not: only the daemon sends them,
+see L{txregistry.maintenance.commands}).
 
     txregistry check [--config FILE] [--flavor NAME] [--storage-path DIR]
 

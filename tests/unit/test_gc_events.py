@@ -215,3 +215,17 @@ class CommandIndexTests(unittest.TestCase):
         self.assertIn("txregistry gc: 4 delete event(s) (tags, manifests) not sent to the notification endpoints",
                       err)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "notify")))
+
+    @async_test
+    async def test_anUnusableIndexIsSaidSo(self):
+        await self.push()
+        await IndexUpdater(self.index, self.registry, reactor).rebuild()
+        settings = self.settings()
+        broken = os.path.join(self.dir, "not-a-file")
+        os.makedirs(broken)
+        from dataclasses import replace
+
+        out, err = await self.gc(replace(settings, searchDatabase="sqlite:///" + broken))
+        self.assertIn("deleted 2 tag(s)", out)  # the collection is done all the same
+        self.assertIn("txregistry gc: the search index will not be updated (", err)
+        self.assertIn("run txregistry reindex after", err)
