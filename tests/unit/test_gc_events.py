@@ -229,3 +229,11 @@ class CommandIndexTests(unittest.TestCase):
         self.assertIn("deleted 2 tag(s)", out)  # the collection is done all the same
         self.assertIn("txregistry gc: the search index will not be updated (", err)
         self.assertIn("run txregistry reindex after", err)
+
+    @async_test
+    async def test_nothingDeletedLeavesTheDatabaseAlone(self):
+        await pushImage(self.registry, NAME, tag="only", seed=b"o")
+        out, err = await self.gc(self.settings(notifications=True))
+        self.assertIn("deleted 0 tag(s)", out)
+        self.assertEqual(err, "")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "search.db")))

@@ -4,9 +4,10 @@ summary at the end.
 
 What ``gc`` deletes (tags, untagged manifests) is announced on the events
 of a registry model of its own, as the daemon's collection announces it
-on the daemon's; here the search index listens (the same
-L{txregistry.search.updater.IndexUpdater} the daemon runs, writing the
-touched repositories' rows from storage into the configured database).
+on the daemon's; once the collection is over, the search index hears
+them (the same L{txregistry.search.updater.IndexUpdater} the daemon runs,
+writing the touched repositories' rows from storage into the configured
+database; a collection that deleted none leaves the database alone).
 Notifications do not: their queue belongs to the daemon (it holds its
 lock while it runs), so the command says how many delete events no
 endpoint will hear of."""
@@ -21,19 +22,19 @@ def _progress(options):
 
 
 class _Heard:
-    """The repositories and the count of the delete events a command's
-    collection announced."""
+    """The delete events a command's collection announced, and their
+    repositories."""
 
     def __init__(self, events):
         from txregistry.events import DELETE
 
+        self.events = []
         self.repositories = set()
-        self.count = 0
         events.add(self, (DELETE,))
 
     def __call__(self, event):
+        self.events.append(event)
         self.repositories.add(event.repository)
-        self.count += 1
 
 
 async def _indexUpdater(settings, registry, reactor, db):
@@ -63,8 +64,14 @@ async def _indexUpdater(settings, registry, reactor, db):
     return IndexUpdater(index, registry, reactor)
 
 
-async def _settleIndex(updater, heard):
-    """Wait for C{updater} to have written what it heard; say so."""
+async def _updateIndex(settings, registry, reactor, db, heard):
+    """Tell the configured search index of what was C{heard} (L{_Heard})
+    and wait for it to be written; say so."""
+    updater = await _indexUpdater(settings, registry, reactor, db)
+    if updater is None:
+        return
+    for event in heard.events:
+        updater.heard(event)  # (as it would have heard them, had it listened: the same rows)
     try:
         await updater.settled()
     finally:
@@ -88,7 +95,6 @@ async def gc(settings, options, driver, reactor=None, io=None, db=None):
     progress = _progress(options)
     registry = Registry(driver, reactor, io, settings.limits.registry)
     heard = _Heard(registry.events)
-    updater = None if dryRun else await _indexUpdater(settings, registry, reactor, db)
     policies = settings.gc.retention if options["retention"] and settings.gc is not None else ()
     if options["retention"] and not policies:
         raise SystemExit("txregistry gc: --retention, but the configuration has no retention: policies")
@@ -115,12 +121,12 @@ async def gc(settings, options, driver, reactor=None, io=None, db=None):
         if progress is not None:
             progress.finish()
         # (Also when the collection failed half-way: what it deleted was heard.)
-        if updater is not None:
-            await _settleIndex(updater, heard)
-        if heard.count and settings.notifications is not None:
-            print("txregistry gc: %d delete event(s) (tags, manifests) not sent to the notification endpoints: "
-                  "only the daemon sends notifications (its scheduled collection, gc.interval, does)"
-                  % (heard.count,), file=sys.stderr)
+        if heard.events:
+            await _updateIndex(settings, registry, reactor, db, heard)
+            if settings.notifications is not None:
+                print("txregistry gc: %d delete event(s) (tags, manifests) not sent to the notification endpoints: "
+                      "only the daemon sends notifications (its scheduled collection, gc.interval, does)"
+                      % (len(heard.events),), file=sys.stderr)
     if dryRun:
         for name, digest in r.untagged:
             print("would delete manifest %s@%s" % (name, digest))
