@@ -116,6 +116,17 @@ class CollectionEventsTests(unittest.TestCase):
         self.assertEqual(self.heard.events, [])
 
     @async_test
+    async def test_thePagesTagCountsAreReadAgain(self):
+        from txregistry.ui.data import TagTimes
+
+        await self.fill()
+        times = TagTimes(self.registry)
+        self.assertEqual(len(await times.get(NAME)), 3)
+        await self.collect()
+        self.assertIsNone(times.cached(NAME))
+        self.assertEqual([t for t, _ in await times.get(NAME)], ["new1"])
+
+    @async_test
     async def test_aScheduledRunAnnounces(self):
         await self.fill()
         settings = GCSettings(interval=60, minAge=0, deleteUntagged=True,
