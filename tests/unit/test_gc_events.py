@@ -248,3 +248,31 @@ class CommandIndexTests(unittest.TestCase):
         self.assertIn("deleted 0 tag(s)", out)
         self.assertEqual(err, "")
         self.assertFalse(os.path.exists(os.path.join(self.dir, "search.db")))
+
+    @async_test
+    async def test_aCollectionFailingHalfWayTellsWhatItDeleted(self):
+        from twisted.internet.defer import fail
+
+        from txregistry.storage import StorageError
+
+        await self.push()
+        await IndexUpdater(self.index, self.registry, reactor).rebuild()
+        inner = self.driver
+
+        class Failing:
+            """Storage that fails once the sweep deletes a blob's data
+            (the tags and untagged manifests are gone by then)."""
+
+            def delete(self, path):
+                if path.endswith("/data"):
+                    return fail(StorageError("disk on fire"))
+                return inner.delete(path)
+
+            def __getattr__(self, name):
+                return getattr(inner, name)
+
+        self.driver = Failing()
+        with self.assertRaises(StorageError):
+            await self.gc(self.settings())
+        # Its tag and manifest went, its blobs did not: undescribed, never pushed.
+        self.assertEqual((await self.index.rows(["gone"]))["gone"], ("", 0.0))

@@ -116,17 +116,13 @@ async def gc(settings, options, driver, reactor=None, io=None, db=None):
             events=registry.events,
         )
     except CollectionError as e:
-        raise SystemExit("txregistry gc: %s" % (e,))
+        raise SystemExit("txregistry gc: %s" % (e,))  # (nothing deleted)
+    except BaseException:
+        await _told(settings, registry, reactor, db, heard)  # what it deleted before failing
+        raise
     finally:
         if progress is not None:
             progress.finish()
-        # (Also when the collection failed half-way: what it deleted was heard.)
-        if heard.events:
-            await _updateIndex(settings, registry, reactor, db, heard)
-            if settings.notifications is not None:
-                print("txregistry gc: %d delete event(s) (tags, manifests) not sent to the notification endpoints: "
-                      "only the daemon sends notifications (its scheduled collection, gc.interval, does)"
-                      % (len(heard.events),), file=sys.stderr)
     if dryRun:
         for name, digest in r.untagged:
             print("would delete manifest %s@%s" % (name, digest))
@@ -141,7 +137,20 @@ async def gc(settings, options, driver, reactor=None, io=None, db=None):
         "to them; %d unused blob(s) younger than %d s (or pushed lately) kept"
         % (r.manifests, r.repositories, r.kept, verb, len(r.deleted), r.freed, r.links, r.young, options["min-age"])
     )
+    await _told(settings, registry, reactor, db, heard)
     return r
+
+
+async def _told(settings, registry, reactor, db, heard):
+    """After a collection: the search index is told of what it deleted;
+    the notification endpoints are not (said on stderr)."""
+    if not heard.events:
+        return
+    await _updateIndex(settings, registry, reactor, db, heard)
+    if settings.notifications is not None:
+        print("txregistry gc: %d delete event(s) (tags, manifests) not sent to the notification endpoints: "
+              "only the daemon sends notifications (its scheduled collection, gc.interval, does)"
+              % (len(heard.events),), file=sys.stderr)
 
 
 async def check(settings, options, driver, reactor, threadpool):
