@@ -7,7 +7,9 @@ rebuilds the search index from storage (safe while the registry serves).
     txregistry gc [--dry-run] [--delete-untagged] [--retention] [--min-age SECONDS] [--config FILE] [--flavor NAME] [--storage-path DIR]
 
 deletes the blobs no manifest refers to (see L{txregistry.registry.gc}),
-safe while the registry serves.
+safe while the registry serves; the search index hears of the tags and
+manifests it deleted (notifications do not: only the daemon sends them,
+see L{txregistry.maintenance.commands}).
 
     txregistry check [--config FILE] [--flavor NAME] [--storage-path DIR]
 
@@ -246,10 +248,16 @@ def _storageCommand(command, work):
     return run
 
 
-async def _gc(settings, options, driver, reactor, io):
+def gc(reactor, options):
     from txregistry.maintenance import commands
 
-    await commands.gc(settings, options, driver)
+    settings = config.load(configFile=options["config"], flavor=options["flavor"], storagePath=options["storage-path"])
+
+    async def go(io, db):
+        driver = await driverOffReactor(settings, reactor, io)
+        await commands.gc(settings, options, driver, reactor, io, db)
+
+    return _runWithPools("gc", go)
 
 
 async def _check(settings, options, driver, reactor, io):
@@ -258,7 +266,6 @@ async def _check(settings, options, driver, reactor, io):
     await commands.check(settings, options, driver, reactor, io)
 
 
-gc = _storageCommand("gc", _gc)
 check = _storageCommand("check", _check)
 
 

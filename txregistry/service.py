@@ -241,7 +241,8 @@ class RegistryService(service.MultiService):
             from txregistry.maintenance.schedule import ScheduledCollection
 
             self.collection = ScheduledCollection(self.driver, settings.gc, limits.registry.maxManifestSize,
-                                                  self.metrics, paused=lambda: self.app.readonly)
+                                                  self.metrics, paused=lambda: self.app.readonly,
+                                                  events=self.registry.events)
             collector = internet.TimerService(settings.gc.interval, self.collection)
             collector.clock = reactor
             collector.setServiceParent(self)

@@ -197,7 +197,11 @@ def test_failing_receiver_recovers_without_loss(tmp_path, receiver, image):
         deadline = time.monotonic() + 30
         while True:
             samples = scrape(debug)
-            if value(samples, "txregistry_notification_pending", endpoint="listener") == 0:
+            # (The queue's count drops in its thread, the sent count after,
+            # on the reactor: a scrape may come in between.)
+            if (value(samples, "txregistry_notification_pending", endpoint="listener") == 0
+                    and value(samples, "txregistry_notification_events_total", endpoint="listener",
+                              outcome="sent") == count):
                 break
             assert time.monotonic() < deadline
             time.sleep(0.05)  # polling interval

@@ -2,7 +2,10 @@
 untagged manifests (with C{delete_untagged}), then blobs; one summary line
 a run, and metrics.  Safe beside pushes from any worker or node (see
 L{txregistry.registry.gc}); a run still going when the next is due makes
-the next one wait for the interval after."""
+the next one wait for the interval after.  The tags and manifests a run
+deletes are announced on the registry's events (C{events}), as API
+deletes are: the search index and the notification endpoints hear of
+them."""
 
 import time
 
@@ -49,9 +52,12 @@ class ScheduledCollection:
 
     log = Logger()
 
-    def __init__(self, driver, settings, maxManifestSize, metrics=None, paused=lambda: False):
-        """C{paused()}: whether runs are skipped for now (read-only mode)."""
+    def __init__(self, driver, settings, maxManifestSize, metrics=None, paused=lambda: False, events=None):
+        """C{paused()}: whether runs are skipped for now (read-only mode);
+        C{events}: the registry's L{txregistry.events.Announcer} (or
+        C{None}), told of what a run deletes."""
         self.driver = driver
+        self.events = events
         self.paused = paused
         self.settings = settings
         self.maxManifestSize = maxManifestSize
@@ -99,7 +105,7 @@ class ScheduledCollection:
         try:
             report = await collect(self.driver, s.minAge, s.dryRun, maxManifestSize=self.maxManifestSize,
                                    deleteUntagged=s.deleteUntagged, retention=s.retention,
-                                   stop=lambda: self.stopping)
+                                   stop=lambda: self.stopping, events=self.events)
         except CollectionStopped:
             self.log.info("garbage collection stopped: the daemon stops")
             return None

@@ -24,6 +24,14 @@ the retention policies (L{txregistry.registry.retention}) delete tags.
 A manifest that cannot be read or parsed stops the collection before it
 deletes anything: what it refers to cannot be known.
 
+What is deleted is announced (C{events}, the registry's
+L{txregistry.events.Announcer}) as the API's deletes are, so that the
+search index and notifications hear of it: a tag the retention policies
+delete as a tag delete, an untagged manifest as a manifest delete (its
+digest).  The blobs swept (and their repository links) are not announced:
+Distribution's collection sends no events either, and no API delete of a
+blob happened.
+
 Why a manifest PUT racing the collection cannot lose a blob it refers to
 ------------------------------------------------------------------------
 
@@ -274,7 +282,7 @@ async def _start(driver, dryRun, now, minAge, grace):
 
 async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=None,
                   maxManifestSize=RegistryLimits.maxManifestSize, deleteUntagged=False, logManifest=None,
-                  retention=(), progress=None, grace=touch.GRACE, logTag=None, stop=None):
+                  retention=(), progress=None, grace=touch.GRACE, logTag=None, stop=None, events=None):
     """Delete (with C{dryRun}: only count) the blobs of C{driver}'s storage
     that no manifest refers to and that are older than C{minAge} seconds;
     with C{deleteUntagged}, first the manifests nothing keeps, and before
@@ -289,12 +297,15 @@ async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=No
     the repositories marked and the blobs swept.  C{grace}: keep what a
     push touched less than this many seconds before the start (lower it
     only with the registry read-only).  C{stop()}, if given, is asked
-    between steps: true ends the collection (L{CollectionStopped})."""
+    between steps: true ends the collection (L{CollectionStopped}).
+    C{events} (a L{txregistry.events.Announcer}, or C{None}) is told of
+    each tag and manifest deleted (not in a dry run), as API deletes tell
+    it."""
     report = Report()
     run = await _start(driver, dryRun, now, minAge, grace)
     try:
         await _collect(driver, report, run, dryRun, log, maxManifestSize, deleteUntagged, logManifest,
-                       retention, progress, logTag, stop or (lambda: False))
+                       retention, progress, logTag, stop or (lambda: False), events)
     finally:
         if not dryRun and now is None:
             await deleteQuietly(driver, layout.gcRunMarker(run.id))
@@ -302,12 +313,12 @@ async def collect(driver, minAge=DEFAULT_MIN_AGE, dryRun=False, now=None, log=No
 
 
 async def _collect(driver, report, run, dryRun, log, maxManifestSize, deleteUntagged, logManifest,
-                   retention, progress, logTag, stop):
+                   retention, progress, logTag, stop, events):
     ignoredTags = set()
     if retention:
         from txregistry.registry.retention import apply
 
-        report.tags = await apply(driver, retention, run.start, dryRun, log=logTag)
+        report.tags = await apply(driver, retention, run.start, dryRun, log=logTag, events=events)
         if dryRun:
             ignoredTags = set(report.tags)  # as if gone: what their going frees is reported
     if stop():
@@ -319,8 +330,11 @@ async def _collect(driver, report, run, dryRun, log, maxManifestSize, deleteUnta
             raise CollectionStopped()
         if dryRun or await _deleteManifest(driver, name, digest, manifest, run):
             report.untagged.append((name, digest))
-            if logManifest is not None and not dryRun:
-                logManifest(name, digest)
+            if not dryRun:
+                if events is not None:
+                    events.manifestDeleted(name, digest=digest)
+                if logManifest is not None:
+                    logManifest(name, digest)
         else:  # pushed again meanwhile: what it refers to stays
             marked.add(digest)
             marked.update(manifest.blobs + manifest.foreign + manifest.children)

@@ -167,10 +167,12 @@ async def tagTimes(driver, name: str) -> list[tuple[str, float]]:
 
 
 async def apply(driver, policies, now: float, dryRun: bool = False,
-                log: Optional[Callable[[str, str], None]] = None) -> list[tuple[str, str]]:
+                log: Optional[Callable[[str, str], None]] = None, events=None) -> list[tuple[str, str]]:
     """Delete (with C{dryRun}: only list) the tags the C{policies} delete
     at time C{now} (storage time); C{[(repository, tag)]}, and
-    C{log(repository, tag)} for each."""
+    C{log(repository, tag)} for each.  Each tag deleted is announced to
+    C{events} (a L{txregistry.events.Announcer}, or C{None}) as the API's
+    tag delete is."""
     done = []
     if not policies:
         return done
@@ -185,6 +187,8 @@ async def apply(driver, policies, now: float, dryRun: bool = False,
                 if await _pushedAt(driver, name, tag) != times[tag]:
                     continue
                 await deleteQuietly(driver, layout.tagDir(name, tag))
+                if events is not None:
+                    events.manifestDeleted(name, tag=tag)
             done.append((name, tag))
             if log is not None:
                 log(name, tag)
