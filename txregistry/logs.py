@@ -199,16 +199,16 @@ class BatchingFileLogObserver:
             reactor.addSystemEventTrigger("after", "shutdown", self.flush)
 
     def __call__(self, event):
-        text = self._format(event)
+        self.writeText(self._format(event), event.get("log_namespace") == ACCESS_NAMESPACE)
+
+    def writeText(self, text, access=False):
+        """Write C{text}, lines formatted already (by a worker process, see
+        L{txregistry.workers.channel}); C{access}: access-log lines, held
+        as the events of L{ACCESS_NAMESPACE} are."""
         if not text:
             return
         reactor = self._reactor
-        hold = (
-            reactor is not None
-            and getattr(reactor, "running", False)
-            and event.get("log_namespace") == ACCESS_NAMESPACE
-            and isInIOThread()
-        )
+        hold = access and reactor is not None and getattr(reactor, "running", False) and isInIOThread()
         with self._lock:
             self._pending.append(text)
             if hold and len(self._pending) < self.MAX_PENDING:
@@ -254,6 +254,11 @@ class _ClassicText:
             stamp = self._stamp
             return formatEventAsClassicLogText(event, formatTime=lambda _: stamp)
         return formatEventAsClassicLogText(event)
+
+
+def formatter(logFormat):
+    """The function making an event's line(s) in C{logFormat} (text, json)."""
+    return eventAsJSON if logFormat == "json" else _ClassicText()
 
 
 def textLogObserver(outFile, reactor=None):
@@ -348,4 +353,7 @@ def makeObserver(logFormat, loglevel, serverOptions, reactor=None):
         observer = jsonFileLogObserver(target, reactor)
     else:
         observer = textLogObserver(target, reactor)
-    return filtered(observer, loglevel)
+    out = filtered(observer, loglevel)
+    # Where lines formatted elsewhere (by worker processes) are written.
+    out.lines = observer if isinstance(observer, BatchingFileLogObserver) else None
+    return out

@@ -142,6 +142,8 @@ def makeService(options, reactor=None, environ=None, serverOptions=None):
         # Last, once nothing else can fail: this may open the log file.
         try:
             registry.logObserver = makeObserver(settings.logFormat, settings.loglevel, serverOptions, reactor)
+            if hasattr(registry, "logLines"):  # (workers: their lines are written as they come)
+                registry.logLines = getattr(registry.logObserver, "lines", None)
         except OSError as e:
             raise SystemExit("txregistry: cannot open log file %s: %s" % (
                 e.filename or serverOptions.get("logfile"), e.strerror or e))

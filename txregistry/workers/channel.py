@@ -33,16 +33,27 @@ class Messages:
                     return  # the master is gone; this worker stops soon
 
 
-def startLogging(messages, loglevel, forked=False):
+def startLogging(messages, loglevel, forked=False, lines=None, index=0):
     """Send every log event at C{loglevel} or above (and the start-up line)
     to the master, which writes it where and as its log is configured,
-    saying which worker it came from."""
+    saying which worker it came from.  With C{lines} (the log's format,
+    when the master writes to a file), events are sent as the lines to
+    write, formatted here: the master only writes them.  Events with a
+    failure are sent whole (Twisted's JSON form of an event) either way:
+    the master's error mails read them."""
     from twisted.logger import eventAsJSON, globalLogBeginner
 
-    from txregistry.logs import filtered
+    from txregistry.logs import ACCESS_NAMESPACE, filtered, formatter
+
+    format = formatter(lines) if lines else None
+    system = "worker-%d" % (index,)
 
     def forward(event):
-        messages.send({"log": json.loads(eventAsJSON(event))})
+        if format is None or event.get("log_failure") is not None or event.get("isError"):
+            messages.send({"log": eventAsJSON(event)})
+        else:
+            messages.send({"line": format(dict(event, log_system=system, worker=index)),
+                           "access": event.get("log_namespace") == ACCESS_NAMESPACE})
 
     if forked:  # (the master's log began already; its observers were dropped)
         from twisted.logger import globalLogPublisher

@@ -96,6 +96,8 @@ class WorkerProcess(ProcessProtocol):
             d = self._asked.pop(message["reply"], None)
             if d is not None:
                 d.callback(message)
+        elif "line" in message:
+            self.master.logLines.writeText(message["line"], message["access"])
         elif "log" in message:
             self.master.relayLog(self, message["log"])
         elif "ready" in message:

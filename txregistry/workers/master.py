@@ -25,7 +25,6 @@ Shared state otherwise lives where one process would keep it: in storage
 database (SQLite in WAL mode, or PostgreSQL), and failed logins, which the
 master relays to every worker."""
 
-import json
 import os
 import signal
 
@@ -50,6 +49,7 @@ startupLog = Logger(namespace=STARTUP_NAMESPACE)
 class Master(service.Service):
     log = Logger(namespace="txregistry.workers")
     logObserver = None  # as RegistryService's (set by makeService)
+    logLines = None  # where the workers' formatted lines go (a txregistry.logs.BatchingFileLogObserver), if any
 
     def __init__(self, settings, load, description, count, reason, reactor, secrets, environ,
                  drainSeconds=30.0):
@@ -114,6 +114,7 @@ class Master(service.Service):
             "port": self.description,
             "readonly": self.readonly,
             "secrets": self._secrets,
+            "lines": self.settings.logFormat if self.logLines is not None else None,
             "role": {"index": index, "families": list(self.families), "schedules": index == 0,
                      "repairIndex": repair, "drainSeconds": self.drainSeconds},
         }
@@ -141,7 +142,7 @@ class Master(service.Service):
 
     def relayLog(self, worker, data):
         try:
-            event = eventFromJSON(_json(data))
+            event = eventFromJSON(data)
         except Exception:
             return
         event["log_system"] = "worker-%d" % (worker.index,)
@@ -258,6 +259,3 @@ class Master(service.Service):
                 d.addCallback(lambda _: deferToThread(self.indexMarker.disarm))
         return d
 
-
-def _json(data):
-    return json.dumps(data)

@@ -67,9 +67,27 @@ def adopt(reactor, description, families, site):
 
         factory = TLSMemoryBIOFactory(context, False, site)
     ports = [reactor.adoptStreamPort(FIRST_FD + i, family, factory) for i, family in enumerate(families)]
+    for port in ports:
+        _acceptOneAtATime(port)
     for i in range(len(families)):
         os.close(FIRST_FD + i)  # the reactor listens on its own duplicate
     return ports[0] if len(ports) == 1 else Ports(ports)
+
+
+def _acceptOneAtATime(port):
+    """Accept one connection each time the socket is readable, not as many
+    as are waiting (Twisted's port accepts up to C{numberAccepts} a turn,
+    raising it under load): every worker is woken when connections arrive,
+    so each takes one in turn, and a burst (a client opening 50
+    connections at once) spreads over the workers instead of going whole
+    to the first one awake."""
+    doRead = port.doRead
+
+    def doReadOne():
+        port.numberAccepts = 1
+        return doRead()
+
+    port.doRead = doReadOne
 
 
 def tlsContext(endpoint):

@@ -87,7 +87,7 @@ def main(argv):
     except config.ConfigError as e:
         sys.stderr.write("configuration error: %s\n" % (e,))
         return EXIT_CANNOT_START
-    startLogging(messages, settings.loglevel, forked="--forked" in argv)
+    startLogging(messages, settings.loglevel, forked="--forked" in argv, lines=spec.get("lines"), index=role.index)
     from twisted.internet import reactor
 
     from txregistry.service import RegistryService
