@@ -6,6 +6,7 @@ import os
 import uuid
 
 from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.trial import unittest
 
 from tests.support import s3servers
@@ -57,6 +58,38 @@ class S3ContractMixin(ContractMixin):
             await d.s3.copy(d.key("/mv/small"), d.key("/mv/small"))
         self.assertEqual(e.exception.status, 400)
         self.assertEqual(await d.getContent("/mv/small"), b"abc")
+
+    @async_test
+    async def test_statChildrenIsOneListing(self):
+        # More keys below the directory than one listing page holds (here
+        # 100 a page, as a server may cap them; S3's is 1,000): the pages of
+        # one listing, no HEAD, and the times a stat of each gives (whole
+        # seconds: an HTTP date's).
+        d = self.driver
+        d.s3.pageSize = 100
+        children = ["t%03d" % (i,) for i in range(120)]
+        paths = [p for c in children for p in ("/many/%s/cur/link" % (c,), "/many/%s/index/x/link" % (c,))]
+        for i in range(0, len(paths), 50):
+            await gatherResults([ensureDeferred(d.putContent(p, b"x")) for p in paths[i:i + 50]])
+        sent = []
+        agent = d.client.agent
+        real = agent.request
+
+        def request(method, uri, headers=None, bodyProducer=None):
+            sent.append((method.decode("ascii"), uri.decode("ascii").split("?", 1)[-1]))
+            return real(method, uri, headers, bodyProducer)
+
+        agent.request = request
+        try:
+            found = await d.statChildren("/many", "cur/link")
+        finally:
+            del agent.request
+        self.assertEqual([m for m, _ in sent], ["GET", "GET", "GET"])
+        self.assertTrue(all("list-type=2" in q for _, q in sent), sent)
+        self.assertEqual(sorted(found), children)
+        for child in ("t000", "t050", "t119"):
+            self.assertEqual(found[child], await d.stat("/many/%s/cur/link" % (child,)))
+            self.assertEqual(found[child].modTime, int(found[child].modTime))
 
     @async_test
     async def test_copyInParts(self):

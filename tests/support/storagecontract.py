@@ -7,9 +7,11 @@ import hashlib
 import os
 
 from twisted.internet.defer import ensureDeferred, gatherResults
+from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from txregistry.storage import ContentTooLarge, InvalidOffset, InvalidPath, IStorageDriver, PathNotFound
+from txregistry.storage.interface import IStatChildren
 
 
 def async_test(f):
@@ -144,6 +146,39 @@ class ContractMixin:
         self.assertEqual(await self.driver.list("/l"), ["/l/x", "/l/y"])
         with self.assertRaises(PathNotFound):
             await self.driver.list("/nope")
+
+    @async_test
+    async def test_statChildren(self):
+        """IStatChildren (drivers that have it): the file below each child,
+        with the FileInfo a stat of it gives; children without it, with a
+        directory there, or that are files themselves left out."""
+        d = self.driver
+        if not IStatChildren.providedBy(d):
+            raise unittest.SkipTest("%s has no statChildren" % (d.name,))
+        self.assertTrue(verifyObject(IStatChildren, d))
+        for p, data in [("/sc/a/cur/link", b"1"), ("/sc/b/cur/link", b"22"), ("/sc/b/index/x/link", b"3"),
+                        ("/sc/a-1/cur/link", b"4"), ("/sc/a.b/cur/link", b"55555"), ("/sc/c/index/y", b"6"),
+                        ("/sc/d/cur/link/deeper", b"7"), ("/sc/file", b"8"), ("/sc/e/cur/linked", b"9"),
+                        ("/scx/f/cur/link", b"10")]:
+            await d.putContent(p, data)
+        found = await d.statChildren("/sc", "cur/link")
+        self.assertEqual(sorted(found), ["a", "a-1", "a.b", "b"])
+        for child, info in found.items():
+            self.assertEqual(info, await d.stat("/sc/%s/cur/link" % (child,)))
+        self.assertEqual((found["b"].path, found["b"].size, found["a.b"].size), ("/sc/b/cur/link", 2, 5))
+        self.assertEqual(sorted(await d.statChildren("/sc", "index/x/link")), ["b"])
+        self.assertEqual(await d.statChildren("/sc", "nothing"), {})
+        self.assertEqual(sorted(await d.statChildren("/", "f/cur/link")), ["scx"])
+        # A file pushed again: a new mtime (as stat says).
+        await d.putContent("/sc/a/cur/link", b"again")
+        self.assertEqual((await d.statChildren("/sc", "cur/link"))["a"], await d.stat("/sc/a/cur/link"))
+        with self.assertRaises(PathNotFound):
+            await d.statChildren("/nope", "cur/link")
+        for bad in ("../x", "/cur", "cur/../../x", "", "a//b"):
+            with self.assertRaises(InvalidPath, msg=bad):
+                await d.statChildren("/sc", bad)
+        with self.assertRaises(InvalidPath):
+            await d.statChildren("/sc/../x", "cur/link")
 
     @async_test
     async def test_writerAppendCommit(self):

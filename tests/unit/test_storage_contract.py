@@ -58,6 +58,13 @@ class FilesystemDriverTests(ContractMixin, unittest.TestCase):
         self.assertEqual(await d.getContent("/a/file"), b"kept")
         self.assertGreater((await d.stat("/a/file")).modTime, 1000 + 3600)
 
+    def test_statChildrenWithoutDirFD(self):
+        """Where stat takes no dir_fd: full paths, the same answers."""
+        from txregistry.storage import filesystem
+
+        self.patch(filesystem, "_DIR_FD", False)
+        return self.test_statChildren()
+
     @async_test
     async def test_readerOffersItsFile(self):
         """ISendfileSource: the descriptor, the offset and the length of a

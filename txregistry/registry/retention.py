@@ -29,10 +29,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from txregistry.registry import layout
-from txregistry.registry.blobs import deleteQuietly, listQuietly
+from txregistry.registry import layout, tagtimes
+from txregistry.registry.blobs import deleteQuietly
 from txregistry.registry.catalog import catalog
-from txregistry.storage import PathNotFound
 
 KEYS = ("repositories", "keep_last", "keep_tags", "older_than")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -147,23 +146,14 @@ def policyFor(policies, name: str) -> Optional[Policy]:
     return None
 
 
-async def _pushedAt(driver, name, tag) -> Optional[float]:
-    try:
-        return (await driver.stat(layout.tagCurrentLink(name, tag))).modTime
-    except PathNotFound:
-        return None
+_pushedAt = tagtimes.pushedAt  # (one tag's, looked at again before its delete)
 
 
 async def tagTimes(driver, name: str) -> list[tuple[str, float]]:
     """C{(tag, pushed at)} of repository C{name}'s tags (those with a
-    current link)."""
-    out = []
-    for path in await listQuietly(driver, layout.tagsDir(name)):
-        tag = layout.baseName(path)
-        pushed = await _pushedAt(driver, name, tag)
-        if pushed is not None:
-            out.append((tag, pushed))
-    return out
+    current link), by tag: L{tagtimes.pushTimes}, in one go where the
+    driver can."""
+    return sorted((await tagtimes.pushTimes(driver, name)).items())
 
 
 async def apply(driver, policies, now: float, dryRun: bool = False,

@@ -3,6 +3,7 @@ pool it is given, never on the reactor thread."""
 
 import errno
 import os
+import stat as statmode
 
 from twisted.internet.defer import succeed
 from twisted.internet.threads import deferToThreadPool
@@ -11,12 +12,14 @@ from zope.interface import implementer
 
 from txregistry.storage.durable import fsyncAll, fsyncDirectory, makeDirs, TEMP_PREFIX, Tree
 from txregistry.storage.interface import (
+    checkBelow,
     checkPath,
     ContentTooLarge,
     FileInfo,
     InvalidOffset,
     IReader,
     ISendfileSource,
+    IStatChildren,
     IStorageDriver,
     ITouch,
     IWriter,
@@ -29,6 +32,7 @@ from txregistry.storage.interface import (
 
 log = Logger()
 
+_DIR_FD = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 _FULL = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT") if hasattr(errno, n))
 
 
@@ -143,7 +147,7 @@ class _FileWriter:
         return self._driver._run(f.close)
 
 
-@implementer(IStorageDriver, ITouch)
+@implementer(IStorageDriver, ITouch, IStatChildren)
 class FilesystemDriver:
     name = "filesystem"
 
@@ -277,6 +281,43 @@ class FilesystemDriver:
         if path == "/":
             return self._lookup(lambda: list_(self.root) if os.path.isdir(self.root) else [])
         return self._call(path, list_, lookup=True)
+
+    def statChildren(self, path, below):
+        """L{txregistry.storage.interface.IStatChildren}: one scan of the
+        directory and a stat of each child's file, all in one step of the
+        lookup pool."""
+        checkBelow(below)
+        prefix = "" if path == "/" else path
+        local = self.root if path == "/" else self._local(path)
+
+        def stats():
+            # Each stat relative to the directory (dir_fd), not from the
+            # root: a third less time for thousands of children.
+            try:
+                fd = os.open(local, os.O_RDONLY | os.O_DIRECTORY) if _DIR_FD else None
+                names = os.listdir(local if fd is None else fd)
+            except OSError as e:
+                raise _notFound(e, path)
+            found = {}
+            try:
+                for name in names:
+                    if name.startswith(TEMP_PREFIX):
+                        continue
+                    try:
+                        if fd is None:
+                            st = os.stat(os.path.join(local, name, below))
+                        else:
+                            st = os.stat(name + "/" + below, dir_fd=fd)
+                    except (FileNotFoundError, NotADirectoryError):
+                        continue  # (not a directory, or no such file below it)
+                    if statmode.S_ISREG(st.st_mode):
+                        found[name] = FileInfo("%s/%s/%s" % (prefix, name, below), st.st_size, st.st_mtime, False)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            return found
+
+        return self._lookup(stats)
 
     def move(self, source, dest):
         localDest = self._local(dest)

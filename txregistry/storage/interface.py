@@ -114,6 +114,34 @@ class ITouch(Interface):
         putContent is; it need not be durable."""
 
 
+class IStatChildren(Interface):
+    """Optional extension of an L{IStorageDriver}: what a L{IStorageDriver.list}
+    of a directory and a L{IStorageDriver.stat} of one file below each of
+    its children would tell, in one go (the filesystem driver: one step of
+    its thread pool; S3: one paginated listing, whose entries carry each
+    object's size and mtime, instead of a HEAD a file).  Callers fall back
+    to list and stat on drivers without it (the memory driver)."""
+
+    def statChildren(path: str, below: str) -> Deferred[dict[str, FileInfo]]:
+        """Deferred firing with C{{child: FileInfo}}: for each direct child
+        C{child} (one path segment) of the directory C{path} below which
+        the file C{path/child/below} is stored (C{below}: a relative path
+        such as C{"current/link"}), that file's L{FileInfo}, the one
+        L{IStorageDriver.stat} gives (the same C{modTime}, to compare them);
+        children without it (or where it is a directory) are left out.
+        L{PathNotFound} when nothing is stored below C{path}.  What was
+        stored or removed while it runs may or may not be seen."""
+
+
+def checkBelow(below: str) -> str:
+    """Raise L{InvalidPath} unless C{below} is a safe relative path (one
+    that L{checkPath} accepts once "/" is put before it)."""
+    if not isinstance(below, str):
+        raise InvalidPath(below)
+    checkPath("/" + below)
+    return below
+
+
 class IWriter(Interface):
     """Appends to one stored file.  Calls must not overlap: wait for each
     Deferred before the next call.  A file being written (closed but not

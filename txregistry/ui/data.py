@@ -2,8 +2,8 @@
 index: repositories a page at a time, a repository's tags a page at a time,
 one image.
 
-A repository's tags with their push times (a stat of each tag's link) are
-read once and kept (L{TagTimes}) until the registry announces a change of
+A repository's tags with their push times (the mtimes of the tags' links,
+all in one go: L{tagtimes.pushTimes}) are read once and kept (L{TagTimes}) until the registry announces a change of
 that repository, or for C{TTL} seconds (another worker process may have
 changed it): a page of 50 of 5,000 tags then reads 50 manifests, not
 5,000, and sorting by push time costs nothing more."""
@@ -159,8 +159,7 @@ class TagTimes:
             return await reading.wait()
         reading = self._reading[name] = OneShot()
         try:
-            tags = await self.names(name)
-            times = [t for t in await _batched(tags, lambda tag: self.stat(name, tag)) if t is not None]
+            times = sorted((await tagtimes.pushTimes(self.registry.driver, name)).items())
         except BaseException as e:
             reading.fire(Failure(e))
             raise

@@ -16,6 +16,10 @@ COPY_PART = 1024 * 1024 * 1024
 
 
 class Bucket:
+    # Keys a listing page asks for (max-keys) when no limit is given; None:
+    # the server's default (1,000 on S3).  Pages are followed either way.
+    pageSize = None
+
     def __init__(self, client, name, encrypt=False):
         self.client = client
         self.name = name
@@ -63,8 +67,8 @@ class Bucket:
             query = "list-type=2&prefix=%s" % quoted(prefix)
             if delimiter:
                 query += "&delimiter=%s" % quoted(delimiter)
-            if limit:
-                query += "&max-keys=%d" % limit
+            if limit or self.pageSize:
+                query += "&max-keys=%d" % (limit or self.pageSize)
             if token:
                 query += "&continuation-token=%s" % quoted(token)
             # the bucket itself: key ""

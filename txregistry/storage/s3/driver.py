@@ -4,6 +4,7 @@ configured root (the classic ``storage_path``), so the bucket layout is
 Distribution's.  Requests go through L{S3Client} and L{Bucket}; appendable
 files are L{txregistry.storage.s3.writer}'s."""
 
+import math
 import time
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -14,11 +15,13 @@ from treq import content as readBody
 from zope.interface import implementer
 
 from txregistry.storage.interface import (
+    checkBelow,
     checkPath,
     ContentTooLarge,
     FileInfo,
     followChain,
     InvalidOffset,
+    IStatChildren,
     IStorageDriver,
     PathNotFound,
 )
@@ -30,7 +33,7 @@ from txregistry.storage.s3.transfer import BufferingProtocol, EmptyReader, readA
 from txregistry.storage.s3.writer import contentLength, openWriter, partialState, PARTIAL_SUFFIX
 
 
-@implementer(IStorageDriver)
+@implementer(IStorageDriver, IStatChildren)
 class S3Driver:
     """C{endpoint}: C{None} for AWS (virtual-hosted addressing), else the
     URL of an S3-compatible server (path-style addressing).
@@ -219,6 +222,28 @@ class S3Driver:
 
         return Deferred.fromCoroutine(list_())
 
+    def statChildren(self, path, below):
+        """L{txregistry.storage.interface.IStatChildren}: one listing of
+        every key below C{path} (ListObjectsV2 pages of up to 1,000 keys,
+        each with its size and LastModified), not a HEAD a child."""
+
+        async def stats():
+            checkBelow(below)
+            key = "" if path == "/" else self.key(path)
+            prefix = (key + "/") if key else (self.prefix + "/" if self.prefix else "")
+            files, _ = await self.s3.objects(prefix)
+            if not files:
+                raise PathNotFound(path)
+            base = "" if path == "/" else path
+            found = {}
+            for k, size, modified in files:
+                child, slash, rest = k[len(prefix):].partition("/")
+                if slash and rest == below and child:
+                    found[child] = FileInfo("%s/%s/%s" % (base, child, below), size, _isoTime(modified), False)
+            return found
+
+        return Deferred.fromCoroutine(stats())
+
     def move(self, source, dest):
         async def move():
             src, dst = self.key(source), self.key(dest)
@@ -297,9 +322,11 @@ def _rangeTotal(response):
 
 
 def _isoTime(value):
-    """A listing's LastModified (ISO 8601) as a timestamp."""
+    """A listing's LastModified (ISO 8601, maybe with milliseconds) as a
+    timestamp in whole seconds: what a HEAD's Last-Modified (an HTTP date)
+    says of the same object, so that a stat and a listing agree."""
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return float(math.floor(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()))
     except (AttributeError, ValueError):
         return time.time()
 
