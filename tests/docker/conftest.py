@@ -98,6 +98,9 @@ class Registries:
         port (or on C{port}, e.g. behind a relay on the trusted one)."""
         storage = self.tmp_path / name
         storage.mkdir()
+        # Two worker processes: the docker CLI's and podman's parallel layer
+        # pushes and pulls spread over both.
+        env = dict({"WORKERS": "2"}, **(env or {}))
         return self._launch(
             lambda p: procs.startTxregistry(str(storage), str(self.logDir), port=p, env=env), port)
 
