@@ -144,7 +144,6 @@ class Authorizer:
         self._cache = OrderedDict()  # hmac(credentials) -> (user, expires)
         self._pending = {}  # hmac(credentials) -> OneShot of the check under way
         self._tokenCache = OrderedDict()  # sha256(token) -> (valid until, identity parts)
-        # The failed-login counts (shared with other workers: txregistry.workers).
         self.throttle = LoginThrottle(settings.loginFailures, settings.loginFailureWindow)
         costs = [bcryptCost(h) for h in settings.users.values()]
         cost = max(set(costs), key=costs.count) if costs else 10
