@@ -18,6 +18,9 @@ no UTF-8 encoder accepts the result) and NUL characters (which PostgreSQL
 refuses in text), and either would make the whole statement fail, poisoning
 every row written with it (a rebuild writes rows by the hundred)."""
 
+import contextlib
+import fcntl
+import os
 import re
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
@@ -76,6 +79,23 @@ def _escapeLike(term):
     return re.sub(r"([\\%_])", r"\\\1", term)
 
 
+@contextlib.contextmanager
+def _schemaLock(database):
+    """Held while the schema is checked and made: the processes sharing an
+    SQLite file (a daemon's workers, an admin command) make it one after
+    the other, each seeing what the one before made.  (In the index's
+    thread pool: it may wait.)"""
+    if not database or database == ":memory:":
+        yield
+        return
+    fd = os.open(database + ".schema-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _writeAheadLog(connection, record):
     cursor = connection.cursor()
     try:
@@ -120,11 +140,7 @@ class SearchIndex:
         self.fts = False
 
     def _ensureSchema(self):
-        try:
-            self.metadata.create_all(self.engine)
-        except self._sa.exc.OperationalError:
-            # Another process (a worker starting too) made it between the
-            # check and the create: check again.
+        with _schemaLock(self.engine.url.database if self.sqlite else None):
             self.metadata.create_all(self.engine)
         if self.sqlite:
             try:
