@@ -71,7 +71,7 @@ def storageFiles(storage):
 _NAME_PART = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _ALLOWED = re.compile(
     r"^(?:"
-    r"txregistry/search\.db(?:-journal|-wal|-shm|\.lagging)?"
+    r"txregistry/search\.db(?:-journal|-wal|-shm|\.lagging|\.schema-lock)?"
     r"|docker/registry/v2/blobs/sha(?:256/[0-9a-f]{2}/[0-9a-f]{64}|512/[0-9a-f]{2}/[0-9a-f]{128})/(?:data|_touched|_sweeping-[A-Za-z0-9_.-]+)"
     r"|docker/registry/v2/repositories/(?P<name>%s(?:/%s)*)/(?:"
     r"_layers/sha(?:256/[0-9a-f]{64}|512/[0-9a-f]{128})/link"
