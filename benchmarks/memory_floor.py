@@ -18,6 +18,7 @@ Each daemon answers 200 requests, then its memory is read once it is steady
 import argparse
 import os
 import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -57,6 +58,7 @@ def serve(port, count):
             reactor.run()
             os._exit(0)
         children.append(pid)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # (so that the children are killed below)
     try:
         os.wait()  # until a child ends or the master is stopped
     finally:
