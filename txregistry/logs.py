@@ -224,12 +224,23 @@ class BatchingFileLogObserver:
             self._scheduled = False
             self._write()
 
+    _writing = False
+
     def _write(self):
-        if not self._pending:
+        # A signal handler logging (Twisted's "Received SIGTERM") runs on
+        # the main thread between any two steps of a write under way there:
+        # its line waits in _pending for that write to end, which then
+        # writes it (a file's write cannot be re-entered).
+        if self._writing:
             return
-        text, self._pending = "".join(self._pending), []
-        untilConcludes(self._out.write, text)
-        untilConcludes(self._out.flush)
+        while self._pending:
+            self._writing = True
+            try:
+                text, self._pending = "".join(self._pending), []
+                untilConcludes(self._out.write, text)
+                untilConcludes(self._out.flush)
+            finally:
+                self._writing = False
 
 
 def jsonFileLogObserver(outFile, reactor=None):

@@ -136,13 +136,10 @@ def test_sighup_replaces_every_worker_without_a_failed_request(tmp_path):
             for t in threads:
                 t.join()
         assert "reload done: 2 new worker(s)" in d.log()
-        # No request is refused, reset or answered with an error.  KNOWN BUG (issue #11, seen once in
-        # CI under load): a few requests during the replacement may hang until the client's timeout;
-        # those are reported, not failed, until it is found.
-        hung = [f for f in failures if f == "TimeoutError('timed out')"]
-        assert [f for f in failures if f not in hung] == [] and count[0] > 20, (failures[:5], count[0])
-        if hung:
-            print("SIGHUP: %d request(s) hung until the client's timeout" % (len(hung),))
+        # No request is refused, reset, answered with an error or left hanging (an old worker froze
+        # once, with requests it had accepted, when its SIGTERM came in the middle of a log line to the
+        # master: tests/unit/test_signal_reentry.py).
+        assert failures == [] and count[0] > 20, (failures[:5], count[0])
         deadline = time.monotonic() + 60
         while children(d.pid) != after and time.monotonic() < deadline:
             time.sleep(0.05)  # polling interval: the old workers end

@@ -16,21 +16,41 @@ from twisted.internet.protocol import Protocol
 
 class Messages:
     """Writes whole lines to a descriptor, from any thread, one at a time
-    (the pipe to the master is read promptly, so a write rarely waits)."""
+    (the pipe to the master is read promptly, so a write rarely waits).
+
+    A signal handler may send too (Twisted's logs "Received SIGTERM" from
+    inside it): it runs on the main thread between any two steps of a send
+    under way there, so its line is queued and written by that send once
+    its own line is whole, never in the middle of it and never waiting for
+    a lock its own thread holds (that wait was a worker frozen for good)."""
 
     def __init__(self, fd):
         self._fd = fd
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # (re-entered only by a signal handler)
+        self._queue = []
+        self._writing = False
 
     def send(self, message):
         data = (json.dumps(message, separators=(",", ":"), default=str) + "\n").encode("utf-8")
         with self._lock:
-            view = memoryview(data)
-            while view:
+            self._queue.append(data)
+            if self._writing:
+                return  # re-entered: the send under way writes it next
+            while self._queue:
+                self._writing = True
                 try:
-                    view = view[os.write(self._fd, view):]
-                except BrokenPipeError:
-                    return  # the master is gone; this worker stops soon
+                    self._write(self._queue.pop(0))
+                finally:
+                    self._writing = False
+
+    def _write(self, data):
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._fd, view):]
+            except BrokenPipeError:
+                self._queue.clear()
+                return  # the master is gone; this worker stops soon
 
 
 def startLogging(messages, loglevel, forked=False, lines=None, index=0):
