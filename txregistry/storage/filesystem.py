@@ -22,6 +22,7 @@ from txregistry.storage.interface import (
     IStatChildren,
     IStorageDriver,
     ITouch,
+    ITruncatingWriter,
     IWriter,
     MAX_CHAIN,
     PathNotFound,
@@ -103,7 +104,7 @@ class _FileReader:
             self._driver._run(f.close).addErrback(lambda failure: log.failure("closing {path}", failure, path=f.name))
 
 
-@implementer(IWriter)
+@implementer(ITruncatingWriter)
 class _FileWriter:
     def __init__(self, driver, path, f):
         self._driver = driver
@@ -116,6 +117,16 @@ class _FileWriter:
             self.size += len(data)
 
         return self._driver._run(self._file.write, data).addCallback(done)
+
+    def truncate(self, size):
+        f = self._file
+
+        def cut():
+            f.flush()
+            f.truncate(size)
+            self.size = size  # (in the pool, before the Deferred fires)
+
+        return self._driver._run(cut)
 
     def commit(self):
         f, self._file = self._file, None

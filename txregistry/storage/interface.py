@@ -166,6 +166,18 @@ class IWriter(Interface):
         writer's resources are released."""
 
 
+class ITruncatingWriter(IWriter):
+    """Optional extension of an L{IWriter}: the file can be cut back to an
+    earlier size (the filesystem and memory drivers; S3 parts cannot be
+    taken back).  Lets a chunk whose length can only be judged at its end
+    be written in place and taken back if it is refused, instead of being
+    staged apart (L{txregistry.registry.chunks})."""
+
+    def truncate(size: int) -> Deferred[None]:
+        """Deferred firing once the file has its first C{size} bytes only
+        (C{size} at most L{IWriter.size}); writes go on from there."""
+
+
 class IStorageDriver(Interface):
     name = Attribute("A short name for logs: 'filesystem', 'inmemory', ...")
 
