@@ -161,9 +161,10 @@ class IWriter(Interface):
         """Deferred firing once the file is removed."""
 
     def close() -> Deferred[None]:
-        """Deferred firing once what was written is kept, so that a later
-        writer (in this process or another) can append to it, and the
-        writer's resources are released."""
+        """Deferred firing once what was written is kept, durably (it
+        survives a crash of the machine), so that a later writer (in this
+        process or another) can append to it, and the writer's resources
+        are released."""
 
 
 class ITruncatingWriter(IWriter):
