@@ -73,7 +73,15 @@ class Appender:
     and cut off again if it ends up another length (L{_guard}: on a writer
     that can be truncated, L{ITruncatingWriter}), or else staged and
     appended only once it is complete and of that length
-    (L{chunks.StagedChunk}).
+    (L{chunks.StagedChunk}).  Nothing of a refused body stays while the
+    process lives; a crash in the middle of a body written in place may
+    leave the part of it that had arrived, as for any body cut short (the
+    upload's status tells the client where to go on, and completion checks
+    the digest of whatever is there).
+
+    C{finish} fires only once the writer is closed, which makes what was
+    written durable (L{IWriter.close}): the offset acknowledged to the
+    client survives a crash of the machine.
 
     Its storage work is one step at a time: C{phase} (a L{Phase}) says
     which; whether the body has ended, the producer is paused or the
