@@ -11,7 +11,7 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from txregistry.storage import ContentTooLarge, InvalidOffset, InvalidPath, IStorageDriver, PathNotFound
-from txregistry.storage.interface import IStatChildren
+from txregistry.storage.interface import IStatChildren, ITruncatingWriter
 
 
 def async_test(f):
@@ -211,6 +211,27 @@ class ContractMixin:
         w = await self.driver.writer("/w/data", append=True)
         await w.commit()  # readable as a whole once committed
         self.assertEqual(await self.driver.getContent("/w/data"), b"")
+
+    @async_test
+    async def test_writerTruncate(self):
+        """A writer that can be truncated (L{ITruncatingWriter}, optional)
+        cuts the file back and goes on writing from there."""
+        w = await self.driver.writer("/t/data")
+        if not ITruncatingWriter.providedBy(w):
+            await w.cancel()
+            raise unittest.SkipTest("%s writers cannot be truncated" % (self.driver.name,))
+        await w.write(b"abc")
+        await w.close()
+        w = await self.driver.writer("/t/data", append=True)
+        await w.write(b"def")
+        await w.truncate(4)
+        self.assertEqual(w.size, 4)
+        self.assertEqual((await self.driver.stat("/t/data")).size, 4)
+        await w.write(b"xy")
+        self.assertEqual(w.size, 6)
+        await w.commit()
+        await w.close()
+        self.assertEqual(await self.driver.getContent("/t/data"), b"abcdxy")
 
     @async_test
     async def test_bigAppendsAcrossWriters(self):

@@ -64,6 +64,19 @@ class ChunkRangeTests(unittest.TestCase):
         await self.uploads.complete(NAME, uploadID, digests.of(b"abcdef"))
 
     @async_test
+    async def test_refusedChunkKeepsTheHashState(self):
+        """A refused chunk leaves the running hashes as they were (written
+        in place and cut back, or staged and dropped): completing needs no
+        re-read of the data."""
+        uploadID = await self.uploads.create(NAME)
+        await self.append(uploadID, (0, 2), [b"abc"], None)
+        for pieces in ([b"de"], [b"d" * 100]):
+            await self.append(uploadID, (3, 5), pieces, None)
+            state = self.uploads._states[uploadID]
+            self.assertEqual((state.offset, sorted(state.hashers)), (3, ["sha256"]))
+            self.assertEqual(digests.fromHasher("sha256", state.hashers["sha256"].copy()), digests.of(b"abc"))
+
+    @async_test
     async def test_declaredLengthContradictingTheRangeRefusedAtOnce(self):
         uploadID = await self.uploads.create(NAME)
         code, refusal = await self.append(uploadID, (0, 9), [b"abc"])

@@ -19,6 +19,7 @@ from txregistry.observe import OneShot
 from txregistry.registry import layout
 from txregistry.registry.chunks import StagedChunk, rangeMismatch
 from txregistry.storage import StorageUnavailable
+from txregistry.storage.interface import ITruncatingWriter
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IPushProducer
@@ -68,8 +69,19 @@ class Appender:
     With a C{span} (the Content-Range, C{(start, end)}), the body must start
     at the upload's size and have C{end - start + 1} bytes, else it is
     refused (416) and nothing of it stays: L{declare} checks a declared
-    length before the body; a body of unknown length is staged and appended
-    only once it is complete and of that length (L{chunks.StagedChunk}).
+    length before the body; a body of unknown length is written in place
+    and cut off again if it ends up another length (L{_guard}: on a writer
+    that can be truncated, L{ITruncatingWriter}), or else staged and
+    appended only once it is complete and of that length
+    (L{chunks.StagedChunk}).  Nothing of a refused body stays while the
+    process lives; a crash in the middle of a body written in place may
+    leave the part of it that had arrived, as for any body cut short (the
+    upload's status tells the client where to go on, and completion checks
+    the digest of whatever is there).
+
+    C{finish} fires only once the writer is closed, which makes what was
+    written durable (L{IWriter.close}): the offset acknowledged to the
+    client survives a crash of the machine.
 
     Its storage work is one step at a time: C{phase} (a L{Phase}) says
     which; whether the body has ended, the producer is paused or the
@@ -89,6 +101,9 @@ class Appender:
         # Until declare() tells a length: a ranged body is staged.
         self._staging = span is not None
         self._stage = None
+        # A body of unknown length written in place (see _guardChunk): the
+        # upload's size and hash states before it, to go back to.
+        self._guard = None
         self._algorithms = algorithms
         self._producer = None  # what feeds write (IPushProducer), see registerProducer
         self._queue = deque()
@@ -269,6 +284,8 @@ class Appender:
         if not self._queue:
             self._maybeDone()
             return
+        if self._staging and self._stage is None and ITruncatingWriter.providedBy(self._writer):
+            self._guardChunk()
         if self._staging and self._stage is None:
             self.phase = Phase.WRITING
             self._stage = StagedChunk(self._uploads.driver, self.name, self.uploadID)
@@ -314,6 +331,33 @@ class Appender:
             self._fail(getattr(f.value, "subFailure", f))
 
         d.addCallbacks(written, failed)
+
+    def _guardChunk(self):
+        """Write this body of unknown length in place, hashed as it comes,
+        keeping what is needed to take it back (L{_takeBackIfRefused})."""
+        self._staging = False
+        state = self._state
+        self._guard = (self._writer.size, state.offset, {a: h.copy() for a, h in state.hashers.items()})
+
+    async def _takeBackIfRefused(self, writer):
+        """A body written in place (L{_guardChunk}) that is not as long as
+        its Content-Range says, or failed: cut the upload back to where it
+        was, hash states included."""
+        guard, self._guard = self._guard, None
+        if self.error is None and self.received != self._expected:
+            self.error = rangeMismatch(self._span, self.received)
+        if self.error is None:
+            return
+        size, offset, hashers = guard
+        state = self._state
+        try:
+            await writer.truncate(size)
+        except Exception:
+            failure = Failure()
+            self.log.failure("upload {uuid}: taking back a refused chunk failed", failure, uuid=self.uploadID)
+            state.hashers = {}  # (its data now ends anywhere: re-read to verify)
+            return
+        state.hashers, state.offset = hashers, offset
 
     def end(self) -> None:
         """The whole body was received."""
@@ -379,6 +423,8 @@ class Appender:
         try:
             if self._staging and writer is not None:
                 await self._unstage(writer)
+            elif self._guard is not None:
+                await self._takeBackIfRefused(writer)
             # An upload this appender created is known to no other request:
             # either this request completes it (a monolithic POST: with
             # this writer, see takeWriter), or nobody can, and it goes.

@@ -4,9 +4,14 @@ A ``PATCH`` (or ``PUT``) with ``Content-Range: start-end`` carries
 ``end - start + 1`` bytes.  With a declared ``Content-Length`` that is
 checked before any of the body is read (L{rangeMismatch}); a chunked body
 can only be judged at its end, and nothing of a refused one may land in the
-upload.  So such a body goes to a file of its own beside the upload's data
-(L{StagedChunk}), and is appended to the data only once its length is right.
-Storage has no truncate (S3 has none): this is what keeps a refused body out.
+upload.  Where the upload's writer can be cut back (L{ITruncatingWriter}:
+the filesystem and memory drivers) the body is written in place and cut
+off again if refused (L{txregistry.registry.appender.Appender}).  S3 has no
+truncate: there such a body goes to a file of its own beside the upload's
+data (L{StagedChunk}), and is appended to the data only once its length is
+right.
+
+@see: L{txregistry.storage.interface.ITruncatingWriter}
 """
 
 from twisted.internet.defer import gatherResults

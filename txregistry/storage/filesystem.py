@@ -22,6 +22,7 @@ from txregistry.storage.interface import (
     IStatChildren,
     IStorageDriver,
     ITouch,
+    ITruncatingWriter,
     IWriter,
     MAX_CHAIN,
     PathNotFound,
@@ -29,6 +30,7 @@ from txregistry.storage.interface import (
     StorageFull,
     StorageUnavailable,
 )
+from txregistry.storage.writeback import startWriteback
 
 log = Logger()
 
@@ -103,19 +105,43 @@ class _FileReader:
             self._driver._run(f.close).addErrback(lambda failure: log.failure("closing {path}", failure, path=f.name))
 
 
-@implementer(IWriter)
+@implementer(ITruncatingWriter)
 class _FileWriter:
+    """Each write is handed to the kernel whole and its writeback started
+    at once (L{startWriteback}), so that the fsync of L{close} (an
+    fdatasync) or L{commit} finds little left to write."""
+
     def __init__(self, driver, path, f):
         self._driver = driver
         self._path = path
         self._file = f
         self.size = f.tell()
+        self._changed = False  # written to or truncated: close makes it durable
 
     def write(self, data):
+        f, offset = self._file, self.size
+
+        def write():
+            f.write(data)
+            f.flush()  # (nothing left in Python's buffer: all of it is the kernel's to write back)
+            startWriteback(f.fileno(), offset, len(data))
+
         def done(_):
             self.size += len(data)
 
-        return self._driver._run(self._file.write, data).addCallback(done)
+        self._changed = True
+        return self._driver._run(write).addCallback(done)
+
+    def truncate(self, size):
+        f = self._file
+
+        def cut():
+            f.flush()
+            f.truncate(size)
+            self.size = size  # (in the pool, before the Deferred fires)
+
+        self._changed = True
+        return self._driver._run(cut)
 
     def commit(self):
         f, self._file = self._file, None
@@ -141,10 +167,21 @@ class _FileWriter:
         return self._driver._run(remove)
 
     def close(self):
+        """What was written is durable (fdatasync) when the Deferred fires."""
         f, self._file = self._file, None
         if f is None:
             return self._driver._run(lambda: None)
-        return self._driver._run(f.close)
+        changed = self._changed
+
+        def close():
+            try:
+                if changed:
+                    f.flush()
+                    os.fdatasync(f.fileno())
+            finally:
+                f.close()
+
+        return self._driver._run(close)
 
 
 @implementer(IStorageDriver, ITouch, IStatChildren)
@@ -255,9 +292,17 @@ class FilesystemDriver:
 
     def writer(self, path, append=False):
         def open_(local):
-            fsyncAll(makeDirs(os.path.dirname(local)))
+            directory = os.path.dirname(local)
+            fsyncAll(makeDirs(directory))
+            created = not os.path.exists(local)
             f = open(local, "ab" if append else "wb")
-            f.seek(0, os.SEEK_END)
+            try:
+                f.seek(0, os.SEEK_END)
+                if created:
+                    fsyncDirectory(directory)  # (its entry as durable as what close or commit makes of its data)
+            except BaseException:
+                f.close()
+                raise
             return _FileWriter(self, path, f)
 
         return self._call(path, open_)

@@ -161,9 +161,22 @@ class IWriter(Interface):
         """Deferred firing once the file is removed."""
 
     def close() -> Deferred[None]:
-        """Deferred firing once what was written is kept, so that a later
-        writer (in this process or another) can append to it, and the
-        writer's resources are released."""
+        """Deferred firing once what was written is kept, durably (it
+        survives a crash of the machine), so that a later writer (in this
+        process or another) can append to it, and the writer's resources
+        are released."""
+
+
+class ITruncatingWriter(IWriter):
+    """Optional extension of an L{IWriter}: the file can be cut back to an
+    earlier size (the filesystem and memory drivers; S3 parts cannot be
+    taken back).  Lets a chunk whose length can only be judged at its end
+    be written in place and taken back if it is refused, instead of being
+    staged apart (L{txregistry.registry.chunks})."""
+
+    def truncate(size: int) -> Deferred[None]:
+        """Deferred firing once the file has its first C{size} bytes only
+        (C{size} at most L{IWriter.size}); writes go on from there."""
 
 
 class IStorageDriver(Interface):

@@ -13,6 +13,7 @@ from txregistry.storage.interface import (
     InvalidOffset,
     IReader,
     IStorageDriver,
+    ITruncatingWriter,
     IWriter,
     PathNotFound,
 )
@@ -34,7 +35,7 @@ class _MemoryReader:
         self._data = b""
 
 
-@implementer(IWriter)
+@implementer(ITruncatingWriter)
 class _MemoryWriter:
     def __init__(self, driver, path, initial):
         self._driver = driver
@@ -45,6 +46,12 @@ class _MemoryWriter:
 
     def write(self, data):
         self._buffer += data
+        self.size = len(self._buffer)
+        self._driver._files[self._path] = (self._buffer, time.time())
+        return succeed(None)
+
+    def truncate(self, size):
+        del self._buffer[size:]
         self.size = len(self._buffer)
         self._driver._files[self._path] = (self._buffer, time.time())
         return succeed(None)
