@@ -189,6 +189,34 @@ class BackpressureTests(unittest.TestCase):
         self.assertEqual([t.paused for _, t, _ in bodies], [False] * len(bodies))
         self.assertEqual(sum(t.calls.count("resume") for _, t, _ in bodies), len(paused))
 
+    def test_aBodyWhoseStorageTookEverythingGoesOnOverTheBound(self):
+        """Over the bound of all uploads, a body whose writer took all it
+        was given resumes although the others keep the total over the
+        bound (they may wait for what only it can free, as S3 writers wait
+        for a part buffer), and is paused again by its next bytes."""
+        uploads = FakeUploads(None)
+        uploads.maxQueued = 3 * 1024 * 1024
+        chunk = b"x" * (1024 * 1024)
+        stuck = StalledWriter()
+        uploads.nextWriter = stuck
+        stuckBody = UploadBody(A.Appender(uploads, "n", "u1", None, ("sha256",)), PausingTransport())
+        for _ in range(4):
+            stuckBody.write(chunk)  # 4 MiB that go nowhere
+        moving = StalledWriter()
+        uploads.nextWriter = moving
+        transport = PausingTransport()
+        body = UploadBody(A.Appender(uploads, "n", "u2", None, ("sha256",)), transport)
+        body.write(chunk)
+        self.assertTrue(transport.paused)
+        moving.release()
+        self.assertFalse(transport.paused)
+        self.assertGreater(uploads.queued, uploads.maxQueued)  # (all the stuck body's)
+        body.write(chunk)
+        self.assertTrue(transport.paused)
+        moving.release()
+        self.assertFalse(transport.paused)
+        self.assertEqual(transport.calls, ["pause", "resume", "pause", "resume"])
+
     def test_noResumeOnceBodyComplete(self):
         # After the body is in, the HTTP channel owns the transport's state.
         writer = StalledWriter()

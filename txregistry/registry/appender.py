@@ -317,9 +317,15 @@ class Appender:
             if not self._staging:
                 self._state.offset += len(batch)
             if self._paused and self._pending < LOW_WATER:
-                if self._uploads.overQueued():
+                # Over the bound of all uploads, a body waits for the total
+                # to shrink, unless its storage took all it was given: the
+                # bytes over the bound are others', which may wait for what
+                # only this one can free (an S3 part buffer).  Its next
+                # bytes pause it again while the total is over.
+                if self._uploads.overQueued() and self._pending:
                     self._uploads.stall(self)
                 else:
+                    self._uploads.unstall(self)
                     self._resume()
             if self.error is not None:
                 self._maybeDone()
