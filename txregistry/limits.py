@@ -4,9 +4,10 @@ defaults (and minimums) are written.
 One frozen object per concern, which the service hands to the part it
 concerns: L{RegistryLimits} to the model (L{txregistry.registry.Registry}),
 L{HTTPLimits} to the HTTP server (L{txregistry.web.ingest.RegistrySite} and
-the in-memory body budget); L{Limits} holds both and the search index's
-wait.  Each field's metadata names its configuration key and its minimum
-(a 0 is accepted below the minimum where the limit can be off);
+the in-memory body budget), L{StorageLimits} to the storage driver;
+L{Limits} holds them all and the search index's wait.  Each field's
+metadata names its configuration key and its minimum (a 0 is accepted
+below the minimum where the limit can be off);
 L{txregistry.config} reads the file through L{keyed} and L{fromKeys}.
 Imports nothing of txregistry, so that every layer may.
 """
@@ -31,6 +32,15 @@ class RegistryLimits:
     # together: above it, uploads that receive more are paused until the
     # storage catches up.
     maxUploadMemory: int = _limit(256 * MiB, 16 * MiB, "max_upload_memory")
+
+
+@dataclass(frozen=True)
+class StorageLimits:
+    """The storage driver's: on S3, the buffers of the parts being filled
+    (16 MiB each), all uploads together; an upload that needs one while
+    none is free waits for one, its body paused.  At least one part."""
+
+    maxPartMemory: int = _limit(256 * MiB, 16 * MiB, "max_part_memory")
 
 
 @dataclass(frozen=True)
@@ -67,12 +77,13 @@ class Limits:
 
     registry: RegistryLimits = field(default_factory=RegistryLimits)
     http: HTTPLimits = field(default_factory=HTTPLimits)
+    storage: StorageLimits = field(default_factory=StorageLimits)
     # Seconds a search or a catalog page waits for the search index (then
     # 503, or the catalog from storage).
     indexWait: int = _limit(5, 1, "index_wait")
 
 
-_GROUPS = ((None, Limits), ("registry", RegistryLimits), ("http", HTTPLimits))
+_GROUPS = ((None, Limits), ("registry", RegistryLimits), ("http", HTTPLimits), ("storage", StorageLimits))
 
 
 def keyed() -> list[tuple[str, int, int]]:

@@ -71,6 +71,7 @@ def makeDriver(settings, reactor, threadpool, lookupPool=None, credentials=None)
         redirect=s3.redirect,
         credentials=credentials,
         threadpool=threadpool,  # (where large bodies are hashed)
+        partMemory=settings.limits.storage.maxPartMemory,
     )
 
 

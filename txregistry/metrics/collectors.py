@@ -48,6 +48,11 @@ class Metrics:
             "txregistry_s3_requests", "Requests sent to S3, by method and status code (0: no answer)",
             ["method", "code"], registry=r)
         self.s3Retries = Counter("txregistry_s3_retries", "S3 requests sent again", ["method"], registry=r)
+        self.s3PartBuffers = Gauge(
+            "txregistry_s3_part_buffers", "Part buffers of S3 uploads in use (limits.max_part_memory)", registry=r)
+        self.s3PartBufferWaits = Gauge(
+            "txregistry_s3_part_buffer_waits", "S3 uploads waiting for a part buffer, their bodies paused",
+            registry=r)
         self.loginFailures = Counter("txregistry_login_failures", "Wrong passwords", registry=r)
         self.loginsThrottled = Counter(
             "txregistry_login_throttled", "Password checks refused (429) because of earlier failures", registry=r)

@@ -6,10 +6,11 @@ from urllib.parse import quote
 
 from treq import content as readBody
 
+from txregistry.storage.interface import ContentTooLarge
 from txregistry.storage.s3 import xml
 from txregistry.storage.s3.client import quoted
 from txregistry.storage.s3.errors import S3Error
-from txregistry.storage.s3.transfer import readIntoBytearray
+from txregistry.storage.s3.transfer import readAtMost, readIntoBytearray
 
 MAX_COPY = 5 * 1024 * 1024 * 1024  # the largest object one CopyObject copies
 COPY_PART = 1024 * 1024 * 1024
@@ -41,10 +42,18 @@ class Bucket:
             raise S3Error(response.code, "HTTP%d" % response.code, "HEAD failed", key)
         return response
 
-    async def getSmall(self, key):
+    async def getSmall(self, key, admit=None):
         """C{(response, body)} of a GET of C{key} (a bytearray: keep it small),
-        or C{None} when nothing is there."""
+        or C{None} when nothing is there.  C{admit(length)}: called once the
+        headers are in; if it says no, the body is not read (its connection
+        is dropped) and the result is C{False}."""
         response = await self.client.send("GET", key)
+        if response.code == 200 and admit is not None and not admit(response.length):
+            try:
+                await readAtMost(response, 0, key)
+            except ContentTooLarge:
+                pass
+            return False
         body = await readIntoBytearray(response)
         if response.code == 404:
             return None

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from treq import content as readBody
 from zope.interface import implementer
 
+from txregistry.limits import StorageLimits
 from txregistry.storage.interface import (
     checkBelow,
     checkPath,
@@ -30,7 +31,7 @@ from txregistry.storage.s3.client import S3Client
 from txregistry.storage.s3.credentials import asCredentials, resolveCredentials
 from txregistry.storage.s3.errors import S3Error
 from txregistry.storage.s3.transfer import BufferingProtocol, EmptyReader, readAtMost, S3Reader
-from txregistry.storage.s3.writer import contentLength, openWriter, partialState, PARTIAL_SUFFIX
+from txregistry.storage.s3.writer import contentLength, openWriter, PartBuffers, partialState, PARTIAL_SUFFIX
 
 
 @implementer(IStorageDriver, IStatChildren)
@@ -42,7 +43,9 @@ class S3Driver:
     blocks: then make the driver before the reactor runs.  C{threadpool}:
     where large request bodies are hashed (else on the calling thread).
     C{maxCopy}, C{copyPart}: the largest source of a one-request copy, and
-    the part size of copies of larger ones."""
+    the part size of copies of larger ones.  C{partMemory}: bytes of the
+    buffers of parts being filled, all uploads together
+    (L{txregistry.storage.s3.writer.PartBuffers})."""
 
     name = "s3"
     log = Logger()
@@ -65,6 +68,7 @@ class S3Driver:
         threadpool=None,
         maxCopy=MAX_COPY,
         copyPart=COPY_PART,
+        partMemory=StorageLimits().maxPartMemory,
     ):
         self._reactor = reactor
         self.bucket = bucket
@@ -75,6 +79,7 @@ class S3Driver:
         self.redirectExpiry = redirectExpiry
         self.maxCopy = maxCopy
         self.copyPart = copyPart
+        self.parts = PartBuffers(partMemory)
         if endpoint:
             self.base = "%s/%s" % (endpoint.rstrip("/"), bucket)
         else:
@@ -96,6 +101,9 @@ class S3Driver:
     @metrics.setter
     def metrics(self, metrics):
         self.client.metrics = metrics
+        if metrics is not None:
+            metrics.watch(metrics.s3PartBuffers, lambda: self.parts.inUse)
+            metrics.watch(metrics.s3PartBufferWaits, lambda: self.parts.waiting)
 
     def key(self, path):
         """The bucket key of the storage path C{path}."""
@@ -178,7 +186,7 @@ class S3Driver:
         return Deferred.fromCoroutine(open_())
 
     def writer(self, path, append=False):
-        return Deferred.fromCoroutine(openWriter(self.s3, path, self.key(path), append))
+        return Deferred.fromCoroutine(openWriter(self.s3, path, self.key(path), append, self.parts))
 
     def stat(self, path):
         async def stat():
@@ -195,7 +203,7 @@ class S3Driver:
                 state = await partialState(self.s3, key)
                 if state is not None:
                     _, parts, tail = state
-                    return FileInfo(path, sum(p[2] for p in parts) + len(tail), time.time(), False)
+                    return FileInfo(path, sum(p[2] for p in parts) + tail, time.time(), False)
             if key + "/" in found:
                 return FileInfo(path, 0, time.time(), True)
             raise PathNotFound(path)

@@ -9,7 +9,8 @@ Everything goes through L{txregistry.storage.s3.bucket.Bucket}."""
 
 import mmap
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
+from twisted.web.iweb import UNKNOWN_LENGTH
 from zope.interface import implementer
 
 from txregistry.storage.interface import IWriter, PathNotFound, StorageError
@@ -22,21 +23,80 @@ PARTIAL_SUFFIX = ".partial"
 SMALL_BUFFER = 1024 * 1024  # a writer holding more keeps it in a mapping of PART_SIZE
 
 
-async def openWriter(bucket, path, key, append):
+class PartBuffers:
+    """The part buffers of the writers of one driver: at most C{count} at
+    once (L{txregistry.limits.StorageLimits.maxPartMemory} over
+    C{PART_SIZE}).  A writer takes one before it holds more than
+    C{SMALL_BUFFER} bytes, and gives it back when it closes; one that needs
+    one while none is free waits for one (its L{S3Writer.write} does not
+    fire, which pauses the request body), first come first served.  A
+    writer holds at most one, so every holder can fill and send its part:
+    waiting never deadlocks."""
+
+    def __init__(self, maxBytes):
+        self.count = max(1, maxBytes // PART_SIZE)
+        self._tokens = DeferredSemaphore(self.count)
+
+    @property
+    def inUse(self):
+        return self.count - self._tokens.tokens
+
+    @property
+    def waiting(self):
+        return len(self._tokens.waiting)
+
+    @property
+    def free(self):
+        return self._tokens.tokens > 0
+
+    def acquire(self):
+        return self._tokens.acquire()
+
+    def release(self):
+        self._tokens.release()
+
+
+async def openWriter(bucket, path, key, append, buffers=None):
     """The writer of C{path} (at C{key}): a new file, or with C{append}
-    the continuation of one being written (or of one already committed)."""
+    the continuation of one being written (or of one already committed).
+    C{buffers}: the L{PartBuffers} its part buffer comes from (C{None}:
+    no bound)."""
     if not append:
         await discardPartial(bucket, key)
         await bucket.delete(key)
-        return S3Writer(bucket, path, key, None, [], b"", partialSaved=False, dirty=True)  # exists once closed
-    state = await partialState(bucket, key)
+        return S3Writer(bucket, path, key, None, [], b"", partialSaved=False, dirty=True,
+                        buffers=buffers)  # exists once closed
+    holding = []
+
+    def admit(length):
+        """Whether a saved tail of C{length} bytes may be read now."""
+        if buffers is None or holding or (length != UNKNOWN_LENGTH and length <= SMALL_BUFFER):
+            return True
+        if buffers.free:
+            buffers.acquire()  # (fires at once)
+            holding.append(True)
+            return True
+        return False
+
+    async def wait():
+        await buffers.acquire()
+        holding.append(True)
+
+    try:
+        state = await partialState(bucket, key, admit, wait)
+    except BaseException:
+        if holding:
+            buffers.release()
+        raise
     if state is None:
+        if holding:
+            buffers.release()
         existing = await bucket.head(key)
         if existing is not None:
             return CommittedWriter(path, contentLength(existing))
-        return S3Writer(bucket, path, key, None, [], b"", partialSaved=False)
+        return S3Writer(bucket, path, key, None, [], b"", partialSaved=False, buffers=buffers)
     uploadID, parts, tail = state
-    return S3Writer(bucket, path, key, uploadID, parts, tail)
+    return S3Writer(bucket, path, key, uploadID, parts, tail, buffers=buffers, holding=bool(holding))
 
 
 async def discardPartial(bucket, key):
@@ -48,12 +108,26 @@ async def discardPartial(bucket, key):
     await bucket.delete(key + PARTIAL_SUFFIX)
 
 
-async def partialState(bucket, key):
-    """C{(uploadID, parts, tail)} of an appendable file, or C{None}."""
-    found = await bucket.getSmall(key + PARTIAL_SUFFIX)
-    if found is None:
-        return None
-    meta, tail = found[0].headers, found[1]
+async def partialState(bucket, key, admit=None, wait=None):
+    """C{(uploadID, parts, tail)} of an appendable file, or C{None}.
+    Without C{admit}, C{tail} is the number of bytes that follow the parts
+    (one HEAD: nothing is read).  With it, those bytes (a bytearray), read
+    once C{admit(size)} says yes; when it says no, C{await wait()} and read
+    them again (then C{admit} must say yes)."""
+    if admit is None:
+        found = await bucket.head(key + PARTIAL_SUFFIX)
+        if found is None:
+            return None
+        tail = contentLength(found)
+    else:
+        got = await bucket.getSmall(key + PARTIAL_SUFFIX, admit)
+        if got is False:
+            await wait()
+            got = await bucket.getSmall(key + PARTIAL_SUFFIX, admit)
+        if got is None:
+            return None
+        found, tail = got
+    meta = found.headers
     count = int((meta.getRawHeaders(b"x-amz-meta-parts") or [b"0"])[0])
     uploadID = (meta.getRawHeaders(b"x-amz-meta-uploadid") or [b""])[0].decode("ascii") or None
     parts = []
@@ -70,7 +144,7 @@ async def partialState(bucket, key):
     if len(parts) > count:
         # A part was stored after the tail was saved: parts always begin
         # with the whole tail, so the tail is already in that part.
-        tail = bytearray()
+        tail = bytearray() if admit is not None else 0
     elif len(parts) < count:
         raise StorageError("multipart upload of %s lost parts" % (key,))
     return uploadID, parts, tail
@@ -97,9 +171,13 @@ class S3Writer:
     such a buffer is freed, and part-sized buffers then fragment its heap).
     A part is sent from the buffer in pieces (L{BytesProducer}), one part
     in flight at a time; L{write} fires only once its data is in the buffer
-    or sent.  L{close} gives the buffer back."""
+    or sent.  L{close} gives the buffer back.  With C{buffers} (a
+    L{PartBuffers}), the mapping is one of theirs: C{holding} says whether
+    the writer has one already (for a saved tail larger than
+    SMALL_BUFFER)."""
 
-    def __init__(self, bucket, path, key, uploadID, parts, tail, partialSaved=True, dirty=False):
+    def __init__(self, bucket, path, key, uploadID, parts, tail, partialSaved=True, dirty=False,
+                 buffers=None, holding=False):
         self._bucket = bucket
         self._path = path
         self._key = key
@@ -111,6 +189,8 @@ class S3Writer:
         self._dirty = dirty  # whether close has something to save
         self._finished = False
         self._closed = False
+        self._buffers = buffers  # the PartBuffers the mapping needs one of (None: no bound)
+        self._holding = holding  # whether this writer holds one
 
     @property
     def size(self):
@@ -139,14 +219,23 @@ class S3Writer:
         if self._closed or self._finished:
             return fail((StorageError("%s: write after close" % (self._path,))))
         self._dirty = True
-        if self._filled + len(data) < PART_SIZE:
+        end = self._filled + len(data)
+        if end < PART_SIZE and (end <= SMALL_BUFFER or self._holding or self._buffers is None):
             self._put(memoryview(data))
             return succeed(None)
         return Deferred.fromCoroutine(self._fill(data))
 
     async def _fill(self, data):
+        if not self._holding and self._buffers is not None:
+            await self._buffers.acquire()
+            self._holding = True
+            if self._closed or self._finished:  # (while it waited)
+                self._release()
+                raise StorageError("%s: write after close" % (self._path,))
         view = memoryview(data)
         while len(view):
+            if self._closed or self._finished:  # (cancelled while a part was sent)
+                raise StorageError("%s: write after close" % (self._path,))
             view = self._put(view)
             if self._filled >= PART_SIZE:
                 await self._uploadPart()
@@ -157,8 +246,17 @@ class S3Writer:
         return memoryview(self._buffer)[:self._filled]
 
     def _release(self):
-        """Give the buffer back (L{size} stays what it was)."""
-        self._buffer = bytearray()  # a mapping is unmapped once no request looks at it
+        """Give the buffer back, and the part buffer it held (L{size} stays
+        what it was)."""
+        buffer, self._buffer = self._buffer, bytearray()
+        if isinstance(buffer, mmap.mmap):
+            try:
+                buffer.close()
+            except BufferError:
+                pass  # a request still looks at it: unmapped once it is done
+        if self._holding:
+            self._holding = False
+            self._buffers.release()
 
     async def _uploadPart(self):
         if self._uploadID is None:
@@ -209,6 +307,7 @@ class S3Writer:
 
     def cancel(self):
         self._finished = True
+        self._release()
         return Deferred.fromCoroutine(self._cancel())
 
     async def _cancel(self):
