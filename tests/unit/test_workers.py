@@ -116,3 +116,46 @@ def test_failures_heard_from_elsewhere_count_but_are_not_told_again():
     throttle.failed("10.0.0.1", 101.0, elsewhere=True)
     assert told == [("10.0.0.1", 100.0)]
     assert throttle.wait("10.0.0.1", 102.0) == 8
+
+
+class _Sent:
+    def __init__(self):
+        self.messages = []
+
+    def send(self, message):
+        self.messages.append(message)
+
+
+def _control():
+    from txregistry.workers.channel import Control
+
+    sent = _Sent()
+    control = Control(SimpleNamespace(authorizer=None), sent)
+    control._reactor = Clock()
+    return control, sent
+
+
+def test_a_worker_asks_its_master_for_every_workers_metrics():
+    from txregistry.workers.channel import AllWorkersMetrics
+
+    control, sent = _control()
+    got = []
+    AllWorkersMetrics(control).render().addCallback(got.append)
+    assert sent.messages == [{"ask": "scrape", "n": 1}]
+    control.heard({"answer": 1, "text": "m 1.0\n"})
+    assert got == [b"m 1.0\n"]
+    control.heard({"answer": 1, "text": "again"})  # (answered already: ignored)
+    assert got == [b"m 1.0\n"]
+
+
+def test_a_question_the_master_fails_or_leaves_unanswered_fails():
+    from txregistry.workers.channel import ASK_TIMEOUT
+
+    control, sent = _control()
+    failures = []
+    control.askMaster("scrape").addErrback(failures.append)
+    control.heard({"answer": 1, "error": "worker 1 ended"})
+    assert "worker 1 ended" in str(failures[0].value)
+    control.askMaster("scrape").addErrback(failures.append)
+    control._reactor.advance(ASK_TIMEOUT)
+    assert len(failures) == 2 and control._asked == {}

@@ -245,6 +245,43 @@ def test_one_scrape_counts_every_worker(tmp_path):
         d.stop()
 
 
+def test_the_main_ports_metrics_count_every_worker(tmp_path):
+    """With metrics_main_port, a scrape of the main port shows all workers'
+    metrics added up, whichever worker answers it (each was its own)."""
+    config = tmp_path / "config.yml"
+    config.write_text("w:\n    storage: local\n    metrics_main_port: true\n")
+    d = start(tmp_path, args=("--config", str(config), "--flavor", "w"))
+    try:
+        pinned = []
+        for pid in children(d.pid):
+            with only(d, pid):
+                for _ in range(5):
+                    assert request(d, "GET", "/v2/")[0] == 200
+                conn = connect(d)  # accepted by this worker, kept open
+                conn.request("GET", "/v2/")
+                conn.getresponse().read()
+                pinned.append(conn)
+        assert len(pinned) == 2
+        counts = []
+        for conn in pinned:  # one scrape answered by each worker, both running
+            conn.request("GET", "/metrics")
+            r = conn.getresponse()
+            text = r.read().decode()
+            assert r.status == 200, text[:500]
+            found = re.search(r'txregistry_http_requests_total\{code="200",method="GET",route="base"\} ([0-9.]+)',
+                              text)
+            assert found, text[:3000]
+            counts.append(float(found.group(1)))
+            conn.close()
+        # 12 here, and the start-up's readiness polls; each worker alone served 6 of the 12
+        assert counts[0] == counts[1] >= 12, counts
+        log = d.syncLog()
+        for index in (0, 1):
+            assert re.search(r'\[worker-%d\] "127\.0\.0\.1" .*"GET /metrics HTTP/1\.1" 200' % (index,), log), log[-3000:]
+    finally:
+        d.stop()
+
+
 def test_start_up_failures_end_the_master_with_one_line(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

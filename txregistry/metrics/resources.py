@@ -122,6 +122,13 @@ class WithHealth(_Dispatch):
     def __init__(self, wrapped, checks, metrics=None):
         _Dispatch.__init__(self, pages(checks, metrics), wrapped.render)
 
+    def showMetrics(self, metrics):
+        """C{/metrics} (when it is here) renders C{metrics} from now on (a
+        worker's: all workers' added up, L{txregistry.workers.channel})."""
+        page = self._pages.get(b"/metrics")
+        if page is not None:
+            page.metrics = metrics
+
 
 def _notFound(request):
     return _json(request, 404, {"errors": [{"code": "UNSUPPORTED", "message": "no such endpoint", "detail": {}}]})

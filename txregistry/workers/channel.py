@@ -3,15 +3,22 @@
 Worker to master (its standard output, L{Messages}): C{{"log": EVENT}}
 (a log event as Twisted's own JSON form), C{{"ready": PID}},
 C{{"failed": CLIENT, "at": TIME}} (a failed login here), C{{"reply": N,
-...}} (an answer to request N).  Master to worker (its standard input,
-L{Control}): C{{"failed": CLIENT, "at": TIME}} (one elsewhere), C{{"scrape":
-N}} (the metrics, as text), C{{"ready?": N}} (the readiness checks)."""
+...}} (an answer to request N), C{{"ask": "scrape", "n": N}} (all workers'
+metrics, added up, for the main port's C{/metrics}).  Master to worker (its
+standard input, L{Control}): C{{"failed": CLIENT, "at": TIME}} (one
+elsewhere), C{{"scrape": N}} (the metrics, as text), C{{"ready?": N}} (the
+readiness checks), C{{"answer": N, "text": TEXT}} (to ask N; C{"error"}
+instead when it failed)."""
 
+import itertools
 import json
 import os
 import threading
 
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
+
+ASK_TIMEOUT = 10.0  # seconds the master has to answer (it asks every worker in turn)
 
 
 class Messages:
@@ -90,6 +97,8 @@ class Control(Protocol):
         self.service = service
         self.messages = messages
         self._buffer = b""
+        self._asked = {}
+        self._numbers = itertools.count(1)
         authorizer = service.authorizer
         if authorizer is not None:
             authorizer.throttle.listeners.append(self._failedHere)
@@ -111,8 +120,28 @@ class Control(Protocol):
             if line.strip():
                 self.heard(json.loads(line))
 
+    def askMaster(self, key):
+        """A Deferred of the master's answer to C{key} (C{"scrape"}: the
+        text of all workers' metrics), failing after L{ASK_TIMEOUT}."""
+        number = next(self._numbers)
+        d = self._asked[number] = Deferred()
+        d.addTimeout(ASK_TIMEOUT, self._reactor, onTimeoutCancel=lambda result, timeout: self._forget(number, result))
+        self.messages.send({"ask": key, "n": number})
+        return d
+
+    def _forget(self, number, result):
+        self._asked.pop(number, None)
+        return result
+
     def heard(self, message):
-        if "failed" in message:
+        if "answer" in message:
+            d = self._asked.pop(message["answer"], None)
+            if d is not None:
+                if "error" in message:
+                    d.errback(RuntimeError(message["error"]))
+                else:
+                    d.callback(message["text"])
+        elif "failed" in message:
             authorizer = self.service.authorizer
             if authorizer is not None:
                 authorizer.throttle.failed(message["failed"], message["at"], elsewhere=True)
@@ -127,3 +156,15 @@ class Control(Protocol):
         # The master is gone (killed with -9): do not serve on alone.
         if self._reactor.running:
             self._reactor.stop()
+
+
+class AllWorkersMetrics:
+    """The main port's C{/metrics} in a worker: every worker's, added up by
+    the master (L{Control.askMaster}), as its debug listener shows them;
+    a render is a Deferred of the text, as bytes."""
+
+    def __init__(self, control):
+        self.control = control
+
+    def render(self):
+        return self.control.askMaster("scrape").addCallback(lambda text: text.encode("utf-8"))

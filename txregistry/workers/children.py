@@ -106,6 +106,8 @@ class WorkerProcess(ProcessProtocol):
                 self.serving.callback(True)
         elif "failed" in message:
             self.master.failedLogin(self, message["failed"], message["at"])
+        elif "ask" in message:
+            self.master.asked(self, message["ask"], message["n"])
 
     def ask(self, key):
         """Ask C{key} (C{"scrape"}, C{"ready?"}); a Deferred of the reply

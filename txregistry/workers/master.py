@@ -149,6 +149,18 @@ class Master(service.Service):
         event["worker"] = worker.index
         globalLogPublisher(event)
 
+    def asked(self, worker, key, number):
+        """Answer a worker's question C{key} (C{"scrape"}: every worker's
+        metrics, added up, as the debug listener shows them)."""
+        if key != "scrape":
+            worker.send({"answer": number, "error": "no such question: %s" % (key,)})
+            return
+        from txregistry.workers.debug import WorkersMetrics
+
+        WorkersMetrics(self).render().addCallbacks(
+            lambda text: worker.send({"answer": number, "text": text.decode("utf-8")}),
+            lambda failure: worker.send({"answer": number, "error": str(failure.value)}))
+
     def failedLogin(self, source, client, at):
         for worker in self.workers:
             if worker is not None and worker is not source:

@@ -101,10 +101,11 @@ def main(argv):
     except (StorageError, config.ConfigError, OSError) as e:
         sys.stderr.write("configuration error: %s\n" % (e,))
         return EXIT_CANNOT_START
-    from txregistry.workers.channel import Control
+    from txregistry.workers.channel import AllWorkersMetrics, Control
 
     control = Control(registry, messages)
     control.attach(reactor, 0)
+    registry.root.showMetrics(AllWorkersMetrics(control))  # (the main port's /metrics, if configured)
 
     def start():
         registry.startService()
