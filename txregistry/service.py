@@ -187,6 +187,12 @@ class RegistryService(service.MultiService):
             # has cores to spare, so logins never wait behind storage I/O.
             self.authPool = ThreadPool(minthreads=0, maxthreads=2, name="txregistry-auth")
             self.authorizer = Authorizer(settings.auth, reactor, self.authPool)
+        self.sharedFailures = None
+        if self.authorizer is not None and settings.auth.loginFailures and self.updater is not None \
+                and not self.index.sqlite:  # (nodes share a server database, not a file)
+            from txregistry.auth.sharedfailures import nodeName, SharedFailures
+
+            self.sharedFailures = SharedFailures(self.index, self.authorizer.throttle, nodeName(worker), reactor)
         self.app = RegistryApp(
             self.registry,
             search=self.updater,
@@ -202,8 +208,9 @@ class RegistryService(service.MultiService):
         self.bodies = BodyRouter(self.app, BodyBudget(limits.http.maxBodyMemory))
         metricsSettings = settings.metrics or config.MetricsSettings()
         self.health = self._healthChecks(metricsSettings.healthTimeout)
+        self.root = WithHealth(self.app.resource(), self.health, self.metrics if metricsSettings.mainPort else None)
         self.site = RegistrySite(
-            WithHealth(self.app.resource(), self.health, self.metrics if metricsSettings.mainPort else None),
+            self.root,
             self.bodies.choose,
             # The level filter would drop the access events too; not making
             # them at all saves the work.
@@ -353,6 +360,8 @@ class RegistryService(service.MultiService):
         if self.updater is not None:
             self.indexPool.start()
             Deferred.fromCoroutine(self.updater.start())
+        if self.sharedFailures is not None:
+            self.sharedFailures.start()
         if self.notifier is not None:
             self.notifyPool.start()
             self.notifier.setAddress(socket.gethostname(), getattr(self.port.getHost(), "port", ""))
@@ -447,6 +456,8 @@ class RegistryService(service.MultiService):
         d.addCallback(lambda _: self.lookupPool.stop())
         if self.authorizer is not None:
             d.addCallback(lambda _: self.authPool.stop())
+        if self.sharedFailures is not None:
+            self.sharedFailures.stop()
         if self.updater is not None:
             self.updater.stop()
             d.addCallback(lambda _: self.indexPool.stop())

@@ -32,6 +32,7 @@ from txregistry import names
 RANK_EXACT, RANK_PREFIX, RANK_COMPONENT, RANK_SUBSTRING, RANK_DESCRIPTION = range(5)
 TABLE = "txregistry_repositories"
 FTS_TABLE = "txregistry_repositories_fts"
+SCHEMA_LOCK_KEY = 0x74787265  # PostgreSQL advisory lock held while tables are made ("txre")
 
 _SQLITE_FTS = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5(name_lc, description_lc, "
@@ -139,9 +140,19 @@ class SearchIndex:
         self._schemaReady = False
         self.fts = False
 
-    def _ensureSchema(self):
+    def createTables(self, metadata):
+        """Make the tables of C{metadata} that are missing, one process at a
+        time: on SQLite under a lock file beside it, on PostgreSQL under an
+        advisory lock (nodes starting together would otherwise make the same
+        table at once, and all but one fail).  (In the index's pool.)"""
         with _schemaLock(self.engine.url.database if self.sqlite else None):
-            self.metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(self._sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                metadata.create_all(conn)
+
+    def _ensureSchema(self):
+        self.createTables(self.metadata)
         if self.sqlite:
             try:
                 with self.engine.begin() as conn:
@@ -163,6 +174,12 @@ class SearchIndex:
 
     def _run(self, f, *args):
         return deferToThreadPool(self._reactor, self._pool, self._call, f, *args)
+
+    def run(self, f, *args):
+        """C{f(*args)} in the index's thread pool (where C{f} may use
+        L{engine}); a Deferred, failing with L{IndexUnavailable} on a
+        database error."""
+        return self._run(f, *args)
 
     def _read(self, f, *args):
         """L{_run} for a read, given up (L{IndexUnavailable}) after
