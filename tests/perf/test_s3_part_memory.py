@@ -5,9 +5,11 @@ Each upload to S3 fills its part (16 MiB) in memory once it holds more than
 1 MiB.  Twelve docker-style pushes (one chunked PATCH) run at once against a
 daemon allowed two part buffers (32 MiB) and 16 MiB of upload queues: each
 sends 12 MiB and then holds its connection open until every upload either
-has sent that much or waits for a buffer.  Two fill their parts, the ten
-others wait (their bodies paused: the daemon reads no more of them).  Then
-all go on and complete; every blob is whole.
+has sent that much or ten wait for a buffer.  Two fill their parts, the
+ten others wait (their bodies paused: the daemon reads no more of them,
+though the sockets' buffers may take the rest of their 12 MiB).  Then all
+go on and complete; every blob is whole, and the peak memory of the whole
+run stays within the buffers, the queues and some room.
 
 Before the budget, the twelve filled twelve part buffers at once (about
 144 MiB more than idle); with it, two of them (24 MiB) plus the queues.
@@ -96,23 +98,25 @@ def test_s3PartBuffersStayWithinTheirBudget(motoServer, tmp_path):
             held = sum(p.held.is_set() for p in pushes)
             samples = scrape(daemon.url)
             waiting = total(samples, "txregistry_s3_part_buffer_waits")
-            if held == UPLOADS or (held == BUFFERS and waiting == UPLOADS - BUFFERS):
+            # (an upload that waits may have sent its 12 MiB too: the socket's buffers and its
+            # queue take them, not a part buffer)
+            if held == UPLOADS or (held >= BUFFERS and waiting == UPLOADS - BUFFERS):
                 break
             assert not any(p.error for p in pushes), ([p.error for p in pushes if p.error], daemon.log()[-3000:])
             assert time.monotonic() < deadline, "held %d, waiting %d, in use %d\n%s" % (
                 held, waiting, total(samples, "txregistry_s3_part_buffers"), daemon.log()[-3000:])
             time.sleep(0.1)  # polling interval
         inUse = total(samples, "txregistry_s3_part_buffers")
-        peak = processStats(daemon.pid)["VmHWM"]
         go.set()
         for p in pushes:
             p.join(300)
         errors = [(i, p.error, p.is_alive()) for i, p in enumerate(pushes) if p.error or p.is_alive()]
         assert not errors, (errors, total(scrape(daemon.url), "txregistry_s3_part_buffer_waits"), daemon.log()[-3000:])
+        peak = processStats(daemon.pid)["VmHWM"]  # (the peak of the whole run, the holding and after)
         figure = "%d uploads held %d part buffers, peak minus idle RSS %.1f MiB" % (
             held, inUse, (peak - idle) / MiB)
         print(figure)
-        assert held == BUFFERS and inUse == BUFFERS, figure
+        assert inUse == BUFFERS, figure
         assert peak - idle <= ALLOWANCE, figure
         c = RegistryClient("127.0.0.1", daemon.port)
         for p in pushes[:3]:
