@@ -1,5 +1,6 @@
 """Who is calling, and may they: the run-time half of L{txregistry.auth}
-(the failed-login counts are L{txregistry.auth.throttle})."""
+(failed-login counts: L{txregistry.auth.throttle}).  One room at ~500
+lines, kept whole: Basic and bearer checks share its caches and policy."""
 
 import base64
 import binascii
