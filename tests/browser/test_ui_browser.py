@@ -135,12 +135,24 @@ def texts(driver, css):
 
 
 def wait(driver, condition, timeout=10):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                            WebDriverException)
     from selenium.webdriver.support.ui import WebDriverWait
+
+    def polled(d):
+        try:
+            return condition(d)
+        except WebDriverException as e:
+            # (ChromeDriver's other word for a stale element, seen in CI
+            # while a page was replaced: "Node with given id does not
+            # belong to the document")
+            if "does not belong to the document" in str(e):
+                return False
+            raise
 
     # (polled while the next page loads: its elements come and go)
     ignored = (NoSuchElementException, StaleElementReferenceException)
-    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=ignored).until(condition)
+    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=ignored).until(polled)
 
 
 def shot(driver, world, name):
